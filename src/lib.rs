@@ -1,0 +1,1 @@
+//! portico: one binary on a PHP app's public port.
