@@ -1,0 +1,6 @@
+//! The Pusher protocol front of the in-process hub (WebSocket `/app/{key}`,
+//! REST `/apps/{id}/...`).
+
+mod front;
+
+pub use front::PusherFront;
