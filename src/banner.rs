@@ -39,7 +39,7 @@ pub fn render(cfg: &Config, listeners: &Listeners) -> String {
     if let Tls::Dev { dir, .. } = &cfg.tls {
         let ca = dir.join(crate::tls::dev::CA_CERT_FILE);
         let _ = writeln!(s, "  dev CA {}", ca.display());
-        let _ = writeln!(s, "  trust it: {}", crate::tls::trust::one_liner(&ca));
+        let _ = writeln!(s, "  trust it: {}", crate::tls::trust_one_liner(&ca));
     }
     s
 }

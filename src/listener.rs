@@ -109,7 +109,7 @@ pub async fn accept_loop(listener: TcpListener, kind: ListenerKind, edge: Arc<Ed
             match kind {
                 ListenerKind::Https => {
                     if let Some(tls) = handshake(io, &edge2, peer, server.handshake_timeout).await {
-                        serve(tls, info, settings, edge2).await;
+                        serve(tls.stream, info, settings, edge2).await;
                     }
                 }
                 ListenerKind::Http | ListenerKind::Plain => {
@@ -128,10 +128,11 @@ async fn handshake(
     edge: &EdgeInner,
     peer: SocketAddr,
     deadline: Duration,
-) -> Option<tokio_rustls::server::TlsStream<Guarded<TcpStream>>> {
+) -> Option<crate::tls::TlsAccepted<Guarded<TcpStream>>> {
     match edge.tls.accept(io, deadline).await {
         Ok(s) => Some(s),
         Err(e) => {
+            // Routine (scanners, untrusted dev certs, timeouts): debug level.
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
             None
         }

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         },
         Command::CertsDev { dir, hosts } => match portico::tls::dev::ensure(&dir, &hosts) {
             Ok(certs) => {
-                println!("{}", portico::tls::trust::instructions(&certs));
+                println!("{}", portico::tls::trust_instructions(&certs.ca_cert));
                 ExitCode::SUCCESS
             }
             Err(e) => {

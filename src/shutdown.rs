@@ -46,6 +46,13 @@ impl Shutdown {
         self.drain.clone().cancelled_owned()
     }
 
+    /// A token cancelled when draining starts, for background tasks that
+    /// are not waited for (certificate renewal, watchers); cancel it
+    /// yourself to stop just that task.
+    pub fn drain_token(&self) -> CancellationToken {
+        self.drain.child_token()
+    }
+
     /// Resolves when the grace period is over and everything must stop.
     pub fn aborted(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.abort.cancelled()
