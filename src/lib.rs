@@ -1,1 +1,3 @@
 //! portico: one binary on a PHP app's public port.
+
+pub mod tls;

@@ -1,0 +1,49 @@
+//! TLS termination: certificates, SNI resolution, the rustls server config,
+//! the handshake deadline, dev certificates and file reloading.
+//!
+//! Owns: everything between an accepted TCP socket and a decrypted stream.
+//! Receives: the `[tls]` settings (as plain values: paths, hosts, options)
+//! and TCP streams from the listener.
+//! Hands on: `TlsAccepted` (stream + ALPN/SNI) to the HTTP server, and a
+//! `SharedCertStore` that reloaders (files, dev renewal, later ACME) publish
+//! into.
+//!
+//! # Layout
+//! - `store`: `CertStore`, an immutable SNI-indexed certificate snapshot,
+//!   built from PEM pairs with validation.
+//! - `resolver`: `CertResolver`, rustls' `ResolvesServerCert` over an
+//!   `ArcSwap<CertStore>`, with the ACME `ChallengeHook` seam.
+//! - `server_config`: `build_server_config` (TLS 1.2/1.3, ring, ALPN,
+//!   resumption).
+//! - `handshake`: `accept` under one deadline, typed `HandshakeError`.
+//! - `dev`: the local dev CA and short-lived leaf (`ensure`, `renew`,
+//!   `run_renewal`).
+//! - `trust`: how to trust the dev CA (text for `certs-dev` and the banner).
+//! - `reload`: files mode (`load_files`, `reload_now`, `watch_files`).
+//!
+//! Typical wiring (dev mode):
+//! ```no_run
+//! # async fn wire() -> Result<(), portico::tls::TlsError> {
+//! use std::sync::Arc;
+//! use portico::tls::{self, CertResolver, ServerOptions};
+//! let dev = tls::dev::ensure("certs-dev".as_ref(), &[])?;
+//! let shared = tls::shared_store(dev.load_store()?);
+//! let resolver = Arc::new(CertResolver::new(Arc::clone(&shared)));
+//! let config = tls::build_server_config(resolver, &ServerOptions::default())?;
+//! let acceptor = tokio_rustls::TlsAcceptor::from(config);
+//! # let _ = acceptor; Ok(()) }
+//! ```
+
+pub mod store;
+
+pub use store::{CertInfo, CertStore, CertStoreBuilder, StoreError, StoreWarning};
+
+/// Setting up TLS failed (start-up or reload). Per-connection failures are
+/// [`HandshakeError`], kept apart because they are routine and log at a
+/// different level.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate/key pair could not be loaded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
