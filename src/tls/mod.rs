@@ -34,8 +34,14 @@
 //! # let _ = acceptor; Ok(()) }
 //! ```
 
+pub mod resolver;
+pub mod server_config;
 pub mod store;
 
+pub use resolver::{ACME_TLS_ALPN, CertResolver, ChallengeHook, SharedCertStore, shared_store};
+pub use server_config::{
+    ALPN_H2, ALPN_HTTP11, ServerConfigError, ServerOptions, build_server_config,
+};
 pub use store::{CertInfo, CertStore, CertStoreBuilder, StoreError, StoreWarning};
 
 /// Setting up TLS failed (start-up or reload). Per-connection failures are
@@ -46,4 +52,7 @@ pub enum TlsError {
     /// A certificate/key pair could not be loaded.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The rustls server config could not be built.
+    #[error(transparent)]
+    Config(#[from] ServerConfigError),
 }
