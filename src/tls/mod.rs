@@ -34,10 +34,12 @@
 //! # let _ = acceptor; Ok(()) }
 //! ```
 
+pub mod handshake;
 pub mod resolver;
 pub mod server_config;
 pub mod store;
 
+pub use handshake::{HandshakeError, HandshakeInfo, TlsAccepted, accept};
 pub use resolver::{ACME_TLS_ALPN, CertResolver, ChallengeHook, SharedCertStore, shared_store};
 pub use server_config::{
     ALPN_H2, ALPN_HTTP11, ServerConfigError, ServerOptions, build_server_config,
