@@ -34,11 +34,13 @@
 //! # let _ = acceptor; Ok(()) }
 //! ```
 
+pub mod dev;
 pub mod handshake;
 pub mod resolver;
 pub mod server_config;
 pub mod store;
 
+pub use dev::{DevCertError, DevCerts, DevPolicy};
 pub use handshake::{HandshakeError, HandshakeInfo, TlsAccepted, accept};
 pub use resolver::{ACME_TLS_ALPN, CertResolver, ChallengeHook, SharedCertStore, shared_store};
 pub use server_config::{
@@ -54,6 +56,9 @@ pub enum TlsError {
     /// A certificate/key pair could not be loaded.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The dev CA or leaf could not be created or loaded.
+    #[error(transparent)]
+    Dev(#[from] DevCertError),
     /// The rustls server config could not be built.
     #[error(transparent)]
     Config(#[from] ServerConfigError),
