@@ -39,6 +39,7 @@ pub mod handshake;
 pub mod resolver;
 pub mod server_config;
 pub mod store;
+pub mod trust;
 
 pub use dev::{DevCertError, DevCerts, DevPolicy};
 pub use handshake::{HandshakeError, HandshakeInfo, TlsAccepted, accept};
@@ -47,6 +48,7 @@ pub use server_config::{
     ALPN_H2, ALPN_HTTP11, ServerConfigError, ServerOptions, build_server_config,
 };
 pub use store::{CertInfo, CertStore, CertStoreBuilder, StoreError, StoreWarning};
+pub use trust::{trust_instructions, trust_one_liner};
 
 /// Setting up TLS failed (start-up or reload). Per-connection failures are
 /// [`HandshakeError`], kept apart because they are routine and log at a
