@@ -36,6 +36,7 @@
 
 pub mod dev;
 pub mod handshake;
+pub mod reload;
 pub mod resolver;
 pub mod server_config;
 pub mod store;
@@ -43,6 +44,7 @@ pub mod trust;
 
 pub use dev::{DevCertError, DevCerts, DevPolicy};
 pub use handshake::{HandshakeError, HandshakeInfo, TlsAccepted, accept};
+pub use reload::{CertKeyPaths, load_files, reload_now, watch_files};
 pub use resolver::{ACME_TLS_ALPN, CertResolver, ChallengeHook, SharedCertStore, shared_store};
 pub use server_config::{
     ALPN_H2, ALPN_HTTP11, ServerConfigError, ServerOptions, build_server_config,
