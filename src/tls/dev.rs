@@ -53,6 +53,11 @@ pub const LEAF_CERT_FILE: &str = "localhost.pem";
 /// Leaf private key file name (mode 0600).
 pub const LEAF_KEY_FILE: &str = "localhost-key.pem";
 /// Names every dev leaf covers, before the configured extra hosts.
+///
+/// The wildcards are second-level (`*.localhost`, `*.test`): Chrome accepts
+/// them, but Firefox, rustls/webpki and some other TLS stacks refuse
+/// wildcards directly under a TLD, so users of those list their app names
+/// (`myapp.test`) in `[tls] hosts`.
 pub const DEFAULT_DEV_NAMES: [&str; 5] = ["localhost", "*.localhost", "*.test", "127.0.0.1", "::1"];
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);

@@ -190,3 +190,39 @@ fn bad_hosts_are_rejected() {
     assert!(ensure(&dir, &["[::2]".to_owned()]).is_ok());
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn renewal_task_publishes_and_stops_on_cancel() {
+    let dir = tempdir("task");
+    let certs = ensure(&dir, &[]).expect("first");
+    let shared = crate::tls::shared_store(certs.load_store().expect("store"));
+    let before = shared.load().infos()[0].clone();
+    let eager = DevPolicy {
+        renew_before: 30 * DAY,
+        ..DevPolicy::default()
+    };
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run_renewal(
+        dir.clone(),
+        Vec::new(),
+        eager,
+        Duration::from_millis(20),
+        Arc::clone(&shared),
+        cancel.clone(),
+    ));
+    let mut published = false;
+    for _ in 0..100 {
+        if shared.load().infos()[0] != before {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(published, "renewal task did not publish a new leaf");
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("stops on cancel")
+        .expect("no panic");
+    let _ = fs::remove_dir_all(&dir);
+}
