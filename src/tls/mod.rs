@@ -17,7 +17,7 @@
 //!   resumption).
 //! - `handshake`: `accept` under one deadline, typed `HandshakeError`.
 //! - `dev`: the local dev CA and short-lived leaf (`ensure`, `renew`,
-//!   `run_renewal`).
+//!   `run_renewal`); `dev/pki` holds the key/CA/leaf generation.
 //! - `trust`: how to trust the dev CA (text for `certs-dev` and the banner).
 //! - `reload`: files mode (`load_files`, `reload_now`, `watch_files`).
 //!
