@@ -247,7 +247,8 @@ pub fn renew(dir: &Path, hosts: &[String], policy: &DevPolicy) -> Result<DevRene
 }
 
 /// Check every `interval` (an hour is plenty for a 7-day leaf) and publish
-/// a new leaf into `shared` when one is issued. A failed check keeps the
+/// into `shared` when a leaf is issued, or when the leaf on disk differs
+/// from the published one (renewed by another process). A failed check keeps the
 /// current store and is logged. Returns when `cancel` fires.
 pub async fn run_renewal(
     dir: PathBuf,
@@ -267,7 +268,8 @@ pub async fn run_renewal(
         }
         let (d, h, p) = (dir.clone(), hosts.clone(), policy.clone());
         match tokio::task::spawn_blocking(move || renew(&d, &h, &p)).await {
-            Ok(Ok(r)) if r.changed() => {
+            // Also publish a leaf another process (`portico certs-dev`) renewed.
+            Ok(Ok(r)) if r.changed() || shared.load().infos() != r.store.infos() => {
                 tracing::info!(dir = %dir.display(), not_after = %humantime::format_rfc3339_seconds(r.certs.leaf_not_after), "publishing renewed dev certificate");
                 shared.store(Arc::new(r.store));
             }

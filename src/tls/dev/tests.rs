@@ -226,3 +226,38 @@ async fn renewal_task_publishes_and_stops_on_cancel() {
         .expect("no panic");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn renewal_task_picks_up_a_leaf_renewed_by_another_process() {
+    let dir = tempdir("external");
+    let certs = ensure(&dir, &[]).expect("first");
+    let shared = crate::tls::shared_store(certs.load_store().expect("store"));
+    let before = shared.load().infos()[0].clone();
+    // `portico certs-dev --host extra.test` run next to the edge.
+    ensure(&dir, &["extra.test".to_owned()]).expect("external renewal");
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run_renewal(
+        dir.clone(),
+        Vec::new(),
+        DevPolicy::default(),
+        Duration::from_millis(20),
+        Arc::clone(&shared),
+        cancel.clone(),
+    ));
+    let mut published = false;
+    for _ in 0..100 {
+        if shared.load().infos()[0] != before {
+            published = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(published, "the externally renewed leaf was not published");
+    assert!(shared.load().lookup(Some("extra.test")).is_some());
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("stops on cancel")
+        .expect("no panic");
+    let _ = fs::remove_dir_all(&dir);
+}
