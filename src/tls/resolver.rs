@@ -108,7 +108,9 @@ impl ResolvesServerCert for CertResolver {
         let sni = hello.server_name();
         let found = self.store.load().lookup(sni);
         if found.is_none() {
-            tracing::warn!(sni = ?sni, "no certificate for this name and no default certificate");
+            // Per-handshake, so debug: an empty store (ACME still issuing) is
+            // reported once, by whoever publishes it.
+            tracing::debug!(sni = ?sni, "no certificate for this name and no default certificate");
         }
         found
     }
