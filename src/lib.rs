@@ -23,6 +23,7 @@ pub mod listener;
 pub mod proxy;
 pub mod pusher;
 pub mod shutdown;
+pub mod tls;
 pub mod tls_state;
 
 use std::future::Future;
