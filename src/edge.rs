@@ -82,7 +82,10 @@ impl EdgeInner {
                             c
                         }
                     };
-                    Some(Upstream { target: t.clone(), client })
+                    Some(Upstream {
+                        target: t.clone(),
+                        client,
+                    })
                 }
                 Target::Pusher | Target::Supabase => None,
             });
@@ -104,7 +107,10 @@ impl Edge {
         let config = Arc::new(config);
         let tls = TlsState::new(&config, &shutdown)?;
         let pusher = PusherFront::new(&config.apps, shutdown.clone());
-        let placeholder = Runtime { config: config.clone(), upstreams: Vec::new() };
+        let placeholder = Runtime {
+            config: config.clone(),
+            upstreams: Vec::new(),
+        };
         let inner = Arc::new(EdgeInner {
             runtime: ArcSwap::from_pointee(placeholder),
             pusher,

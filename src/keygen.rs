@@ -15,13 +15,19 @@ const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 fn random_string(len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char).collect()
+    (0..len)
+        .map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char)
+        .collect()
 }
 
 /// Id: six digits (as Reverb generates); key: 20 characters; secret: 32.
 pub fn generate() -> Credentials {
     let id = rand::rng().random_range(100_000..1_000_000u32).to_string();
-    Credentials { id, key: random_string(20), secret: random_string(32) }
+    Credentials {
+        id,
+        key: random_string(20),
+        secret: random_string(32),
+    }
 }
 
 impl Credentials {

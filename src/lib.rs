@@ -40,7 +40,11 @@ const HARD_DEADLINE: Duration = Duration::from_secs(5);
 /// Serves `listeners` with `config` until `shutdown` resolves, then drains:
 /// stop accepting, let in-flight requests finish within the grace period,
 /// close WebSockets with a close frame, return.
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), EdgeError> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EdgeError> {
     let edge = Edge::new(config, Shutdown::new())?;
     serve(edge, listeners, shutdown).await;
     Ok(())
@@ -70,7 +74,10 @@ pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Outpu
     let grace = edge.config().server.grace_period;
     let left = sd.wait(grace, HARD_DEADLINE).await;
     if left > 0 {
-        tracing::warn!(tasks = left, "some connections did not finish; exiting anyway");
+        tracing::warn!(
+            tasks = left,
+            "some connections did not finish; exiting anyway"
+        );
     }
     tracing::info!("stopped");
 }

@@ -43,7 +43,11 @@ impl Limits {
 
     /// Takes a slot for a connection from `ip`, or says which cap is full.
     pub fn try_admit(&self, ip: IpAddr, per_ip_max: usize) -> Result<ConnGuard, Refused> {
-        let permit = self.global.clone().try_acquire_owned().map_err(|_| Refused::Global)?;
+        let permit = self
+            .global
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refused::Global)?;
         let mut map = self.per_ip.lock();
         let n = map.entry(ip).or_insert(0);
         if *n >= per_ip_max {
@@ -51,7 +55,11 @@ impl Limits {
         }
         *n += 1;
         drop(map);
-        Ok(ConnGuard { _permit: permit, ip, per_ip: self.per_ip.clone() })
+        Ok(ConnGuard {
+            _permit: permit,
+            ip,
+            per_ip: self.per_ip.clone(),
+        })
     }
 
     /// Connections currently held.
@@ -86,13 +94,21 @@ impl<I> Guarded<I> {
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
 impl<I: AsyncWrite + Unpin> AsyncWrite for Guarded<I> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -101,7 +117,11 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Guarded<I> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {

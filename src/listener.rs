@@ -58,7 +58,8 @@ impl Listeners {
 pub fn bind_one(key: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
     let err = |source| BindError { key, addr, source };
     let domain = socket2::Domain::for_address(addr);
-    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(err)?;
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+        .map_err(err)?;
     sock.set_reuse_address(true).map_err(err)?;
     if addr.is_ipv6() {
         let _ = sock.set_only_v6(false);
@@ -88,7 +89,10 @@ pub async fn accept_loop(listener: TcpListener, kind: ListenerKind, edge: Arc<Ed
             },
         };
         let server = edge.runtime().config.server.clone();
-        let guard = match edge.limits.try_admit(peer.ip(), server.max_connections_per_ip) {
+        let guard = match edge
+            .limits
+            .try_admit(peer.ip(), server.max_connections_per_ip)
+        {
             Ok(g) => g,
             Err(why) => {
                 let cap = match why {
@@ -102,7 +106,10 @@ pub async fn accept_loop(listener: TcpListener, kind: ListenerKind, edge: Arc<Ed
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(peer);
         let info = ConnInfo { peer, local, kind };
-        let settings = ConnSettings { header_timeout: server.header_timeout, http2: server.http2 };
+        let settings = ConnSettings {
+            header_timeout: server.header_timeout,
+            http2: server.http2,
+        };
         let edge2 = edge.clone();
         let io = Guarded::new(stream, guard);
         shutdown.spawn(async move {

@@ -8,7 +8,11 @@ use portico::config::{Config, LogFormat};
 use portico::{Edge, Listeners, Shutdown};
 
 #[derive(Parser)]
-#[command(name = "portico", version, about = "One binary on your PHP app's public port: TLS, routing, proxy and a Pusher/Supabase WebSocket hub.")]
+#[command(
+    name = "portico",
+    version,
+    about = "One binary on your PHP app's public port: TLS, routing, proxy and a Pusher/Supabase WebSocket hub."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -79,7 +83,11 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            let path = config.or_else(|| Path::new(DEFAULT_PATH).exists().then(|| PathBuf::from(DEFAULT_PATH)));
+            let path = config.or_else(|| {
+                Path::new(DEFAULT_PATH)
+                    .exists()
+                    .then(|| PathBuf::from(DEFAULT_PATH))
+            });
             let cfg = match load(path.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -110,7 +118,9 @@ fn main() -> ExitCode {
 fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&*cfg.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cfg.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -137,7 +147,10 @@ fn print_banner(edge: &Edge, listeners: &Listeners) {
 }
 
 /// Resolves on SIGTERM or SIGINT; reloads on SIGHUP.
-fn signals(edge: Edge, path: Option<PathBuf>) -> std::io::Result<impl std::future::Future<Output = ()>> {
+fn signals(
+    edge: Edge,
+    path: Option<PathBuf>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

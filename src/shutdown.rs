@@ -82,7 +82,10 @@ impl Shutdown {
     /// Returns the number of tasks that were still running at the end.
     pub async fn wait(&self, grace: Duration, hard: Duration) -> usize {
         self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_ok() {
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+        {
             self.abort.cancel();
             return 0;
         }

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Tls};
 use crate::shutdown::Shutdown;
-use crate::tls::{self, CertKeyPaths, CertResolver, HandshakeError, ServerOptions, TlsAccepted, TlsError};
+use crate::tls::{
+    self, CertKeyPaths, CertResolver, HandshakeError, ServerOptions, TlsAccepted, TlsError,
+};
 
 /// How often dev certificates are checked for renewal.
 const DEV_RENEW_EVERY: Duration = Duration::from_secs(3600);
@@ -64,14 +66,15 @@ impl TlsState {
         let _guard = self.reload_lock.lock();
         let http2 = config.server.http2;
         let old = self.current.load_full();
-        if let Some(old) = &old {
-            if old.tls == config.tls && old.http2 == http2 {
-                if let Tls::Files { pairs, .. } = &config.tls {
-                    tls::reload_now(&paths(pairs), &old.shared)?;
-                    tracing::info!("certificate files re-read");
-                }
-                return Ok(());
+        if let Some(old) = &old
+            && old.tls == config.tls
+            && old.http2 == http2
+        {
+            if let Tls::Files { pairs, .. } = &config.tls {
+                tls::reload_now(&paths(pairs), &old.shared)?;
+                tracing::info!("certificate files re-read");
             }
+            return Ok(());
         }
         let new = install(&config.tls, http2, shutdown)?;
         if let Some(old) = old {
@@ -86,17 +89,32 @@ impl TlsState {
     where
         I: AsyncRead + AsyncWrite + Unpin,
     {
-        let acceptor = self.current.load().as_ref().map(|i| i.acceptor.clone()).ok_or(AcceptError::NoTls)?;
+        let acceptor = self
+            .current
+            .load()
+            .as_ref()
+            .map(|i| i.acceptor.clone())
+            .ok_or(AcceptError::NoTls)?;
         let at = tokio::time::Instant::from_std(Instant::now() + deadline);
         Ok(tls::accept(&acceptor, io, at).await?)
     }
 }
 
 fn paths(pairs: &[crate::config::CertPair]) -> Vec<CertKeyPaths> {
-    pairs.iter().map(|p| CertKeyPaths { cert: p.cert.clone(), key: p.key.clone() }).collect()
+    pairs
+        .iter()
+        .map(|p| CertKeyPaths {
+            cert: p.cert.clone(),
+            key: p.key.clone(),
+        })
+        .collect()
 }
 
-fn install(mode: &Tls, http2: bool, shutdown: &Shutdown) -> Result<Option<Installed>, TlsSetupError> {
+fn install(
+    mode: &Tls,
+    http2: bool,
+    shutdown: &Shutdown,
+) -> Result<Option<Installed>, TlsSetupError> {
     let task = shutdown.drain_token();
     let shared = match mode {
         Tls::Off => return Ok(None),
@@ -124,13 +142,28 @@ fn install(mode: &Tls, http2: bool, shutdown: &Shutdown) -> Result<Option<Instal
             }
             let shared = tls::shared_store(store);
             if *watch {
-                tokio::spawn(tls::watch_files(p, shared.clone(), tls::reload::DEFAULT_POLL_INTERVAL, task.clone()));
+                tokio::spawn(tls::watch_files(
+                    p,
+                    shared.clone(),
+                    tls::reload::DEFAULT_POLL_INTERVAL,
+                    task.clone(),
+                ));
             }
             shared
         }
     };
     let resolver = Arc::new(CertResolver::new(shared.clone()));
-    let options = if http2 { ServerOptions::default() } else { ServerOptions::http11_only() };
+    let options = if http2 {
+        ServerOptions::default()
+    } else {
+        ServerOptions::http11_only()
+    };
     let config = tls::build_server_config(resolver, &options)?;
-    Ok(Some(Installed { tls: mode.clone(), http2, acceptor: TlsAcceptor::from(config), shared, task }))
+    Ok(Some(Installed {
+        tls: mode.clone(),
+        http2,
+        acceptor: TlsAcceptor::from(config),
+        shared,
+        task,
+    }))
 }

@@ -41,27 +41,53 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("id", &self.id).field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 
-pub(crate) fn validate(raw: &[RawApp], _pusher: Option<&RawPusher>, cx: &Ctx<'_>) -> Result<Apps, ConfigError> {
+pub(crate) fn validate(
+    raw: &[RawApp],
+    _pusher: Option<&RawPusher>,
+    cx: &Ctx<'_>,
+) -> Result<Apps, ConfigError> {
     let mut apps: Vec<Arc<App>> = Vec::new();
     for (i, a) in raw.iter().enumerate() {
         let field = |name: &str, v: &Option<SpStr>| -> Result<Arc<str>, ConfigError> {
             let key = format!("apps[{i}].{name}");
             let v = v.as_ref().ok_or_else(|| {
-                cx.err(&key, None, format!("app {i} has no `{name}`"), "run `portico keygen` for a fresh id/key/secret")
+                cx.err(
+                    &key,
+                    None,
+                    format!("app {i} has no `{name}`"),
+                    "run `portico keygen` for a fresh id/key/secret",
+                )
             })?;
             let s = cx.string(&key, v)?;
             if s.is_empty() {
-                return Err(cx.err(&key, Some(v.span()), "is empty", "run `portico keygen` for a fresh id/key/secret"));
+                return Err(cx.err(
+                    &key,
+                    Some(v.span()),
+                    "is empty",
+                    "run `portico keygen` for a fresh id/key/secret",
+                ));
             }
             Ok(Arc::from(s.as_str()))
         };
-        let app = App { id: field("id", &a.id)?, key: field("key", &a.key)?, secret: field("secret", &a.secret)? };
+        let app = App {
+            id: field("id", &a.id)?,
+            key: field("key", &a.key)?,
+            secret: field("secret", &a.secret)?,
+        };
         if apps.iter().any(|o| o.id == app.id || o.key == app.key) {
-            return Err(cx.err(format!("apps[{i}].key"), a.key.as_ref().map(|k| k.span()), "another app has the same id or key", "give every app its own id and key"));
+            return Err(cx.err(
+                format!("apps[{i}].key"),
+                a.key.as_ref().map(|k| k.span()),
+                "another app has the same id or key",
+                "give every app its own id and key",
+            ));
         }
         apps.push(Arc::new(app));
     }

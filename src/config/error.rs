@@ -119,7 +119,11 @@ fn first_line(s: &str) -> String {
 /// `serde_path_to_error` paths print as `routes[0].to`; the root is `.`.
 fn dotted(path: &serde_path_to_error::Path) -> String {
     let s = path.to_string();
-    if s == "." { "(top level)".to_string() } else { s }
+    if s == "." {
+        "(top level)".to_string()
+    } else {
+        s
+    }
 }
 
 fn fix_for_serde_message(message: &str) -> String {

@@ -38,7 +38,10 @@ pub(crate) fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
             if !valid {
                 return Err(ExpandError::BadName(body.to_string()));
             }
-            match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            match (
+                env(name).filter(|v| !v.is_empty() || default.is_none()),
+                default,
+            ) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
                 (None, None) => return Err(ExpandError::Unset(name.to_string())),
@@ -68,12 +71,21 @@ mod tests {
     #[test]
     fn expands() {
         assert_eq!(expand("0.0.0.0:${PORT}", &env).unwrap(), "0.0.0.0:9000");
-        assert_eq!(expand("0.0.0.0:${NOPE:-8080}", &env).unwrap(), "0.0.0.0:8080");
+        assert_eq!(
+            expand("0.0.0.0:${NOPE:-8080}", &env).unwrap(),
+            "0.0.0.0:8080"
+        );
         assert_eq!(expand("${EMPTY:-x}", &env).unwrap(), "x");
         assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
         assert_eq!(expand("a$$b $x", &env).unwrap(), "a$b $x");
-        assert_eq!(expand("${NOPE}", &env), Err(ExpandError::Unset("NOPE".into())));
+        assert_eq!(
+            expand("${NOPE}", &env),
+            Err(ExpandError::Unset("NOPE".into()))
+        );
         assert_eq!(expand("${PORT", &env), Err(ExpandError::Unterminated));
-        assert!(matches!(expand("${1X}", &env), Err(ExpandError::BadName(_))));
+        assert!(matches!(
+            expand("${1X}", &env),
+            Err(ExpandError::BadName(_))
+        ));
     }
 }

@@ -14,7 +14,10 @@ fn listener(a: Option<SocketAddr>) -> String {
 
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = self.host.as_ref().map_or_else(|| "*".to_string(), |h| h.to_string());
+        let host = self
+            .host
+            .as_ref()
+            .map_or_else(|| "*".to_string(), |h| h.to_string());
         let to = match &self.target {
             Target::Proxy(p) => p.url.to_string(),
             Target::Pusher => "pusher (built-in hub)".to_string(),
@@ -55,12 +58,23 @@ impl fmt::Display for Effective<'_> {
         let tls = match &c.tls {
             Tls::Off => "off".to_string(),
             Tls::Dev { dir, hosts } => {
-                let extra = if hosts.is_empty() { String::new() } else { format!(", extra hosts {}", hosts.join(", ")) };
+                let extra = if hosts.is_empty() {
+                    String::new()
+                } else {
+                    format!(", extra hosts {}", hosts.join(", "))
+                };
                 format!("dev (local CA in {}{extra})", dir.display())
             }
             Tls::Files { pairs, watch } => {
-                let list: Vec<String> = pairs.iter().map(|p| format!("{} + {}", p.cert.display(), p.key.display())).collect();
-                format!("files ({}){}", list.join("; "), if *watch { ", watched" } else { "" })
+                let list: Vec<String> = pairs
+                    .iter()
+                    .map(|p| format!("{} + {}", p.cert.display(), p.key.display()))
+                    .collect();
+                format!(
+                    "files ({}){}",
+                    list.join("; "),
+                    if *watch { ", watched" } else { "" }
+                )
             }
         };
         writeln!(f, "tls: {tls}")?;

@@ -17,13 +17,9 @@ pub(crate) fn parse_duration_opt(s: &str) -> Result<Option<Duration>, String> {
 /// (`K`/`KB`/`KiB`, `M`/`MB`/`MiB`, `G`/`GB`/`GiB`; all powers of 1024, as nginx).
 pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size"))?;
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -31,7 +27,8 @@ pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         other => return Err(format!("unknown size unit `{other}` in `{s}`")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[cfg(test)]
@@ -51,7 +48,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration_opt("30s"), Ok(Some(Duration::from_secs(30))));
-        assert_eq!(parse_duration_opt("1h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(
+            parse_duration_opt("1h"),
+            Ok(Some(Duration::from_secs(3600)))
+        );
         assert_eq!(parse_duration_opt("off"), Ok(None));
         assert!(parse_duration_opt("soon").is_err());
     }

@@ -23,7 +23,11 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(text: &'a str, file: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn new(
+        text: &'a str,
+        file: &'a str,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
         Ctx { text, file, env }
     }
 
@@ -50,27 +54,33 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    /// The file name, for components that report their own errors.
-    pub(crate) fn file(&self) -> &str {
-        self.file
-    }
-
-    pub(crate) fn env(&self, name: &str) -> Option<String> {
-        (self.env)(name)
-    }
-
     fn duration(&self, key: &str, v: &SpStr) -> Result<Option<Duration>, ConfigError> {
         let s = self.string(key, v)?;
         parse_duration_opt(&s).map_err(|p| {
-            self.err(key, Some(v.span()), p, "write a duration such as \"500ms\", \"30s\", \"5m\" or \"off\"")
+            self.err(
+                key,
+                Some(v.span()),
+                p,
+                "write a duration such as \"500ms\", \"30s\", \"5m\" or \"off\"",
+            )
         })
     }
 
-    fn duration_or(&self, key: &str, v: Option<&SpStr>, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration_or(
+        &self,
+        key: &str,
+        v: Option<&SpStr>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match v {
             None => Ok(default),
             Some(v) => self.duration(key, v)?.ok_or_else(|| {
-                self.err(key, Some(v.span()), "this timeout cannot be turned off", "write a duration such as \"30s\"")
+                self.err(
+                    key,
+                    Some(v.span()),
+                    "this timeout cannot be turned off",
+                    "write a duration such as \"30s\"",
+                )
             }),
         }
     }
@@ -81,17 +91,32 @@ impl<'a> Ctx<'a> {
             Some(v) => {
                 let s = self.string(key, v)?;
                 parse_size(&s).map_err(|p| {
-                    self.err(key, Some(v.span()), p, "write a size such as \"512KiB\" or \"64MiB\"")
+                    self.err(
+                        key,
+                        Some(v.span()),
+                        p,
+                        "write a size such as \"512KiB\" or \"64MiB\"",
+                    )
                 })
             }
         }
     }
 
-    fn count(&self, key: &str, v: Option<&Spanned<i64>>, default: usize) -> Result<usize, ConfigError> {
+    fn count(
+        &self,
+        key: &str,
+        v: Option<&Spanned<i64>>,
+        default: usize,
+    ) -> Result<usize, ConfigError> {
         match v {
             None => Ok(default),
             Some(v) if *v.get_ref() >= 1 => Ok(*v.get_ref() as usize),
-            Some(v) => Err(self.err(key, Some(v.span()), "must be at least 1", "write a positive whole number")),
+            Some(v) => Err(self.err(
+                key,
+                Some(v.span()),
+                "must be at least 1",
+                "write a positive whole number",
+            )),
         }
     }
 }
@@ -125,7 +150,15 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let routes = routes(&raw, &upstream, &server, cx)?;
     let log = log(&raw, cx)?;
     let apps = apps::validate(&raw.apps, raw.pusher.as_ref(), cx)?;
-    Ok(Config { source: Arc::from(cx.file), server, tls, upstream, routes, log, apps })
+    Ok(Config {
+        source: Arc::from(cx.file),
+        server,
+        tls,
+        upstream,
+        routes,
+        log,
+        apps,
+    })
 }
 
 fn addr(cx: &Ctx<'_>, key: &str, v: Option<&SpStr>) -> Result<Option<SocketAddr>, ConfigError> {
@@ -136,7 +169,11 @@ fn addr(cx: &Ctx<'_>, key: &str, v: Option<&SpStr>) -> Result<Option<SocketAddr>
         return Ok(None);
     }
     // ":8080" means every interface, as in Caddy and Go.
-    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
     full.parse().map(Some).map_err(|_| {
         cx.err(
             key,
@@ -157,7 +194,12 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
             .parse::<ipnet::IpNet>()
             .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
             .map_err(|_| {
-                cx.err(&key, Some(v.span()), format!("`{text}` is not an IP address or CIDR"), "write e.g. \"10.0.0.0/8\" or \"127.0.0.1\"")
+                cx.err(
+                    &key,
+                    Some(v.span()),
+                    format!("`{text}` is not an IP address or CIDR"),
+                    "write e.g. \"10.0.0.0/8\" or \"127.0.0.1\"",
+                )
             })?;
         trusted.push(net);
     }
@@ -166,7 +208,12 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
         Some(v) => {
             let p = cx.string("server.health_path", v)?;
             if !p.starts_with('/') {
-                return Err(cx.err("server.health_path", Some(v.span()), "must start with `/`", "write e.g. \"/.portico/up\""));
+                return Err(cx.err(
+                    "server.health_path",
+                    Some(v.span()),
+                    "must start with `/`",
+                    "write e.g. \"/.portico/up\"",
+                ));
             }
             p
         }
@@ -177,10 +224,26 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
         plain: addr(cx, "server.plain", s.plain.as_ref())?,
         trusted_proxies: trusted,
         max_connections: cx.count("server.max_connections", s.max_connections.as_ref(), 19_000)?,
-        max_connections_per_ip: cx.count("server.max_connections_per_ip", s.max_connections_per_ip.as_ref(), 10_000)?,
-        handshake_timeout: cx.duration_or("server.handshake_timeout", s.handshake_timeout.as_ref(), Duration::from_secs(10))?,
-        header_timeout: cx.duration_or("server.header_timeout", s.header_timeout.as_ref(), Duration::from_secs(15))?,
-        grace_period: cx.duration_or("server.grace_period", s.grace_period.as_ref(), Duration::from_secs(10))?,
+        max_connections_per_ip: cx.count(
+            "server.max_connections_per_ip",
+            s.max_connections_per_ip.as_ref(),
+            10_000,
+        )?,
+        handshake_timeout: cx.duration_or(
+            "server.handshake_timeout",
+            s.handshake_timeout.as_ref(),
+            Duration::from_secs(10),
+        )?,
+        header_timeout: cx.duration_or(
+            "server.header_timeout",
+            s.header_timeout.as_ref(),
+            Duration::from_secs(15),
+        )?,
+        grace_period: cx.duration_or(
+            "server.grace_period",
+            s.grace_period.as_ref(),
+            Duration::from_secs(10),
+        )?,
         max_body: cx.size_or("server.max_body", s.max_body.as_ref(), DEFAULT_MAX_BODY)?,
         health_path: Arc::from(health),
         http2: s.http2.unwrap_or(true),
@@ -190,7 +253,12 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
 fn path(cx: &Ctx<'_>, key: &str, v: &SpStr) -> Result<PathBuf, ConfigError> {
     let s = cx.string(key, v)?;
     if s.trim().is_empty() {
-        return Err(cx.err(key, Some(v.span()), "path is empty", "give a file or directory path"));
+        return Err(cx.err(
+            key,
+            Some(v.span()),
+            "path is empty",
+            "give a file or directory path",
+        ));
     }
     Ok(PathBuf::from(s))
 }
@@ -203,23 +271,37 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
     };
     let mode_span = t.mode.as_ref().map(|m| m.span());
     let reject = |key: &str, span: std::ops::Range<usize>, why: &str| {
-        Err(cx.err(key, Some(span), why.to_string(), format!("remove `{key}`, or change `tls.mode`")))
+        Err(cx.err(
+            key,
+            Some(span),
+            why.to_string(),
+            format!("remove `{key}`, or change `tls.mode`"),
+        ))
     };
     if mode != "files" {
         if let Some(v) = &t.cert {
-            return reject("tls.cert", v.span(), "only used when `tls.mode = \"files\"`");
+            return reject(
+                "tls.cert",
+                v.span(),
+                "only used when `tls.mode = \"files\"`",
+            );
         }
         if let Some(v) = &t.key {
             return reject("tls.key", v.span(), "only used when `tls.mode = \"files\"`");
         }
     }
-    if mode != "dev" {
-        if let Some(v) = &t.dir {
-            return reject("tls.dir", v.span(), "only used when `tls.mode = \"dev\"`");
-        }
+    if mode != "dev"
+        && let Some(v) = &t.dir
+    {
+        return reject("tls.dir", v.span(), "only used when `tls.mode = \"dev\"`");
     }
     if mode != "acme" {
-        for (key, v) in [("tls.domains", &t.domains), ("tls.email", &t.email), ("tls.directory", &t.directory), ("tls.storage", &t.storage)] {
+        for (key, v) in [
+            ("tls.domains", &t.domains),
+            ("tls.email", &t.email),
+            ("tls.directory", &t.directory),
+            ("tls.storage", &t.storage),
+        ] {
             if let Some(v) = v {
                 return reject(key, v.span(), "only used when `tls.mode = \"acme\"`");
             }
@@ -239,10 +321,16 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
                 let ok = !name.is_empty()
                     && (name.parse::<std::net::IpAddr>().is_ok()
                         || name.trim_start_matches("*.").split('.').all(|l| {
-                            !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            !l.is_empty()
+                                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                         }));
                 if !ok {
-                    return Err(cx.err(&key, Some(h.span()), format!("`{name}` is not a host name or IP"), "write e.g. \"myapp.test\" or \"192.168.1.20\""));
+                    return Err(cx.err(
+                        &key,
+                        Some(h.span()),
+                        format!("`{name}` is not a host name or IP"),
+                        "write e.g. \"myapp.test\" or \"192.168.1.20\"",
+                    ));
                 }
                 hosts.push(name);
             }
@@ -251,9 +339,26 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
         "files" => {
             let mut pairs = Vec::new();
             match (&t.cert, &t.key) {
-                (Some(c), Some(k)) => pairs.push(CertPair { cert: path(cx, "tls.cert", c)?, key: path(cx, "tls.key", k)? }),
-                (Some(c), None) => return Err(cx.err("tls.key", Some(c.span()), "`tls.cert` is set but `tls.key` is missing", "add `key = \"/path/to/privkey.pem\"`")),
-                (None, Some(k)) => return Err(cx.err("tls.cert", Some(k.span()), "`tls.key` is set but `tls.cert` is missing", "add `cert = \"/path/to/fullchain.pem\"`")),
+                (Some(c), Some(k)) => pairs.push(CertPair {
+                    cert: path(cx, "tls.cert", c)?,
+                    key: path(cx, "tls.key", k)?,
+                }),
+                (Some(c), None) => {
+                    return Err(cx.err(
+                        "tls.key",
+                        Some(c.span()),
+                        "`tls.cert` is set but `tls.key` is missing",
+                        "add `key = \"/path/to/privkey.pem\"`",
+                    ));
+                }
+                (None, Some(k)) => {
+                    return Err(cx.err(
+                        "tls.cert",
+                        Some(k.span()),
+                        "`tls.key` is set but `tls.cert` is missing",
+                        "add `cert = \"/path/to/fullchain.pem\"`",
+                    ));
+                }
                 (None, None) => {}
             }
             for (i, p) in t.certificates.iter().flatten().enumerate() {
@@ -265,7 +370,10 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
             if pairs.is_empty() {
                 return Err(cx.err("tls.cert", mode_span, "`tls.mode = \"files\"` needs a certificate", "add `cert = \"fullchain.pem\"` and `key = \"privkey.pem\"` (or [[tls.certificates]] entries)"));
             }
-            Ok(Tls::Files { pairs, watch: t.watch.unwrap_or(true) })
+            Ok(Tls::Files {
+                pairs,
+                watch: t.watch.unwrap_or(true),
+            })
         }
         "acme" => Err(cx.err(
             "tls.mode",
@@ -273,7 +381,12 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
             "`acme` (automatic Let's Encrypt certificates) is not available in this build yet",
             "use `mode = \"files\"` with certificates from certbot, or `mode = \"dev\"` locally",
         )),
-        other => Err(cx.err("tls.mode", mode_span, format!("unknown TLS mode `{other}`"), "use one of \"dev\", \"files\", \"acme\", \"off\"")),
+        other => Err(cx.err(
+            "tls.mode",
+            mode_span,
+            format!("unknown TLS mode `{other}`"),
+            "use one of \"dev\", \"files\", \"acme\", \"off\"",
+        )),
     }
 }
 
@@ -298,7 +411,12 @@ fn proxy_target(
 ) -> Result<ProxyTarget, ConfigError> {
     let text = cx.string(url_key, url)?;
     let bad = |problem: String| {
-        cx.err(url_key, Some(url.span()), problem, "write an upstream URL such as \"http://127.0.0.1:8000\"")
+        cx.err(
+            url_key,
+            Some(url.span()),
+            problem,
+            "write an upstream URL such as \"http://127.0.0.1:8000\"",
+        )
     };
     if text.starts_with("fastcgi://") || text.starts_with("unix:") {
         return Err(cx.err(
@@ -308,12 +426,20 @@ fn proxy_target(
             "run `php artisan serve` or php-fpm behind an HTTP server and point at http://127.0.0.1:8000",
         ));
     }
-    let uri: http::Uri = text.parse().map_err(|_| bad(format!("`{text}` is not a URL")))?;
-    let scheme = uri.scheme().cloned().ok_or_else(|| bad(format!("`{text}` has no scheme")))?;
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| bad(format!("`{text}` is not a URL")))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| bad(format!("`{text}` has no scheme")))?;
     if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
         return Err(bad(format!("scheme `{scheme}` is not supported")));
     }
-    let authority = uri.authority().cloned().ok_or_else(|| bad(format!("`{text}` has no host")))?;
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| bad(format!("`{text}` has no host")))?;
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(cx.err(
             url_key,
@@ -343,7 +469,12 @@ fn proxy_target(
                 "" | "pass" | "passthrough" | "client" => HostHeader::PassThrough,
                 "upstream" => HostHeader::Upstream,
                 fixed => HostHeader::Fixed(http::HeaderValue::from_str(fixed).map_err(|_| {
-                    cx.err(key("host_header"), Some(v.span()), format!("`{fixed}` is not a valid Host value"), "write \"pass\", \"upstream\" or a host name")
+                    cx.err(
+                        key("host_header"),
+                        Some(v.span()),
+                        format!("`{fixed}` is not a valid Host value"),
+                        "write \"pass\", \"upstream\" or a host name",
+                    )
                 })?),
             }
         }
@@ -365,7 +496,11 @@ fn proxy_target(
     })
 }
 
-fn upstream(u: &RawUpstream, server: &Server, cx: &Ctx<'_>) -> Result<Arc<ProxyTarget>, ConfigError> {
+fn upstream(
+    u: &RawUpstream,
+    server: &Server,
+    cx: &Ctx<'_>,
+) -> Result<Arc<ProxyTarget>, ConfigError> {
     let default_url = Spanned::new(0..0, "http://127.0.0.1:8000".to_string());
     let url = u.url.as_ref().unwrap_or(&default_url);
     let opts = ProxyOpts {
@@ -379,12 +514,27 @@ fn upstream(u: &RawUpstream, server: &Server, cx: &Ctx<'_>) -> Result<Arc<ProxyT
     proxy_target(cx, "upstream", "upstream.url", url, opts, None, server).map(Arc::new)
 }
 
-fn routes(raw: &RawConfig, upstream: &Arc<ProxyTarget>, server: &Server, cx: &Ctx<'_>) -> Result<Vec<Route>, ConfigError> {
+fn routes(
+    raw: &RawConfig,
+    upstream: &Arc<ProxyTarget>,
+    server: &Server,
+    cx: &Ctx<'_>,
+) -> Result<Vec<Route>, ConfigError> {
     let mut out = Vec::new();
     match &raw.routes {
         None => {
-            for (p, target) in [("/app/", Target::Pusher), ("/apps/", Target::Pusher), ("/realtime/v1/", Target::Supabase)] {
-                out.push(Route { path: Arc::from(p), host: None, target, rewrite: Rewrite::Keep, origin: RouteOrigin::Default });
+            for (p, target) in [
+                ("/app/", Target::Pusher),
+                ("/apps/", Target::Pusher),
+                ("/realtime/v1/", Target::Supabase),
+            ] {
+                out.push(Route {
+                    path: Arc::from(p),
+                    host: None,
+                    target,
+                    rewrite: Rewrite::Keep,
+                    origin: RouteOrigin::Default,
+                });
             }
         }
         Some(list) => {
@@ -413,11 +563,21 @@ fn route(
 ) -> Result<Route, ConfigError> {
     let k = |f: &str| format!("routes[{i}].{f}");
     let path_v = r.path.as_ref().ok_or_else(|| {
-        cx.err(k("path"), Some(list_span.clone()), "every route needs a `path` prefix", "add e.g. `path = \"/api/\"`")
+        cx.err(
+            k("path"),
+            Some(list_span.clone()),
+            "every route needs a `path` prefix",
+            "add e.g. `path = \"/api/\"`",
+        )
     })?;
     let path = cx.string(&k("path"), path_v)?;
     if !path.starts_with('/') {
-        return Err(cx.err(k("path"), Some(path_v.span()), format!("`{path}` does not start with `/`"), format!("write \"/{path}\"")));
+        return Err(cx.err(
+            k("path"),
+            Some(path_v.span()),
+            format!("`{path}` does not start with `/`"),
+            format!("write \"/{path}\""),
+        ));
     }
     let host = match &r.host {
         None => None,
@@ -425,7 +585,12 @@ fn route(
             let h = cx.string(&k("host"), v)?.trim().to_ascii_lowercase();
             let h = h.split(':').next().unwrap_or("").to_string();
             if h.is_empty() || h.contains('/') {
-                return Err(cx.err(k("host"), Some(v.span()), "not a host name", "write e.g. \"example.com\" or \"*.example.com\" (no scheme, no path)"));
+                return Err(cx.err(
+                    k("host"),
+                    Some(v.span()),
+                    "not a host name",
+                    "write e.g. \"example.com\" or \"*.example.com\" (no scheme, no path)",
+                ));
             }
             Some(match h.strip_prefix("*.") {
                 Some(suffix) => HostPattern::Wildcard(Arc::from(suffix)),
@@ -434,18 +599,33 @@ fn route(
         }
     };
     let to_v = r.to.as_ref().ok_or_else(|| {
-        cx.err(k("to"), Some(path_v.span()), "every route needs a `to`", "add `to = \"http://host:port\"`, `to = \"pusher\"` or `to = \"supabase\"`")
+        cx.err(
+            k("to"),
+            Some(path_v.span()),
+            "every route needs a `to`",
+            "add `to = \"http://host:port\"`, `to = \"pusher\"` or `to = \"supabase\"`",
+        )
     })?;
     let to = cx.string(&k("to"), to_v)?;
     let rewrite = match (r.strip_prefix.unwrap_or(false), &r.rewrite) {
         (true, Some(v)) => {
-            return Err(cx.err(k("rewrite"), Some(v.span()), "`strip_prefix` and `rewrite` both set", "keep one: `rewrite` replaces the prefix, `strip_prefix` removes it"));
+            return Err(cx.err(
+                k("rewrite"),
+                Some(v.span()),
+                "`strip_prefix` and `rewrite` both set",
+                "keep one: `rewrite` replaces the prefix, `strip_prefix` removes it",
+            ));
         }
         (true, None) => Rewrite::Strip,
         (false, Some(v)) => {
             let s = cx.string(&k("rewrite"), v)?;
             if !s.starts_with('/') {
-                return Err(cx.err(k("rewrite"), Some(v.span()), format!("`{s}` does not start with `/`"), format!("write \"/{s}\"")));
+                return Err(cx.err(
+                    k("rewrite"),
+                    Some(v.span()),
+                    format!("`{s}` does not start with `/`"),
+                    format!("write \"/{s}\""),
+                ));
             }
             Rewrite::Replace(Arc::from(s.as_str()))
         }
@@ -469,28 +649,61 @@ fn route(
                 ("rewrite", r.rewrite.as_ref()),
             ];
             if let Some((name, v)) = proxy_only.iter().find_map(|(n, v)| v.map(|v| (n, v))) {
-                return Err(cx.err(k(name), Some(v.span()), format!("`{name}` only applies to routes that proxy to an http(s) upstream"), format!("remove `{name}` from this route")));
+                return Err(cx.err(
+                    k(name),
+                    Some(v.span()),
+                    format!("`{name}` only applies to routes that proxy to an http(s) upstream"),
+                    format!("remove `{name}` from this route"),
+                ));
             }
-            if to == "pusher" { Target::Pusher } else { Target::Supabase }
+            if to == "pusher" {
+                Target::Pusher
+            } else {
+                Target::Supabase
+            }
         }
-        "upstream" => Target::Proxy(if r.connect_timeout.is_none()
-            && r.response_timeout.is_none()
-            && r.websocket.is_none()
-            && r.websocket_idle_timeout.is_none()
-            && r.host_header.is_none()
-            && r.max_body.is_none()
-        {
-            upstream.clone()
-        } else {
-            let url = Spanned::new(to_v.span(), upstream.url.to_string());
-            Arc::new(proxy_target(cx, &format!("routes[{i}]"), &k("to"), &url, opts, Some(upstream), server)?)
-        }),
-        _ if to.contains("://") => Target::Proxy(Arc::new(proxy_target(cx, &format!("routes[{i}]"), &k("to"), to_v, opts, Some(upstream), server)?)),
+        "upstream" => Target::Proxy(
+            if r.connect_timeout.is_none()
+                && r.response_timeout.is_none()
+                && r.websocket.is_none()
+                && r.websocket_idle_timeout.is_none()
+                && r.host_header.is_none()
+                && r.max_body.is_none()
+            {
+                upstream.clone()
+            } else {
+                let url = Spanned::new(to_v.span(), upstream.url.to_string());
+                Arc::new(proxy_target(
+                    cx,
+                    &format!("routes[{i}]"),
+                    &k("to"),
+                    &url,
+                    opts,
+                    Some(upstream),
+                    server,
+                )?)
+            },
+        ),
+        _ if to.contains("://") => Target::Proxy(Arc::new(proxy_target(
+            cx,
+            &format!("routes[{i}]"),
+            &k("to"),
+            to_v,
+            opts,
+            Some(upstream),
+            server,
+        )?)),
         other => {
             return Err(cx.err(k("to"), Some(to_v.span()), format!("unknown target `{other}`"), "use an upstream URL (\"http://127.0.0.1:9000\"), \"upstream\", \"pusher\" or \"supabase\""));
         }
     };
-    Ok(Route { path: Arc::from(path.as_str()), host, target, rewrite, origin: RouteOrigin::Configured(i) })
+    Ok(Route {
+        path: Arc::from(path.as_str()),
+        host,
+        target,
+        rewrite,
+        origin: RouteOrigin::Configured(i),
+    })
 }
 
 fn log(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Log, ConfigError> {
@@ -499,7 +712,14 @@ fn log(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Log, ConfigError> {
         Some(v) => match cx.string("log.format", v)?.as_str() {
             "text" | "pretty" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(cx.err("log.format", Some(v.span()), format!("unknown log format `{other}`"), "use \"text\" or \"json\"")),
+            other => {
+                return Err(cx.err(
+                    "log.format",
+                    Some(v.span()),
+                    format!("unknown log format `{other}`"),
+                    "use \"text\" or \"json\"",
+                ));
+            }
         },
     };
     let level = match &raw.log.level {
@@ -507,10 +727,19 @@ fn log(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Log, ConfigError> {
         Some(v) => {
             let l = cx.string("log.level", v)?;
             if tracing_subscriber::EnvFilter::try_new(&l).is_err() {
-                return Err(cx.err("log.level", Some(v.span()), format!("`{l}` is not a log filter"), "use \"error\", \"warn\", \"info\", \"debug\" or e.g. \"portico=debug,info\""));
+                return Err(cx.err(
+                    "log.level",
+                    Some(v.span()),
+                    format!("`{l}` is not a log filter"),
+                    "use \"error\", \"warn\", \"info\", \"debug\" or e.g. \"portico=debug,info\"",
+                ));
             }
             l
         }
     };
-    Ok(Log { format, level: Arc::from(level.as_str()), access: raw.log.access.unwrap_or(true) })
+    Ok(Log {
+        format,
+        level: Arc::from(level.as_str()),
+        access: raw.log.access.unwrap_or(true),
+    })
 }

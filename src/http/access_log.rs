@@ -31,7 +31,10 @@ pub fn redact_query(path: &str, query: Option<&str>) -> String {
     match query {
         None => path.to_string(),
         Some(q) => {
-            let keys: Vec<&str> = q.split('&').map(|kv| kv.split('=').next().unwrap_or("")).collect();
+            let keys: Vec<&str> = q
+                .split('&')
+                .map(|kv| kv.split('=').next().unwrap_or(""))
+                .collect();
             format!("{path}?{}=", keys.join("=&"))
         }
     }
@@ -47,7 +50,12 @@ pub struct Logged {
 impl Logged {
     pub fn wrap(inner: Body, entry: Entry) -> Body {
         use http_body_util::BodyExt;
-        Logged { inner, bytes: 0, entry: Some(entry) }.boxed()
+        Logged {
+            inner,
+            bytes: 0,
+            entry: Some(entry),
+        }
+        .boxed()
     }
 
     fn finish(&mut self, complete: bool) {
@@ -73,7 +81,10 @@ impl HttpBody for Logged {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(f))) => {

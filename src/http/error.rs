@@ -55,11 +55,17 @@ pub struct HttpError {
 
 impl HttpError {
     pub fn new(kind: ErrorKind) -> Self {
-        HttpError { kind, upstream: None }
+        HttpError {
+            kind,
+            upstream: None,
+        }
     }
 
     pub fn with_upstream(kind: ErrorKind, upstream: Arc<str>) -> Self {
-        HttpError { kind, upstream: Some(upstream) }
+        HttpError {
+            kind,
+            upstream: Some(upstream),
+        }
     }
 
     /// The status code and side for this error. One exhaustive match.
@@ -81,13 +87,21 @@ impl HttpError {
     pub fn message(&self) -> String {
         let up = self.upstream.as_deref().unwrap_or("the upstream");
         match &self.kind {
-            ErrorKind::UpstreamUnreachable { reason } => format!("portico could not connect to {up}: {reason}"),
+            ErrorKind::UpstreamUnreachable { reason } => {
+                format!("portico could not connect to {up}: {reason}")
+            }
             ErrorKind::UpstreamConnectTimeout => format!("portico timed out connecting to {up}"),
             ErrorKind::UpstreamResponseTimeout => format!("{up} did not answer in time"),
-            ErrorKind::UpstreamBroken { reason } => format!("{up} broke off the response: {reason}"),
-            ErrorKind::BodyTooLarge { limit } => format!("request body is over this route's limit of {limit} bytes"),
+            ErrorKind::UpstreamBroken { reason } => {
+                format!("{up} broke off the response: {reason}")
+            }
+            ErrorKind::BodyTooLarge { limit } => {
+                format!("request body is over this route's limit of {limit} bytes")
+            }
             ErrorKind::BadRequest { reason } => format!("bad request: {reason}"),
-            ErrorKind::WebSocketDisabled => "WebSocket upgrades are turned off on this route".to_string(),
+            ErrorKind::WebSocketDisabled => {
+                "WebSocket upgrades are turned off on this route".to_string()
+            }
             ErrorKind::NotBuilt { what } => format!("{what} is not built into this portico yet"),
             ErrorKind::Draining => "portico is shutting down; retry shortly".to_string(),
         }
@@ -114,7 +128,10 @@ impl HttpError {
         let (status, _) = self.status();
         let msg = self.message();
         let (ctype, body) = if wants_html {
-            let advice = self.advice().map(|a| format!("<p>{a}</p>")).unwrap_or_default();
+            let advice = self
+                .advice()
+                .map(|a| format!("<p>{a}</p>"))
+                .unwrap_or_default();
             let page = format!(
                 "<!doctype html><html><head><meta charset=\"utf-8\"><title>{code} {reason}</title>\
                  <style>body{{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;color:#222}}\
@@ -130,14 +147,18 @@ impl HttpError {
         };
         let mut resp = Response::new(full(body));
         *resp.status_mut() = status;
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         resp
     }
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Whether a request's `Accept` header prefers HTML (a browser).
@@ -155,8 +176,16 @@ mod tests {
     #[test]
     fn every_kind_has_its_status() {
         let cases = [
-            (ErrorKind::UpstreamUnreachable { reason: "x".into() }, 502, Side::Upstream),
-            (ErrorKind::UpstreamBroken { reason: "x".into() }, 502, Side::Upstream),
+            (
+                ErrorKind::UpstreamUnreachable { reason: "x".into() },
+                502,
+                Side::Upstream,
+            ),
+            (
+                ErrorKind::UpstreamBroken { reason: "x".into() },
+                502,
+                Side::Upstream,
+            ),
             (ErrorKind::UpstreamConnectTimeout, 504, Side::Upstream),
             (ErrorKind::UpstreamResponseTimeout, 504, Side::Upstream),
             (ErrorKind::BodyTooLarge { limit: 1 }, 413, Side::Downstream),
@@ -173,7 +202,12 @@ mod tests {
 
     #[test]
     fn page_names_the_upstream() {
-        let e = HttpError::with_upstream(ErrorKind::UpstreamUnreachable { reason: "connection refused".into() }, "http://127.0.0.1:8000".into());
+        let e = HttpError::with_upstream(
+            ErrorKind::UpstreamUnreachable {
+                reason: "connection refused".into(),
+            },
+            "http://127.0.0.1:8000".into(),
+        );
         assert!(e.message().contains("http://127.0.0.1:8000"));
         assert!(e.advice().is_some_and(|a| a.contains("php artisan serve")));
     }

@@ -20,7 +20,10 @@ pub fn find(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
 }
 
 fn path_matches(prefix: &str, path: &str) -> bool {
-    path.starts_with(prefix) || prefix.strip_suffix('/').is_some_and(|p| !p.is_empty() && path == p)
+    path.starts_with(prefix)
+        || prefix
+            .strip_suffix('/')
+            .is_some_and(|p| !p.is_empty() && path == p)
 }
 
 /// The host of a request without port, lower-cased, from the URI authority
@@ -52,7 +55,7 @@ fn strip_port(h: &str) -> String {
 
 /// Applies a route's rewrite to a path.
 pub fn rewrite_path(route: &Route, path: &str) -> String {
-    let rest = path.strip_prefix(&*route.path).unwrap_or_else(|| {
+    let rest = path.strip_prefix(&*route.path).unwrap_or({
         // Matched as "prefix without trailing slash": nothing after it.
         ""
     });
@@ -126,11 +129,23 @@ path = "/"
 host = "admin.test"
 to = "http://127.0.0.1:9003"
 "#);
-        assert_eq!(name(route(&c, Some("a.example.com"), "/api/x")), "http://127.0.0.1:9001");
-        assert_eq!(name(route(&c, Some("example.com"), "/api/x")), "http://127.0.0.1:9002");
+        assert_eq!(
+            name(route(&c, Some("a.example.com"), "/api/x")),
+            "http://127.0.0.1:9001"
+        );
+        assert_eq!(
+            name(route(&c, Some("example.com"), "/api/x")),
+            "http://127.0.0.1:9002"
+        );
         assert_eq!(name(route(&c, None, "/api/x")), "http://127.0.0.1:9002");
-        assert_eq!(name(route(&c, Some("admin.test"), "/x")), "http://127.0.0.1:9003");
-        assert_eq!(name(route(&c, Some("other.test"), "/x")), "http://127.0.0.1:8000");
+        assert_eq!(
+            name(route(&c, Some("admin.test"), "/x")),
+            "http://127.0.0.1:9003"
+        );
+        assert_eq!(
+            name(route(&c, Some("other.test"), "/x")),
+            "http://127.0.0.1:8000"
+        );
     }
 
     #[test]
@@ -150,7 +165,10 @@ to = "http://127.0.0.1:4001"
 strip_prefix = true
 "#);
         let r = route(&c, None, "/realtime/v1/websocket");
-        assert_eq!(rewrite_path(r, "/realtime/v1/websocket"), "/socket/websocket");
+        assert_eq!(
+            rewrite_path(r, "/realtime/v1/websocket"),
+            "/socket/websocket"
+        );
         let r = route(&c, None, "/svc/a/b");
         assert_eq!(rewrite_path(r, "/svc/a/b"), "/a/b");
         assert_eq!(rewrite_path(r, "/svc"), "/");
@@ -158,9 +176,21 @@ strip_prefix = true
 
     #[test]
     fn host_parsing() {
-        let req = |h: &str| http::Request::builder().uri("/").header("host", h).body(()).unwrap();
-        assert_eq!(request_host(&req("Example.COM:8443")).as_deref(), Some("example.com"));
+        let req = |h: &str| {
+            http::Request::builder()
+                .uri("/")
+                .header("host", h)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            request_host(&req("Example.COM:8443")).as_deref(),
+            Some("example.com")
+        );
         assert_eq!(request_host(&req("[::1]:8443")).as_deref(), Some("::1"));
-        assert_eq!(request_host(&req("example.com.")).as_deref(), Some("example.com"));
+        assert_eq!(
+            request_host(&req("example.com.")).as_deref(),
+            Some("example.com")
+        );
     }
 }

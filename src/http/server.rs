@@ -44,7 +44,11 @@ where
         .max_pending_accept_reset_streams(64)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
-    let builder = if settings.http2 { builder } else { builder.http1_only() };
+    let builder = if settings.http2 {
+        builder
+    } else {
+        builder.http1_only()
+    };
     let conn_fut = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn_fut);
     let result = tokio::select! {

@@ -27,7 +27,11 @@ pub struct ConnInfo {
 }
 
 /// Serves one request. Never fails: errors become responses.
-pub async fn handle(edge: Arc<EdgeInner>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    edge: Arc<EdgeInner>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let rt = edge.runtime();
     let cfg = &rt.config;
@@ -37,13 +41,27 @@ pub async fn handle(edge: Arc<EdgeInner>, conn: Arc<ConnInfo>, req: Request<Inco
     let host = router::request_host(&req);
     let path = req.uri().path();
 
-    let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) = if path == &*cfg.server.health_path {
-        (health(edge.shutdown().is_draining()), "health".into(), "portico".into())
+    let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) = if path
+        == &*cfg.server.health_path
+    {
+        (
+            health(edge.shutdown().is_draining()),
+            "health".into(),
+            "portico".into(),
+        )
     } else if conn.kind == ListenerKind::Http && path.starts_with(redirect::ACME_CHALLENGE_PREFIX) {
-        (redirect::acme_not_configured(), "acme".into(), "portico".into())
+        (
+            redirect::acme_not_configured(),
+            "acme".into(),
+            "portico".into(),
+        )
     } else if let (ListenerKind::Http, Some(https)) = (conn.kind, cfg.server.https) {
         let host = host.as_deref().unwrap_or("localhost");
-        (redirect::to_https(&req, host, https.port()), "redirect".into(), "https".into())
+        (
+            redirect::to_https(&req, host, https.port()),
+            "redirect".into(),
+            "https".into(),
+        )
     } else {
         let idx = router::find(&cfg.routes, host.as_deref(), path).unwrap_or(cfg.routes.len() - 1);
         let route = &cfg.routes[idx];
@@ -58,8 +76,12 @@ pub async fn handle(edge: Arc<EdgeInner>, conn: Arc<ConnInfo>, req: Request<Inco
                     trusted_proxies: &cfg.server.trusted_proxies,
                 };
                 let resp = match up {
-                    Some(up) => crate::proxy::forward(req, route, up, client, edge.shutdown()).await,
-                    None => Err(HttpError::new(ErrorKind::NotBuilt { what: "this upstream" })),
+                    Some(up) => {
+                        crate::proxy::forward(req, route, up, client, edge.shutdown()).await
+                    }
+                    None => Err(HttpError::new(ErrorKind::NotBuilt {
+                        what: "this upstream",
+                    })),
                 };
                 let target = up.map_or_else(|| Arc::from("?"), |u| u.target.url.clone());
                 match resp {
@@ -78,10 +100,16 @@ pub async fn handle(edge: Arc<EdgeInner>, conn: Arc<ConnInfo>, req: Request<Inco
                     route_path: route.path.clone(),
                     shutdown: edge.shutdown().clone(),
                 };
-                (edge.pusher().handle(req, ctx).await, route_label, "pusher".into())
+                (
+                    edge.pusher().handle(req, ctx).await,
+                    route_label,
+                    "pusher".into(),
+                )
             }
             Target::Supabase => {
-                let e = HttpError::new(ErrorKind::NotBuilt { what: "the Supabase Realtime hub" });
+                let e = HttpError::new(ErrorKind::NotBuilt {
+                    what: "the Supabase Realtime hub",
+                });
                 (e.to_response(html), route_label, "supabase".into())
             }
         }
@@ -111,8 +139,10 @@ fn health(draining: bool) -> Response<Body> {
     };
     let mut r = Response::new(full(text));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -120,8 +150,14 @@ fn log_error(e: &HttpError, route: &str, peer: SocketAddr) {
     let (status, side) = e.status();
     let upstream = e.upstream.as_deref().unwrap_or("-");
     match side {
-        Side::Upstream => tracing::warn!(status = status.as_u16(), route, upstream, peer = %peer, "{}", e.message()),
-        Side::Internal => tracing::warn!(status = status.as_u16(), route, peer = %peer, "{}", e.message()),
-        Side::Downstream => tracing::info!(status = status.as_u16(), route, upstream, peer = %peer, "{}", e.message()),
+        Side::Upstream => {
+            tracing::warn!(status = status.as_u16(), route, upstream, peer = %peer, "{}", e.message())
+        }
+        Side::Internal => {
+            tracing::warn!(status = status.as_u16(), route, peer = %peer, "{}", e.message())
+        }
+        Side::Downstream => {
+            tracing::info!(status = status.as_u16(), route, upstream, peer = %peer, "{}", e.message())
+        }
     }
 }

@@ -9,7 +9,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::Upstream;
-use super::headers::{ClientSide, is_websocket_upgrade, set_forwarded, strip_hop_by_hop, upgrade_is_websocket};
+use super::headers::{
+    ClientSide, is_websocket_upgrade, set_forwarded, strip_hop_by_hop, upgrade_is_websocket,
+};
 use super::tunnel;
 use crate::config::{HostHeader, Route};
 use crate::http::body::{self, Body, BoxError};
@@ -42,11 +44,13 @@ pub async fn forward(
     let client_upgrade = ws.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
 
-    let original_host: Option<HeaderValue> = parts
-        .headers
-        .get(header::HOST)
-        .cloned()
-        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    let original_host: Option<HeaderValue> =
+        parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
     let path = rewrite_path(route, parts.uri.path());
     let pq = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
@@ -57,11 +61,19 @@ pub async fn forward(
         .authority(t.authority.clone())
         .path_and_query(pq)
         .build()
-        .map_err(|_| fail(ErrorKind::BadRequest { reason: "the request path cannot be forwarded" }))?;
+        .map_err(|_| {
+            fail(ErrorKind::BadRequest {
+                reason: "the request path cannot be forwarded",
+            })
+        })?;
 
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    set_forwarded(headers, client, original_host.as_ref().and_then(|h| h.to_str().ok()));
+    set_forwarded(
+        headers,
+        client,
+        original_host.as_ref().and_then(|h| h.to_str().ok()),
+    );
     // httpoxy: a client `Proxy` header must never reach a CGI-style app.
     headers.remove("proxy");
     let host = match &t.host_header {
@@ -92,30 +104,36 @@ pub async fn forward(
             .boxed()
     };
     let outgoing = Request::from_parts(parts, body);
-    let mut resp = match tokio::time::timeout(t.response_timeout, up.client.request(outgoing)).await {
+    let mut resp = match tokio::time::timeout(t.response_timeout, up.client.request(outgoing)).await
+    {
         Err(_) => return Err(fail(ErrorKind::UpstreamResponseTimeout)),
         Ok(Err(e)) => return Err(classify(&e, t.max_body, &t.url)),
         Ok(Ok(r)) => r,
     };
 
-    if let Some(client_upgrade) = client_upgrade {
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrade_is_websocket(resp.headers()) {
-            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            let (mut parts, _) = resp.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            parts.headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            shutdown.spawn(tunnel::run(
-                client_upgrade,
-                upstream_upgrade,
-                t.websocket_idle_timeout,
-                shutdown.clone(),
-                t.url.clone(),
-            ));
-            return Ok(Response::from_parts(parts, body::empty()));
-        }
-        // Anything but a matching 101 is relayed as a normal response.
+    if let Some(client_upgrade) = client_upgrade
+        && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && upgrade_is_websocket(resp.headers())
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        let (mut parts, _) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        shutdown.spawn(tunnel::run(
+            client_upgrade,
+            upstream_upgrade,
+            t.websocket_idle_timeout,
+            shutdown.clone(),
+            t.url.clone(),
+        ));
+        return Ok(Response::from_parts(parts, body::empty()));
     }
+    // Anything but a matching 101 is relayed as a normal response.
     let (mut parts, incoming) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, body::boxed(incoming)))
@@ -141,10 +159,14 @@ fn classify(e: &hyper_util::client::legacy::Error, limit: u64, url: &Arc<str>) -
         if timed_out {
             ErrorKind::UpstreamConnectTimeout
         } else {
-            ErrorKind::UpstreamUnreachable { reason: Arc::from(innermost.as_str()) }
+            ErrorKind::UpstreamUnreachable {
+                reason: Arc::from(innermost.as_str()),
+            }
         }
     } else {
-        ErrorKind::UpstreamBroken { reason: Arc::from(innermost.as_str()) }
+        ErrorKind::UpstreamBroken {
+            reason: Arc::from(innermost.as_str()),
+        }
     };
     HttpError::with_upstream(kind, url.clone())
 }

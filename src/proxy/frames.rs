@@ -134,7 +134,14 @@ mod tests {
     fn finds_boundaries_across_any_split() {
         let mut stream = Vec::new();
         let mut ends = Vec::new();
-        for (m, l) in [(false, 0), (true, 5), (false, 300), (true, 70_000), (false, 125), (true, 126)] {
+        for (m, l) in [
+            (false, 0),
+            (true, 5),
+            (false, 300),
+            (true, 70_000),
+            (false, 125),
+            (true, 126),
+        ] {
             stream.extend(frame(m, l));
             ends.push(stream.len());
         }

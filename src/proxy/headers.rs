@@ -38,7 +38,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let te_trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     headers.remove(header::TE);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -62,7 +65,10 @@ pub fn upgrade_is_websocket(headers: &HeaderMap) -> bool {
     headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+        })
 }
 
 /// What the edge knows about the client side of a request.
@@ -86,7 +92,10 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// client sent are kept (and extended) only when the TCP peer is a trusted
 /// proxy; otherwise they are replaced, so nobody can spoof their address.
 pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Option<&str>) {
-    let trusted = client.trusted_proxies.iter().any(|n| n.contains(&client.peer));
+    let trusted = client
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&client.peer));
     let peer = client.peer.to_string();
     if trusted {
         let prior: Vec<String> = headers
@@ -94,7 +103,11 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Opti
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_string))
             .collect();
-        let chain = if prior.is_empty() { peer.clone() } else { format!("{}, {peer}", prior.join(", ")) };
+        let chain = if prior.is_empty() {
+            peer.clone()
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        };
         // The real client is the first address in the chain a trusted proxy gave.
         let real = chain.split(',').next().unwrap_or(&peer).trim().to_string();
         set(headers, X_FORWARDED_FOR, &chain);
@@ -102,12 +115,16 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Opti
             set(headers, X_REAL_IP, &real);
         }
         if !headers.contains_key(&X_FORWARDED_PROTO) {
-            set(headers, X_FORWARDED_PROTO, if client.tls { "https" } else { "http" });
+            set(
+                headers,
+                X_FORWARDED_PROTO,
+                if client.tls { "https" } else { "http" },
+            );
         }
-        if !headers.contains_key(&X_FORWARDED_HOST) {
-            if let Some(h) = host {
-                set(headers, X_FORWARDED_HOST, h);
-            }
+        if !headers.contains_key(&X_FORWARDED_HOST)
+            && let Some(h) = host
+        {
+            set(headers, X_FORWARDED_HOST, h);
         }
         if !headers.contains_key(&X_FORWARDED_PORT) {
             set(headers, X_FORWARDED_PORT, &client.local_port.to_string());
@@ -115,7 +132,11 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Opti
     } else {
         set(headers, X_FORWARDED_FOR, &peer);
         set(headers, X_REAL_IP, &peer);
-        set(headers, X_FORWARDED_PROTO, if client.tls { "https" } else { "http" });
+        set(
+            headers,
+            X_FORWARDED_PROTO,
+            if client.tls { "https" } else { "http" },
+        );
         match host {
             Some(h) => set(headers, X_FORWARDED_HOST, h),
             None => {
@@ -145,7 +166,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -169,15 +193,30 @@ mod tests {
 
     #[test]
     fn detects_websocket_upgrade() {
-        assert!(is_websocket_upgrade(&map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "WebSocket")])));
+        assert!(is_websocket_upgrade(&map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket")
+        ])));
         assert!(!is_websocket_upgrade(&map(&[("upgrade", "websocket")])));
-        assert!(!is_websocket_upgrade(&map(&[("connection", "upgrade"), ("upgrade", "h2c")])));
+        assert!(!is_websocket_upgrade(&map(&[
+            ("connection", "upgrade"),
+            ("upgrade", "h2c")
+        ])));
     }
 
     #[test]
     fn untrusted_peer_cannot_spoof() {
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https"), ("x-real-ip", "1.2.3.4")]);
-        let c = ClientSide { peer: "10.0.0.9".parse().unwrap(), tls: false, local_port: 8080, trusted_proxies: &[] };
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-real-ip", "1.2.3.4"),
+        ]);
+        let c = ClientSide {
+            peer: "10.0.0.9".parse().unwrap(),
+            tls: false,
+            local_port: 8080,
+            trusted_proxies: &[],
+        };
         set_forwarded(&mut h, c, Some("app.test"));
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-real-ip"], "10.0.0.9");
@@ -189,8 +228,16 @@ mod tests {
     #[test]
     fn trusted_peer_extends_chain() {
         let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
-        let c = ClientSide { peer: "10.0.0.9".parse().unwrap(), tls: false, local_port: 8080, trusted_proxies: &nets };
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let c = ClientSide {
+            peer: "10.0.0.9".parse().unwrap(),
+            tls: false,
+            local_port: 8080,
+            trusted_proxies: &nets,
+        };
         set_forwarded(&mut h, c, Some("app.test"));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-real-ip"], "1.2.3.4");

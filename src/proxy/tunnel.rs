@@ -33,7 +33,7 @@ enum Dir {
 }
 
 /// Runs the tunnel to completion.
-pub async fn run(
+pub(super) async fn run(
     client: OnUpgrade,
     upstream: OnUpgrade,
     idle: Option<Duration>,
@@ -68,11 +68,10 @@ pub async fn run(
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep_until(deadline) => {
                         let now_ms = started.elapsed().as_millis() as u64;
-                        if let Some(d) = idle {
-                            if now_ms >= last.load(Ordering::Relaxed) + d.as_millis() as u64 {
+                        if let Some(d) = idle
+                            && now_ms >= last.load(Ordering::Relaxed) + d.as_millis() as u64 {
                                 break;
                             }
-                        }
                     }
                 }
             }
@@ -80,8 +79,24 @@ pub async fn run(
         }
     };
 
-    let up = pump(cr, uw, Dir::Up, stop.clone(), last.clone(), started, shutdown.clone());
-    let down = pump(ur, cw, Dir::Down, stop.clone(), last.clone(), started, shutdown.clone());
+    let up = pump(
+        cr,
+        uw,
+        Dir::Up,
+        stop.clone(),
+        last.clone(),
+        started,
+        shutdown.clone(),
+    );
+    let down = pump(
+        ur,
+        cw,
+        Dir::Down,
+        stop.clone(),
+        last.clone(),
+        started,
+        shutdown.clone(),
+    );
     let both = async {
         tokio::join!(up, down);
         stop.cancel();
@@ -148,7 +163,11 @@ async fn pump<R, W>(
         Dir::Up => Some(rand::random::<[u8; 4]>()),
         Dir::Down => None,
     };
-    let why = if shutdown.is_draining() { "server shutting down" } else { "idle timeout" };
+    let why = if shutdown.is_draining() {
+        "server shutting down"
+    } else {
+        "idle timeout"
+    };
     let _ = w.write_all(&close_frame(1001, why, mask)).await;
     let _ = w.flush().await;
     let _ = tokio::time::timeout(CLOSE_WAIT, async {

@@ -17,7 +17,9 @@ pub struct PusherFront {
 
 impl PusherFront {
     pub fn new(_apps: &Apps, shutdown: Shutdown) -> PusherFront {
-        PusherFront { _shutdown: shutdown }
+        PusherFront {
+            _shutdown: shutdown,
+        }
     }
 
     /// Applies a reloaded `[[apps]]` set.
@@ -25,6 +27,9 @@ impl PusherFront {
 
     /// Serves a WebSocket upgrade or a REST call.
     pub async fn handle(&self, req: Request<Incoming>, _ctx: RequestCtx) -> Response<Body> {
-        HttpError::new(ErrorKind::NotBuilt { what: "the Pusher hub" }).to_response(wants_html(req.headers()))
+        HttpError::new(ErrorKind::NotBuilt {
+            what: "the Pusher hub",
+        })
+        .to_response(wants_html(req.headers()))
     }
 }
