@@ -9,7 +9,8 @@
 //! - [`http::server`]: hyper HTTP/1.1 + HTTP/2 on the connection.
 //! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:
 //!   - [`proxy`]: HTTP(S) upstreams, streaming, WebSocket pass-through;
-//!   - [`pusher`]: the in-process Pusher hub front.
+//!   - [`pusher`]: the in-process Pusher hub front;
+//!   - [`phoenix`]: the in-process Supabase Realtime (Phoenix channels) front.
 //! - [`edge`]: the current config generation and reload.
 //! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod keygen;
 pub mod limits;
 pub mod listener;
+pub mod phoenix;
 pub mod proxy;
 pub mod pusher;
 pub mod shutdown;

@@ -1,0 +1,365 @@
+//! Token verification for the Supabase Realtime front.
+//!
+//! Owns: the HS256/384/512 secrets (several, so a secret can be rotated
+//! without dropping clients), the opaque API keys (`sb_publishable_…`,
+//! `sb_secret_…`) and the roles they stand for, and optional exact-match
+//! claim validators. Receives: a token from the handshake (`apikey` /
+//! `x-api-key`), a join's `access_token`, a later `access_token` push or a
+//! REST call's bearer token, with the current Unix time. Hands on: the
+//! verified [`Claims`] (role, expiry, the whole claim set for policy
+//! templates) or a typed [`JwtError`] whose message matches Supabase's.
+//!
+//! Signature checking is `jsonwebtoken` (RustCrypto backend); the claim rules
+//! are Supabase's (realtime `jwt_verification.ex`): `exp` must be a number
+//! greater than now (no leeway), `role` a string, `iat` a number if present.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    /// No token was given at all.
+    #[error("No API key was provided in the `x-api-key` header or `apikey` query parameter")]
+    Missing,
+    /// Not three base64url parts of JSON.
+    #[error("The token provided is not a valid JWT")]
+    Malformed,
+    /// No configured secret verifies the signature.
+    #[error("Failed to validate JWT signature")]
+    BadSignature,
+    /// An algorithm other than HS256/384/512.
+    #[error("Token algorithm {alg} is not supported: sign with HS256, HS384 or HS512")]
+    UnsupportedAlgorithm {
+        /// The `alg` header.
+        alg: String,
+    },
+    /// `exp` or `role` is missing or of the wrong type.
+    #[error("Fields `role` and `exp` are required in JWT")]
+    MissingClaims,
+    /// `iat` is present but not a number.
+    #[error("Field `iat` must be a number")]
+    BadIssuedAt,
+    /// The token expired.
+    #[error("Token has expired {ago} seconds ago")]
+    Expired {
+        /// Seconds since `exp`.
+        ago: u64,
+    },
+    /// A configured claim validator did not match.
+    #[error("Claim `{claim}` does not have the required value")]
+    ClaimMismatch {
+        /// The claim name.
+        claim: String,
+    },
+    /// An `sb_…` key that is not configured.
+    #[error("Unknown API key: opaque keys must be listed in [supabase.api_keys]")]
+    UnknownApiKey,
+}
+
+/// A verified identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    /// `role` (`anon`, `authenticated`, `service_role`, ...).
+    pub role: Arc<str>,
+    /// `exp` as Unix seconds; `None` for opaque keys, which never expire.
+    pub exp: Option<u64>,
+    /// Every claim, for policy templates (`{sub}`, `{claims.x}`); opaque keys
+    /// get `{"role": ..}` only.
+    pub all: Arc<Map<String, Value>>,
+}
+
+impl Claims {
+    /// The role that bypasses private-channel rules.
+    pub fn is_service_role(&self) -> bool {
+        &*self.role == "service_role"
+    }
+
+    /// A claim as a string (numbers and booleans printed), for templates.
+    pub fn claim_str(&self, name: &str) -> Option<String> {
+        match self.all.get(name)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies tokens against the configured secrets and keys.
+#[derive(Clone)]
+pub struct Verifier {
+    keys: Vec<DecodingKey>,
+    api_keys: HashMap<Arc<str>, Arc<str>>,
+    validators: Vec<(Arc<str>, Value)>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("secrets", &self.keys.len())
+            .field("api_keys", &self.api_keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// `secrets` are tried in order; `api_keys` maps opaque keys to roles;
+    /// `validators` are claims that must equal the given values.
+    pub fn new(
+        secrets: &[Arc<[u8]>],
+        api_keys: HashMap<Arc<str>, Arc<str>>,
+        validators: Vec<(Arc<str>, Value)>,
+    ) -> Verifier {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+        // The claim rules below are Supabase's, checked against our clock.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        Verifier {
+            keys: secrets
+                .iter()
+                .map(|s| DecodingKey::from_secret(s))
+                .collect(),
+            api_keys,
+            validators,
+            validation,
+        }
+    }
+
+    /// Whether `token` is an opaque key rather than a JWT.
+    pub fn is_opaque(token: &str) -> bool {
+        token.starts_with("sb_")
+    }
+
+    /// Verifies `token` at Unix time `now`.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(JwtError::Missing);
+        }
+        if Self::is_opaque(token) {
+            let role = self.api_keys.get(token).ok_or(JwtError::UnknownApiKey)?;
+            let mut all = Map::new();
+            all.insert("role".into(), Value::String(role.to_string()));
+            return Ok(Claims {
+                role: role.clone(),
+                exp: None,
+                all: Arc::new(all),
+            });
+        }
+        let claims = self.signature(token)?;
+        self.check_claims(claims, now)
+    }
+
+    fn signature(&self, token: &str) -> Result<Map<String, Value>, JwtError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        if !self.validation.algorithms.contains(&header.alg) {
+            return Err(JwtError::UnsupportedAlgorithm {
+                alg: format!("{:?}", header.alg),
+            });
+        }
+        let mut last = JwtError::BadSignature;
+        for key in &self.keys {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidSignature => last = JwtError::BadSignature,
+                    _ => return Err(JwtError::Malformed),
+                },
+            }
+        }
+        Err(last)
+    }
+
+    fn check_claims(&self, all: Map<String, Value>, now: u64) -> Result<Claims, JwtError> {
+        let exp = all.get("exp").and_then(Value::as_f64);
+        let role = all.get("role").and_then(Value::as_str);
+        let (Some(exp), Some(role)) = (exp, role) else {
+            return Err(JwtError::MissingClaims);
+        };
+        if all.get("iat").is_some_and(|v| !v.is_number()) {
+            return Err(JwtError::BadIssuedAt);
+        }
+        let now_f = now as f64;
+        if exp <= now_f {
+            return Err(JwtError::Expired {
+                ago: (now_f - exp).floor() as u64,
+            });
+        }
+        for (claim, want) in &self.validators {
+            if all.get(&**claim) != Some(want) {
+                return Err(JwtError::ClaimMismatch {
+                    claim: claim.to_string(),
+                });
+            }
+        }
+        Ok(Claims {
+            role: Arc::from(role),
+            exp: Some(exp.floor() as u64),
+            all: Arc::new(all),
+        })
+    }
+}
+
+/// Signs `claims` with `secret` (HS256). For tests and `portico` tooling.
+pub fn sign_hs(alg: Algorithm, claims: &Value, secret: &[u8]) -> String {
+    let header = jsonwebtoken::Header::new(alg);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("HMAC signing of a JSON value cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"super-secret-jwt-token-with-at-least-32-characters-long";
+    const OLD: &[u8] = b"old-secret-old-secret-old-secret-old-secret";
+    const NOW: u64 = 1_900_000_000;
+
+    fn verifier() -> Verifier {
+        let mut keys = HashMap::new();
+        keys.insert(Arc::from("sb_publishable_abc"), Arc::from("anon"));
+        keys.insert(Arc::from("sb_secret_xyz"), Arc::from("service_role"));
+        Verifier::new(&[Arc::from(SECRET), Arc::from(OLD)], keys, Vec::new())
+    }
+
+    fn tok(claims: Value) -> String {
+        sign_hs(Algorithm::HS256, &claims, SECRET)
+    }
+
+    #[test]
+    fn accepts_each_hs_algorithm() {
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let t = sign_hs(
+                alg,
+                &json!({"role":"authenticated","exp":NOW+60,"sub":"u1"}),
+                SECRET,
+            );
+            let c = verifier().verify(&t, NOW).unwrap();
+            assert_eq!(&*c.role, "authenticated");
+            assert_eq!(c.exp, Some(NOW + 60));
+            assert_eq!(c.claim_str("sub").as_deref(), Some("u1"));
+        }
+    }
+
+    #[test]
+    fn rotation_tries_every_secret() {
+        let t = sign_hs(Algorithm::HS256, &json!({"role":"anon","exp":NOW+1}), OLD);
+        assert!(verifier().verify(&t, NOW).is_ok());
+        let t = sign_hs(
+            Algorithm::HS256,
+            &json!({"role":"anon","exp":NOW+1}),
+            b"other-secret",
+        );
+        assert_eq!(verifier().verify(&t, NOW), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn exp_and_role_are_required() {
+        for c in [
+            json!({"role":"anon"}),
+            json!({"exp":NOW+5}),
+            json!({"role":1,"exp":NOW+5}),
+            json!({"role":"anon","exp":"soon"}),
+        ] {
+            assert_eq!(
+                verifier().verify(&tok(c.clone()), NOW),
+                Err(JwtError::MissingClaims),
+                "{c}"
+            );
+        }
+        assert_eq!(
+            JwtError::MissingClaims.to_string(),
+            "Fields `role` and `exp` are required in JWT"
+        );
+    }
+
+    #[test]
+    fn expiry_has_no_leeway_and_says_how_long_ago() {
+        let t = tok(json!({"role":"anon","exp":NOW-12}));
+        let e = verifier().verify(&t, NOW).unwrap_err();
+        assert_eq!(e, JwtError::Expired { ago: 12 });
+        assert_eq!(e.to_string(), "Token has expired 12 seconds ago");
+        let t = tok(json!({"role":"anon","exp":NOW}));
+        assert_eq!(
+            verifier().verify(&t, NOW),
+            Err(JwtError::Expired { ago: 0 })
+        );
+    }
+
+    #[test]
+    fn iat_must_be_a_number() {
+        let t = tok(json!({"role":"anon","exp":NOW+5,"iat":"yesterday"}));
+        assert_eq!(verifier().verify(&t, NOW), Err(JwtError::BadIssuedAt));
+        let t = tok(json!({"role":"anon","exp":NOW+5,"iat":NOW-5}));
+        assert!(verifier().verify(&t, NOW).is_ok());
+    }
+
+    #[test]
+    fn malformed_and_unsupported() {
+        assert_eq!(
+            verifier().verify("not.a.jwt", NOW),
+            Err(JwtError::Malformed)
+        );
+        assert_eq!(verifier().verify("abc", NOW), Err(JwtError::Malformed));
+        assert_eq!(verifier().verify("  ", NOW), Err(JwtError::Missing));
+        // alg "none"
+        let t = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJyb2xlIjoiYW5vbiIsImV4cCI6MTl9.";
+        assert!(matches!(
+            verifier().verify(t, NOW),
+            Err(JwtError::Malformed | JwtError::UnsupportedAlgorithm { .. })
+        ));
+        // RS256 header with an HMAC body
+        let t = "eyJhbGciOiJSUzI1NiJ9.eyJyb2xlIjoiYW5vbiIsImV4cCI6MTl9.AAAA";
+        assert!(matches!(
+            verifier().verify(t, NOW),
+            Err(JwtError::UnsupportedAlgorithm { .. })
+        ));
+    }
+
+    #[test]
+    fn opaque_keys_map_to_roles() {
+        let c = verifier().verify("sb_secret_xyz", NOW).unwrap();
+        assert!(c.is_service_role());
+        assert_eq!(c.exp, None);
+        assert_eq!(
+            &*verifier().verify("sb_publishable_abc", NOW).unwrap().role,
+            "anon"
+        );
+        assert_eq!(
+            verifier().verify("sb_publishable_nope", NOW),
+            Err(JwtError::UnknownApiKey)
+        );
+    }
+
+    #[test]
+    fn claim_validators_match_exactly() {
+        let v = Verifier::new(
+            &[Arc::from(SECRET)],
+            HashMap::new(),
+            vec![(Arc::from("iss"), json!("supabase"))],
+        );
+        let ok = tok(json!({"role":"anon","exp":NOW+5,"iss":"supabase"}));
+        assert!(v.verify(&ok, NOW).is_ok());
+        let bad = tok(json!({"role":"anon","exp":NOW+5,"iss":"other"}));
+        assert_eq!(
+            v.verify(&bad, NOW),
+            Err(JwtError::ClaimMismatch {
+                claim: "iss".into()
+            })
+        );
+    }
+}
