@@ -11,6 +11,7 @@ mod error;
 mod expand;
 mod raw;
 mod show;
+pub mod supabase;
 mod units;
 mod validate;
 
@@ -45,6 +46,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub log: Log,
     pub apps: apps::Apps,
+    /// `[supabase]`: the Supabase Realtime front; `None` when absent.
+    pub supabase: Option<Arc<supabase::Supabase>>,
 }
 
 /// `[server]`: listeners, limits and timeouts that apply to every connection.

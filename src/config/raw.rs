@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::apps::{RawApp, RawPusher};
+use super::supabase::RawSupabase;
 
 /// A string value with its position in the file, for error messages.
 pub(crate) type SpStr = Spanned<String>;
@@ -30,6 +31,8 @@ pub(crate) struct RawConfig {
     pub(crate) apps: Vec<RawApp>,
     #[serde(default)]
     pub(crate) pusher: Option<RawPusher>,
+    #[serde(default)]
+    pub(crate) supabase: Option<Spanned<RawSupabase>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -91,6 +91,24 @@ impl fmt::Display for Effective<'_> {
                 writeln!(f, "  id={} key={} secret=<hidden>", a.id, a.key)?;
             }
         }
+        match &c.supabase {
+            None => writeln!(f, "supabase: not configured")?,
+            Some(s) => writeln!(
+                f,
+                "supabase: {} jwt secret(s), {} api key(s), {} rule(s){}{}{}",
+                s.jwt_secrets.len(),
+                s.api_keys.len(),
+                s.policy.rules.len(),
+                if s.private_only { ", private only" } else { "" },
+                s.upstream.as_ref().map_or(String::new(), |u| format!(
+                    ", postgres_changes via {}",
+                    u.url
+                )),
+                s.pusher_app
+                    .as_ref()
+                    .map_or(String::new(), |a| format!(", bridged to pusher app {a}")),
+            )?,
+        }
         Ok(())
     }
 }

@@ -54,7 +54,7 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn duration(&self, key: &str, v: &SpStr) -> Result<Option<Duration>, ConfigError> {
+    pub(crate) fn duration(&self, key: &str, v: &SpStr) -> Result<Option<Duration>, ConfigError> {
         let s = self.string(key, v)?;
         parse_duration_opt(&s).map_err(|p| {
             self.err(
@@ -66,7 +66,7 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn duration_or(
+    pub(crate) fn duration_or(
         &self,
         key: &str,
         v: Option<&SpStr>,
@@ -85,7 +85,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn size_or(&self, key: &str, v: Option<&SpStr>, default: u64) -> Result<u64, ConfigError> {
+    pub(crate) fn size_or(
+        &self,
+        key: &str,
+        v: Option<&SpStr>,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
         match v {
             None => Ok(default),
             Some(v) => {
@@ -102,7 +107,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn count(
+    pub(crate) fn count(
         &self,
         key: &str,
         v: Option<&Spanned<i64>>,
@@ -150,6 +155,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let routes = routes(&raw, &upstream, &server, cx)?;
     let log = log(&raw, cx)?;
     let apps = apps::validate(&raw.apps, raw.pusher.as_ref(), cx)?;
+    let supabase = supabase::validate(raw.supabase.as_ref(), &apps, cx)?;
     Ok(Config {
         source: Arc::from(cx.file),
         server,
@@ -158,6 +164,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         routes,
         log,
         apps,
+        supabase,
     })
 }
 

@@ -314,7 +314,8 @@ fn js_kind3_field_limits() {
         encoding: Encoding::Raw,
         payload: Bytes::from_static(b"\x01\x04"),
     };
-    let cases: [(Box<dyn Fn(&mut UserBroadcastPush)>, &str); 5] = [
+    type Edit<'a> = Box<dyn Fn(&mut UserBroadcastPush) + 'a>;
+    let cases: [(Edit<'_>, &str); 5] = [
         (
             Box::new(|p| p.join_ref = Some(long.clone())),
             "joinRef length 256 exceeds maximum of 255",
@@ -519,7 +520,8 @@ fn server_fastlane_oversized_headers() {
 
 #[test]
 fn js_decodes_kind4_fixtures() {
-    let cases: [(&[u8], Option<&str>, Encoding, &[u8]); 4] = [
+    type Row<'a> = (&'a [u8], Option<&'a str>, Encoding, &'a [u8]);
+    let cases: [Row<'_>; 4] = [
         (
             b"\x04\x03\x0a\x00\x01topuser-event{\"a\":\"b\"}",
             None,
