@@ -10,4 +10,5 @@
 pub mod codec;
 pub mod jwt;
 pub mod policy;
+pub mod presence;
 pub mod wire;
