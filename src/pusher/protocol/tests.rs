@@ -1,5 +1,8 @@
 //! Codec tests: parsing, encoder shapes, and one test per error-mapping row.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::*;
