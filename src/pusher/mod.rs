@@ -5,6 +5,8 @@
 //! REST requests for `/app/{key}` and `/apps/{id}/...`. Hands on: typed
 //! operations to the hub and serialised frames to sockets.
 
+pub mod app;
 pub mod auth;
 pub mod channel;
 pub mod protocol;
+pub mod webhooks;
