@@ -1,5 +1,86 @@
-//! portico: one binary on a PHP app's public port.
+//! portico: one binary on a PHP app's public port — TLS, routing, the
+//! reverse proxy, and an in-process WebSocket hub.
+//!
+//! # Layout (the path a request takes)
+//!
+//! - [`config`]: TOML → validated [`config::Config`] (raw → validate).
+//! - [`listener`]: bind, accept loops, connection caps ([`limits`]), then per
+//!   connection the TLS handshake ([`tls_state`]) on `https`.
+//! - [`http::server`]: hyper HTTP/1.1 + HTTP/2 on the connection.
+//! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:
+//!   - [`proxy`]: HTTP(S) upstreams, streaming, WebSocket pass-through;
+//!   - [`pusher`]: the in-process Pusher hub front, over [`ws`] sockets
+//!     and the protocol-agnostic fan-out core [`hub`].
+//! - [`edge`]: the current config generation and reload.
+//! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
 
+pub mod banner;
+pub mod config;
+pub mod edge;
+pub mod http;
 pub mod hub;
+pub mod keygen;
+pub mod limits;
+pub mod listener;
+pub mod proxy;
 pub mod pusher;
+pub mod shutdown;
+pub mod tls;
+pub mod tls_state;
 pub mod ws;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use config::Config;
+pub use edge::{Edge, EdgeError};
+pub use listener::Listeners;
+pub use shutdown::Shutdown;
+
+/// Extra time after the grace period for tasks to notice the abort.
+const HARD_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Serves `listeners` with `config` until `shutdown` resolves, then drains:
+/// stop accepting, let in-flight requests finish within the grace period,
+/// close WebSockets with a close frame, return.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), EdgeError> {
+    let edge = Edge::new(config, Shutdown::new())?;
+    serve(edge, listeners, shutdown).await;
+    Ok(())
+}
+
+/// Like [`run`] for an already built [`Edge`] (so the caller can keep a
+/// clone for reloads).
+pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+    let inner = edge.inner().clone();
+    let sd = edge.shutdown().clone();
+    let mut loops = Vec::new();
+    for (l, kind) in [
+        (listeners.https, http::ListenerKind::Https),
+        (listeners.http, http::ListenerKind::Http),
+        (listeners.plain, http::ListenerKind::Plain),
+    ] {
+        if let Some(l) = l {
+            loops.push(tokio::spawn(listener::accept_loop(l, kind, inner.clone())));
+        }
+    }
+    shutdown.await;
+    tracing::info!("shutting down: draining connections");
+    sd.begin_drain();
+    for l in loops {
+        let _ = l.await;
+    }
+    let grace = edge.config().server.grace_period;
+    let left = sd.wait(grace, HARD_DEADLINE).await;
+    if left > 0 {
+        tracing::warn!(
+            tasks = left,
+            "some connections did not finish; exiting anyway"
+        );
+    }
+    tracing::info!("stopped");
+}

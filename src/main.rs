@@ -1,1 +1,177 @@
-fn main() {}
+//! The `portico` command: parse the CLI, load config, bind, forward signals.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portico::config::{Config, LogFormat};
+use portico::{Edge, Listeners, Shutdown};
+
+#[derive(Parser)]
+#[command(
+    name = "portico",
+    version,
+    about = "One binary on your PHP app's public port: TLS, routing, proxy and a Pusher/Supabase WebSocket hub."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the edge (the default command).
+    Run {
+        /// Config file; default: config/portico.toml if it exists, else the embedded default.
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config and print what it means.
+    Check {
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Create or renew the local dev CA and certificate, and say how to trust the CA.
+    CertsDev {
+        /// Directory for the CA and certificate.
+        #[arg(long, default_value = "certs-dev")]
+        dir: PathBuf,
+        /// Extra host names or IPs for the certificate (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// Print a fresh app id/key/secret as .env lines and a TOML [[apps]] block.
+    Keygen,
+}
+
+const DEFAULT_PATH: &str = "config/portico.toml";
+
+fn load(path: Option<&Path>) -> Result<Config, portico::config::ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None if Path::new(DEFAULT_PATH).exists() => Config::load(Path::new(DEFAULT_PATH)),
+        None => Config::embedded(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run { config: None }) {
+        Command::Keygen => {
+            print!("{}", portico::keygen::generate().render());
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match load(config.as_deref()) {
+            Ok(c) => {
+                print!("{}", c.effective());
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::CertsDev { dir, hosts } => match portico::tls::dev::ensure(&dir, &hosts) {
+            Ok(certs) => {
+                println!("{}", portico::tls::trust_instructions(&certs.ca_cert));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            let path = config.or_else(|| {
+                Path::new(DEFAULT_PATH)
+                    .exists()
+                    .then(|| PathBuf::from(DEFAULT_PATH))
+            });
+            let cfg = match load(path.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing(&cfg);
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(run(cfg, path)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&*cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(&cfg.server)?;
+    let edge = Edge::new(cfg, Shutdown::new())?;
+    print_banner(&edge, &listeners);
+    let signals = signals(edge.clone(), path)?;
+    portico::serve(edge, listeners, signals).await;
+    Ok(())
+}
+
+fn print_banner(edge: &Edge, listeners: &Listeners) {
+    let cfg = edge.config();
+    for (kind, addr) in listeners.addrs() {
+        if let Some(a) = addr {
+            tracing::info!(listener = kind.name(), addr = %a, "listening");
+        }
+    }
+    eprint!("{}", portico::banner::render(&cfg, listeners));
+}
+
+/// Resolves on SIGTERM or SIGINT; reloads on SIGHUP.
+fn signals(
+    edge: Edge,
+    path: Option<PathBuf>,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM received"); return; }
+                _ = int.recv() => { tracing::info!("SIGINT received"); return; }
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP received: reloading configuration");
+                    match load(path.as_deref()) {
+                        Ok(cfg) => {
+                            if let Err(e) = edge.reload(cfg) {
+                                tracing::error!("reload refused, keeping the running configuration: {e}");
+                            }
+                        }
+                        Err(e) => tracing::error!("reload refused, keeping the running configuration:\n{e}"),
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,96 @@
+//! The effective config as `portico check` prints it: listeners, TLS mode,
+//! routes in match order, apps without secrets.
+
+use std::fmt;
+
+use super::*;
+
+/// Display adapter returned by [`Config::effective`].
+pub struct Effective<'a>(pub(super) &'a Config);
+
+fn listener(a: Option<SocketAddr>) -> String {
+    a.map_or_else(|| "off".to_string(), |a| a.to_string())
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = self
+            .host
+            .as_ref()
+            .map_or_else(|| "*".to_string(), |h| h.to_string());
+        let to = match &self.target {
+            Target::Proxy(p) => p.url.to_string(),
+            Target::Pusher => "pusher (built-in hub)".to_string(),
+            Target::Supabase => "supabase (built-in hub)".to_string(),
+        };
+        write!(f, "{host}{} -> {to}", self.path)?;
+        match &self.rewrite {
+            Rewrite::Keep => {}
+            Rewrite::Strip => write!(f, " (prefix stripped)")?,
+            Rewrite::Replace(p) => write!(f, " (prefix -> {p})")?,
+        }
+        if let Target::Proxy(p) = &self.target {
+            match &p.host_header {
+                HostHeader::PassThrough => {}
+                HostHeader::Upstream => write!(f, " [Host: upstream]")?,
+                HostHeader::Fixed(h) => write!(f, " [Host: {}]", h.to_str().unwrap_or("?"))?,
+            }
+            if !p.websocket {
+                write!(f, " [no websocket]")?;
+            }
+        }
+        match self.origin {
+            RouteOrigin::Configured(i) => write!(f, "   (routes[{i}])"),
+            RouteOrigin::Default => write!(f, "   (default)"),
+            RouteOrigin::Fallback => write!(f, "   ([upstream])"),
+        }
+    }
+}
+
+impl fmt::Display for Effective<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        writeln!(f, "config: {}", c.source)?;
+        writeln!(f, "listeners:")?;
+        writeln!(f, "  https  {}", listener(c.server.https))?;
+        writeln!(f, "  http   {}", listener(c.server.http))?;
+        writeln!(f, "  plain  {}", listener(c.server.plain))?;
+        let tls = match &c.tls {
+            Tls::Off => "off".to_string(),
+            Tls::Dev { dir, hosts } => {
+                let extra = if hosts.is_empty() {
+                    String::new()
+                } else {
+                    format!(", extra hosts {}", hosts.join(", "))
+                };
+                format!("dev (local CA in {}{extra})", dir.display())
+            }
+            Tls::Files { pairs, watch } => {
+                let list: Vec<String> = pairs
+                    .iter()
+                    .map(|p| format!("{} + {}", p.cert.display(), p.key.display()))
+                    .collect();
+                format!(
+                    "files ({}){}",
+                    list.join("; "),
+                    if *watch { ", watched" } else { "" }
+                )
+            }
+        };
+        writeln!(f, "tls: {tls}")?;
+        writeln!(f, "health: {}", c.server.health_path)?;
+        writeln!(f, "routes (first match wins):")?;
+        for (i, r) in c.routes.iter().enumerate() {
+            writeln!(f, "  {}. {r}", i + 1)?;
+        }
+        if c.apps.apps.is_empty() {
+            writeln!(f, "apps: none")?;
+        } else {
+            writeln!(f, "apps:")?;
+            for a in &c.apps.apps {
+                writeln!(f, "  id={} key={} secret=<hidden>", a.id, a.key)?;
+            }
+        }
+        Ok(())
+    }
+}

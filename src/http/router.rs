@@ -1,0 +1,196 @@
+//! Route matching: (host, path) → the first matching [`Route`]. Pure.
+//!
+//! A route matches when its host pattern (if any) matches the request host
+//! without port, and the path starts with the route's prefix. A prefix ending
+//! in `/` also matches the same path without the slash (`/app` → `/app/`).
+
+use crate::config::{Rewrite, Route};
+
+/// The index of the first route that matches. A validated config ends with
+/// a catch-all, so for `config.routes` this is always `Some`.
+pub fn find(routes: &[Route], host: Option<&str>, path: &str) -> Option<usize> {
+    routes.iter().position(|r| {
+        let host_ok = match (&r.host, host) {
+            (None, _) => true,
+            (Some(p), Some(h)) => p.matches(h),
+            (Some(_), None) => false,
+        };
+        host_ok && path_matches(&r.path, path)
+    })
+}
+
+fn path_matches(prefix: &str, path: &str) -> bool {
+    path.starts_with(prefix)
+        || prefix
+            .strip_suffix('/')
+            .is_some_and(|p| !p.is_empty() && path == p)
+}
+
+/// The host of a request without port, lower-cased, from the URI authority
+/// (HTTP/2, absolute-form) or the `Host` header.
+pub fn request_host<B>(req: &http::Request<B>) -> Option<String> {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(strip_port)
+        })?;
+    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+}
+
+fn strip_port(h: &str) -> String {
+    if let Some(rest) = h.strip_prefix('[') {
+        // [::1]:8443 → ::1
+        return rest.split(']').next().unwrap_or("").to_string();
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host.to_string(),
+        _ => h.to_string(),
+    }
+}
+
+/// Applies a route's rewrite to a path.
+pub fn rewrite_path(route: &Route, path: &str) -> String {
+    let rest = path.strip_prefix(&*route.path).unwrap_or({
+        // Matched as "prefix without trailing slash": nothing after it.
+        ""
+    });
+    match &route.rewrite {
+        Rewrite::Keep => path.to_string(),
+        Rewrite::Strip => format!("/{}", rest.trim_start_matches('/')),
+        Rewrite::Replace(new) => {
+            if new.ends_with('/') || rest.is_empty() || rest.starts_with('/') {
+                format!("{new}{rest}")
+            } else {
+                format!("{new}/{rest}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Target};
+
+    fn route<'c>(c: &'c Config, host: Option<&str>, path: &str) -> &'c Route {
+        &c.routes[find(&c.routes, host, path).unwrap()]
+    }
+
+    fn cfg(text: &str) -> Config {
+        Config::from_str_with_env(text, "t.toml", &|_| None).unwrap()
+    }
+
+    fn name(r: &Route) -> String {
+        match &r.target {
+            Target::Proxy(p) => p.url.to_string(),
+            Target::Pusher => "pusher".into(),
+            Target::Supabase => "supabase".into(),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg("[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n");
+        let table = [
+            ("/app/key", "pusher"),
+            ("/app", "pusher"),
+            ("/apps/1/events", "pusher"),
+            ("/application", "http://127.0.0.1:8000"),
+            ("/realtime/v1/websocket", "supabase"),
+            ("/", "http://127.0.0.1:8000"),
+            ("/login", "http://127.0.0.1:8000"),
+        ];
+        for (path, want) in table {
+            assert_eq!(name(route(&c, Some("x"), path)), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_hosts_filter() {
+        let c = cfg(r#"
+[server]
+plain = "127.0.0.1:0"
+[tls]
+mode = "off"
+[[routes]]
+path = "/api/"
+host = "*.example.com"
+to = "http://127.0.0.1:9001"
+[[routes]]
+path = "/api/"
+to = "http://127.0.0.1:9002"
+[[routes]]
+path = "/"
+host = "admin.test"
+to = "http://127.0.0.1:9003"
+"#);
+        assert_eq!(
+            name(route(&c, Some("a.example.com"), "/api/x")),
+            "http://127.0.0.1:9001"
+        );
+        assert_eq!(
+            name(route(&c, Some("example.com"), "/api/x")),
+            "http://127.0.0.1:9002"
+        );
+        assert_eq!(name(route(&c, None, "/api/x")), "http://127.0.0.1:9002");
+        assert_eq!(
+            name(route(&c, Some("admin.test"), "/x")),
+            "http://127.0.0.1:9003"
+        );
+        assert_eq!(
+            name(route(&c, Some("other.test"), "/x")),
+            "http://127.0.0.1:8000"
+        );
+    }
+
+    #[test]
+    fn rewrites() {
+        let c = cfg(r#"
+[server]
+plain = "127.0.0.1:0"
+[tls]
+mode = "off"
+[[routes]]
+path = "/realtime/v1/"
+to = "http://127.0.0.1:4000"
+rewrite = "/socket/"
+[[routes]]
+path = "/svc/"
+to = "http://127.0.0.1:4001"
+strip_prefix = true
+"#);
+        let r = route(&c, None, "/realtime/v1/websocket");
+        assert_eq!(
+            rewrite_path(r, "/realtime/v1/websocket"),
+            "/socket/websocket"
+        );
+        let r = route(&c, None, "/svc/a/b");
+        assert_eq!(rewrite_path(r, "/svc/a/b"), "/a/b");
+        assert_eq!(rewrite_path(r, "/svc"), "/");
+    }
+
+    #[test]
+    fn host_parsing() {
+        let req = |h: &str| {
+            http::Request::builder()
+                .uri("/")
+                .header("host", h)
+                .body(())
+                .unwrap()
+        };
+        assert_eq!(
+            request_host(&req("Example.COM:8443")).as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(request_host(&req("[::1]:8443")).as_deref(), Some("::1"));
+        assert_eq!(
+            request_host(&req("example.com.")).as_deref(),
+            Some("example.com")
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Per-request handling: health → port-80 redirect → route → proxy or a
+//! built-in front, with one access-log line per request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::access_log::{Entry, Logged, redact_query};
+use super::body::{Body, full};
+use super::error::{ErrorKind, HttpError, Side, wants_html};
+use super::{ListenerKind, RequestCtx, redirect, router};
+use crate::config::Target;
+use crate::edge::EdgeInner;
+use crate::proxy::headers::ClientSide;
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub kind: ListenerKind,
+}
+
+/// Serves one request. Never fails: errors become responses.
+pub async fn handle(
+    edge: Arc<EdgeInner>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let rt = edge.runtime();
+    let cfg = &rt.config;
+    let method = req.method().clone();
+    let logged_path = redact_query(req.uri().path(), req.uri().query());
+    let html = wants_html(req.headers());
+    let host = router::request_host(&req);
+    let path = req.uri().path();
+
+    let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) = if path
+        == &*cfg.server.health_path
+    {
+        (
+            health(edge.shutdown().is_draining()),
+            "health".into(),
+            "portico".into(),
+        )
+    } else if conn.kind == ListenerKind::Http && path.starts_with(redirect::ACME_CHALLENGE_PREFIX) {
+        (
+            redirect::acme_not_configured(),
+            "acme".into(),
+            "portico".into(),
+        )
+    } else if let (ListenerKind::Http, Some(https)) = (conn.kind, cfg.server.https) {
+        let host = host.as_deref().unwrap_or("localhost");
+        (
+            redirect::to_https(&req, host, https.port()),
+            "redirect".into(),
+            "https".into(),
+        )
+    } else {
+        let idx = router::find(&cfg.routes, host.as_deref(), path).unwrap_or(cfg.routes.len() - 1);
+        let route = &cfg.routes[idx];
+        let route_label = route.path.clone();
+        match &route.target {
+            Target::Proxy(_) => {
+                let up = rt.upstream(idx);
+                let client = ClientSide {
+                    peer: conn.peer.ip(),
+                    tls: conn.kind == ListenerKind::Https,
+                    local_port: conn.local.port(),
+                    trusted_proxies: &cfg.server.trusted_proxies,
+                };
+                let resp = match up {
+                    Some(up) => {
+                        crate::proxy::forward(req, route, up, client, edge.shutdown()).await
+                    }
+                    None => Err(HttpError::new(ErrorKind::NotBuilt {
+                        what: "this upstream",
+                    })),
+                };
+                let target = up.map_or_else(|| Arc::from("?"), |u| u.target.url.clone());
+                match resp {
+                    Ok(r) => (r, route_label, target),
+                    Err(e) => {
+                        log_error(&e, &route_label, conn.peer);
+                        (e.to_response(html), route_label, target)
+                    }
+                }
+            }
+            Target::Pusher => {
+                let ctx = RequestCtx {
+                    peer: conn.peer,
+                    local: conn.local,
+                    tls: conn.kind == ListenerKind::Https,
+                    route_path: route.path.clone(),
+                    shutdown: edge.shutdown().clone(),
+                };
+                (
+                    edge.pusher().handle(req, ctx).await,
+                    route_label,
+                    "pusher".into(),
+                )
+            }
+            Target::Supabase => {
+                let e = HttpError::new(ErrorKind::NotBuilt {
+                    what: "the Supabase Realtime hub",
+                });
+                (e.to_response(html), route_label, "supabase".into())
+            }
+        }
+    };
+    if !cfg.log.access {
+        return Ok(resp);
+    }
+    let (parts, body) = resp.into_parts();
+    let entry = Entry {
+        method,
+        path: logged_path,
+        status: parts.status,
+        route: route_label,
+        target: target_label,
+        peer: conn.peer.ip(),
+        listener: conn.kind.name(),
+        started,
+    };
+    Ok(Response::from_parts(parts, Logged::wrap(body, entry)))
+}
+
+fn health(draining: bool) -> Response<Body> {
+    let (status, text) = if draining {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        (StatusCode::OK, "ok\n")
+    };
+    let mut r = Response::new(full(text));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn log_error(e: &HttpError, route: &str, peer: SocketAddr) {
+    let (status, side) = e.status();
+    let upstream = e.upstream.as_deref().unwrap_or("-");
+    match side {
+        Side::Upstream => {
+            tracing::warn!(status = status.as_u16(), route, upstream, peer = %peer, "{}", e.message())
+        }
+        Side::Internal => {
+            tracing::warn!(status = status.as_u16(), route, peer = %peer, "{}", e.message())
+        }
+        Side::Downstream => {
+            tracing::info!(status = status.as_u16(), route, upstream, peer = %peer, "{}", e.message())
+        }
+    }
+}

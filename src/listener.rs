@@ -1,0 +1,147 @@
+//! Binding and the accept loops: caps are checked before anything else, then
+//! each connection gets its own task (TLS handshake first on `https`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::Server;
+use crate::edge::EdgeInner;
+use crate::http::ListenerKind;
+use crate::http::server::{ConnSettings, serve};
+use crate::http::service::ConnInfo;
+use crate::limits::{Guarded, Refused};
+
+/// The sockets portico serves on; tests bind `127.0.0.1:0` themselves.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub https: Option<TcpListener>,
+    pub http: Option<TcpListener>,
+    pub plain: Option<TcpListener>,
+}
+
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (`server.{key}`): {source}")]
+pub struct BindError {
+    pub key: &'static str,
+    pub addr: SocketAddr,
+    pub source: io::Error,
+}
+
+impl Listeners {
+    /// Binds every listener the config enables.
+    pub fn bind(server: &Server) -> Result<Listeners, BindError> {
+        Ok(Listeners {
+            https: server.https.map(|a| bind_one("https", a)).transpose()?,
+            http: server.http.map(|a| bind_one("http", a)).transpose()?,
+            plain: server.plain.map(|a| bind_one("plain", a)).transpose()?,
+        })
+    }
+
+    /// The bound addresses (useful after binding port 0).
+    pub fn addrs(&self) -> [(ListenerKind, Option<SocketAddr>); 3] {
+        let a = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        [
+            (ListenerKind::Https, a(&self.https)),
+            (ListenerKind::Http, a(&self.http)),
+            (ListenerKind::Plain, a(&self.plain)),
+        ]
+    }
+}
+
+/// Binds with a large backlog (the default 128 costs 1 s SYN retransmits
+/// under connection bursts) and SO_REUSEADDR.
+pub fn bind_one(key: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
+    let err = |source| BindError { key, addr, source };
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+        .map_err(err)?;
+    sock.set_reuse_address(true).map_err(err)?;
+    if addr.is_ipv6() {
+        let _ = sock.set_only_v6(false);
+    }
+    sock.set_nonblocking(true).map_err(err)?;
+    sock.bind(&addr.into()).map_err(err)?;
+    sock.listen(4096).map_err(err)?;
+    TcpListener::from_std(sock.into()).map_err(err)
+}
+
+/// Accepts until draining starts.
+pub async fn accept_loop(listener: TcpListener, kind: ListenerKind, edge: Arc<EdgeInner>) {
+    let shutdown = edge.shutdown().clone();
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.draining() => break,
+            r = listener.accept() => match r {
+                Ok(pair) => { backoff = Duration::from_millis(5); pair }
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning.
+                    tracing::warn!(listener = kind.name(), error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        let server = edge.runtime().config.server.clone();
+        let guard = match edge
+            .limits
+            .try_admit(peer.ip(), server.max_connections_per_ip)
+        {
+            Ok(g) => g,
+            Err(why) => {
+                let cap = match why {
+                    Refused::Global => "server.max_connections",
+                    Refused::PerIp => "server.max_connections_per_ip",
+                };
+                tracing::debug!(peer = %peer, cap, "connection refused: over the cap");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
+        let info = ConnInfo { peer, local, kind };
+        let settings = ConnSettings {
+            header_timeout: server.header_timeout,
+            http2: server.http2,
+        };
+        let edge2 = edge.clone();
+        let io = Guarded::new(stream, guard);
+        shutdown.spawn(async move {
+            match kind {
+                ListenerKind::Https => {
+                    if let Some(tls) = handshake(io, &edge2, peer, server.handshake_timeout).await {
+                        serve(tls.stream, info, settings, edge2).await;
+                    }
+                }
+                ListenerKind::Http | ListenerKind::Plain => {
+                    // h2 needs ALPN; cleartext listeners speak HTTP/1.1
+                    // (h2c prior knowledge is still detected by hyper).
+                    serve(io, info, settings, edge2).await;
+                }
+            }
+        });
+    }
+    tracing::debug!(listener = kind.name(), "stopped accepting");
+}
+
+async fn handshake(
+    io: Guarded<TcpStream>,
+    edge: &EdgeInner,
+    peer: SocketAddr,
+    deadline: Duration,
+) -> Option<crate::tls::TlsAccepted<Guarded<TcpStream>>> {
+    match edge.tls.accept(io, deadline).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // Routine (scanners, untrusted dev certs, timeouts): debug level.
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Header rules for proxying: hop-by-hop removal in both directions and the
+//! `X-Forwarded-*` / `X-Real-IP` set the upstream sees.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1, plus the
+/// non-standard ones every proxy strips).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including every header named in `Connection`.
+/// `TE: trailers` survives (gRPC needs it); other `TE` values do not.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    let te_trailers = headers
+        .get(header::TE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
+    headers.remove(header::TE);
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Whether a request asks for a WebSocket upgrade (RFC 6455 §4.1): a
+/// `Connection` token `upgrade` and `Upgrade: websocket`.
+pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let conn_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    conn_upgrade && upgrade_is_websocket(headers)
+}
+
+/// Whether `Upgrade` names `websocket`.
+pub fn upgrade_is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+        })
+}
+
+/// What the edge knows about the client side of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSide<'a> {
+    pub peer: IpAddr,
+    /// Whether the client reached portico over TLS.
+    pub tls: bool,
+    /// The port the client connected to.
+    pub local_port: u16,
+    pub trusted_proxies: &'a [IpNet],
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Sets `X-Forwarded-For/-Proto/-Host/-Port` and `X-Real-IP`. Values the
+/// client sent are kept (and extended) only when the TCP peer is a trusted
+/// proxy; otherwise they are replaced, so nobody can spoof their address.
+pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Option<&str>) {
+    let trusted = client
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(&client.peer));
+    let peer = client.peer.to_string();
+    if trusted {
+        let prior: Vec<String> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        let chain = if prior.is_empty() {
+            peer.clone()
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        };
+        // The real client is the first address in the chain a trusted proxy gave.
+        let real = chain.split(',').next().unwrap_or(&peer).trim().to_string();
+        set(headers, X_FORWARDED_FOR, &chain);
+        if !headers.contains_key(&X_REAL_IP) {
+            set(headers, X_REAL_IP, &real);
+        }
+        if !headers.contains_key(&X_FORWARDED_PROTO) {
+            set(
+                headers,
+                X_FORWARDED_PROTO,
+                if client.tls { "https" } else { "http" },
+            );
+        }
+        if !headers.contains_key(&X_FORWARDED_HOST)
+            && let Some(h) = host
+        {
+            set(headers, X_FORWARDED_HOST, h);
+        }
+        if !headers.contains_key(&X_FORWARDED_PORT) {
+            set(headers, X_FORWARDED_PORT, &client.local_port.to_string());
+        }
+    } else {
+        set(headers, X_FORWARDED_FOR, &peer);
+        set(headers, X_REAL_IP, &peer);
+        set(
+            headers,
+            X_FORWARDED_PROTO,
+            if client.tls { "https" } else { "http" },
+        );
+        match host {
+            Some(h) => set(headers, X_FORWARDED_HOST, h),
+            None => {
+                headers.remove(&X_FORWARDED_HOST);
+            }
+        }
+        set(headers, X_FORWARDED_PORT, &client.local_port.to_string());
+        headers.remove(header::FORWARDED);
+    }
+}
+
+fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            headers.insert(name, v);
+        }
+        Err(_) => {
+            headers.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_listed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers, deflate"),
+            ("upgrade", "h2c"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["x-kept"], "yes");
+        assert_eq!(h["te"], "trailers");
+    }
+
+    #[test]
+    fn detects_websocket_upgrade() {
+        assert!(is_websocket_upgrade(&map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "WebSocket")
+        ])));
+        assert!(!is_websocket_upgrade(&map(&[("upgrade", "websocket")])));
+        assert!(!is_websocket_upgrade(&map(&[
+            ("connection", "upgrade"),
+            ("upgrade", "h2c")
+        ])));
+    }
+
+    #[test]
+    fn untrusted_peer_cannot_spoof() {
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-real-ip", "1.2.3.4"),
+        ]);
+        let c = ClientSide {
+            peer: "10.0.0.9".parse().unwrap(),
+            tls: false,
+            local_port: 8080,
+            trusted_proxies: &[],
+        };
+        set_forwarded(&mut h, c, Some("app.test"));
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(h["x-real-ip"], "10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "app.test");
+        assert_eq!(h["x-forwarded-port"], "8080");
+    }
+
+    #[test]
+    fn trusted_peer_extends_chain() {
+        let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let c = ClientSide {
+            peer: "10.0.0.9".parse().unwrap(),
+            tls: false,
+            local_port: 8080,
+            trusted_proxies: &nets,
+        };
+        set_forwarded(&mut h, c, Some("app.test"));
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}
