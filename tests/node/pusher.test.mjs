@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import Pusher from 'pusher-js';
 import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
+import { createHash, createHmac } from 'node:crypto';
 import { startPortico, webhookSink, rawSocket, data, once, within, sleep } from './harness.mjs';
 
 if (!process.env.NODE_EXTRA_CA_CERTS) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -64,6 +65,37 @@ id = "app-5"
 key = "key-5"
 secret = "secret-5"
 enabled = false
+
+[[apps]]
+id = "app-7"
+key = "key-7"
+secret = "secret-7"
+client_events = true
+[apps.rate_limit]
+max_events = 2
+per = "10s"
+
+[[apps]]
+id = "app-8"
+key = "key-8"
+secret = "secret-8"
+client_events = true
+[apps.rate_limit]
+max_events = 1
+per = "10s"
+terminate = true
+
+[[routes]]
+path = "/reverb/"
+to = "pusher"
+
+[[routes]]
+path = "/app/"
+to = "pusher"
+
+[[routes]]
+path = "/apps/"
+to = "pusher"
 
 [[apps]]
 id = "app-6"
@@ -405,6 +437,79 @@ describe('error codes over raw WebSockets', () => {
     await s.next((m) => m.event === 'pusher:pong');
     assert.equal(s.ws.readyState, 1);
     s.close();
+  });
+});
+
+describe('more channel rules', () => {
+  it('client-event rate limit: 4301 error, or close with terminate', async () => {
+    const signer = rest({ appId: 'app-7', key: 'key-7', secret: 'secret-7' });
+    const s = ws('key-7');
+    const est = data(await s.next((m) => m.event === 'pusher:connection_established'));
+    s.send({ event: 'pusher:subscribe', data: { channel: 'private-r', ...signer.authorizeChannel(est.socket_id, 'private-r') } });
+    await s.next((m) => m.event === 'pusher_internal:subscription_succeeded');
+    for (let i = 0; i < 3; i += 1) s.send({ event: 'client-x', channel: 'private-r', data: { i } });
+    assert.equal((await s.next((m) => m.event === 'pusher:error')).data.code, 4301);
+    assert.equal(s.ws.readyState, 1);
+    s.close();
+
+    const signer8 = rest({ appId: 'app-8', key: 'key-8', secret: 'secret-8' });
+    const t = ws('key-8');
+    const est8 = data(await t.next((m) => m.event === 'pusher:connection_established'));
+    t.send({ event: 'pusher:subscribe', data: { channel: 'private-r', ...signer8.authorizeChannel(est8.socket_id, 'private-r') } });
+    await t.next((m) => m.event === 'pusher_internal:subscription_succeeded');
+    for (let i = 0; i < 2; i += 1) t.send({ event: 'client-x', channel: 'private-r', data: { i } });
+    assert.equal((await within(5000, t.closed, 'close')).code, 4301);
+  });
+
+  it('encrypted channels are relayed and refuse client events', async () => {
+    const masterKey = Buffer.alloc(32, 7).toString('base64');
+    const enc = new PusherServer({ ...APP, host: '127.0.0.1', port: String(portico.plain), useTLS: false, encryptionMasterKeyBase64: masterKey });
+    const p = new Pusher(APP.key, {
+      cluster: 'mt1', wsHost: '127.0.0.1', wsPort: portico.plain, forceTLS: false, enabledTransports: ['ws'],
+      channelAuthorization: { customHandler: ({ socketId, channelName }, cb) => cb(null, enc.authorizeChannel(socketId, channelName)) },
+    });
+    clients.push(p);
+    await connected(p);
+    const ch = await subscribed(p, 'private-encrypted-vault');
+    const got = once(ch, 'secret');
+    await enc.trigger('private-encrypted-vault', 'secret', { pin: 1234 });
+    assert.deepEqual(await got, { pin: 1234 });
+    const s = ws(APP.key);
+    const est = data(await s.next((m) => m.event === 'pusher:connection_established'));
+    s.send({ event: 'pusher:subscribe', data: { channel: 'private-encrypted-vault', auth: enc.authorizeChannel(est.socket_id, 'private-encrypted-vault').auth } });
+    await s.next((m) => m.event === 'pusher_internal:subscription_succeeded');
+    s.send({ event: 'client-x', channel: 'private-encrypted-vault', data: {} });
+    await s.next((m) => m.event === 'pusher:error');
+    s.close();
+    p.disconnect();
+  });
+
+  it('member webhooks and presence info over REST', async () => {
+    const a = await connected(client({ user: { id: 'hook-user', name: 'H' } }));
+    await subscribed(a, 'presence-hooks');
+    await sink.until((r) => r.some((x) => x.body.includes('"member_added"') && x.body.includes('hook-user')));
+    a.disconnect();
+    await sink.until((r) => r.some((x) => x.body.includes('"member_removed"') && x.body.includes('hook-user')));
+    await sink.until((r) => r.some((x) => x.body.includes('"channel_vacated"') && x.body.includes('presence-hooks')));
+  });
+
+  it('a route prefix (/reverb/) keeps WebSockets and REST signatures working', async () => {
+    const p = new Pusher(APP.key, { cluster: 'mt1', wsHost: '127.0.0.1', wsPort: portico.plain, wsPath: '/reverb', forceTLS: false, enabledTransports: ['ws'] });
+    clients.push(p);
+    await connected(p);
+    const ch = await subscribed(p, 'prefixed');
+    const got = once(ch, 'ev');
+    // Sign the way pusher-php-server does: the path without the prefix.
+    const body = JSON.stringify({ name: 'ev', data: '"hi"', channel: 'prefixed' });
+    const params = { auth_key: APP.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0', body_md5: createHash('md5').update(body).digest('hex') };
+    const q = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
+    const sig = createHmac('sha256', APP.secret).update(`POST\n/apps/${APP.appId}/events\n${q}`).digest('hex');
+    const r = await fetch(`http://127.0.0.1:${portico.plain}/reverb/apps/${APP.appId}/events?${q}&auth_signature=${sig}`, {
+      method: 'POST', body, headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(r.status, 200, await r.text());
+    assert.equal(await got, 'hi');
+    p.disconnect();
   });
 });
 
