@@ -85,6 +85,14 @@ pub(crate) async fn run<S>(
             });
         }
     };
+    // A socket upgraded while the edge drains is told to reconnect elsewhere.
+    let pre = pre.and_then(|app| {
+        if shared.shutdown.is_draining() {
+            Err(SessionError::ShuttingDown)
+        } else {
+            Ok(app)
+        }
+    });
     let app = match pre {
         Ok(app) => app,
         Err(e) => {

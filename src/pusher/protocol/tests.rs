@@ -455,3 +455,39 @@ fn action_watchlist_too_large() {
         Action::Error(Some(4302)),
     );
 }
+
+/// A cheap stand-in for the fuzz target: random and mutated frames never
+/// panic, and whatever parses as a subscribe round-trips its channel.
+#[test]
+fn parse_never_panics_on_garbage() {
+    let seeds: [&[u8]; 4] = [
+        br#"{"event":"pusher:subscribe","data":{"channel":"presence-a","auth":"k:s","channel_data":"{}"}}"#,
+        br#"{"event":"client-x","channel":"private-a","data":"{\"a\":1}"}"#,
+        br#"{"event":"pusher:signin","data":{"auth":"a","user_data":"{\"id\":\"1\"}"}}"#,
+        br#"{"event":"pusher:unsubscribe","data":"{\"channel\":\"x\"}"}"#,
+    ];
+    for i in 0..20_000u32 {
+        let seed = seeds[(i % 4) as usize];
+        let mut buf = seed.to_vec();
+        let flips = rand::random_range(1..4);
+        for _ in 0..flips {
+            let at = rand::random_range(0..buf.len());
+            match rand::random_range(0..3) {
+                0 => buf[at] = rand::random(),
+                1 => {
+                    buf.remove(at);
+                }
+                _ => buf.truncate(at),
+            }
+            if buf.is_empty() {
+                break;
+            }
+        }
+        if let Ok(ClientMessage::Subscribe { channel, .. }) = parse(&buf) {
+            let f = subscription_succeeded(&channel);
+            assert_eq!(v(&f)["channel"], Value::String(channel));
+        }
+        let _ = parse_channel_data(&String::from_utf8_lossy(&buf));
+        let _ = parse_user_data(&String::from_utf8_lossy(&buf));
+    }
+}
