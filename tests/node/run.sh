@@ -6,6 +6,9 @@ root="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 if [ -z "${PORTICO_BIN:-}" ]; then
+  # A shared CARGO_TARGET_DIR may hold a newer build of another checkout
+  # that cargo takes as fresh: touch our sources so this tree is built.
+  find "$root/src" -name '*.rs' -exec touch {} +
   (cd "$root" && cargo build --quiet)
   # The target dir may be shared with other checkouts: take a private copy
   # of the binary right after building it.
