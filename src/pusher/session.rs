@@ -171,7 +171,13 @@ pub(crate) async fn run<S>(
                     Ok(Inbound::Text(t)) => s.on_text(t.as_bytes()),
                     Ok(Inbound::Binary(_)) => Err(SessionError::InvalidMessage(protocol::ParseError::NotJson)),
                     Ok(Inbound::Alive) => Ok(()),
-                    Ok(Inbound::Closed(_)) | Err(ReadError::Io) => break None,
+                    Ok(Inbound::Closed(_)) => {
+                        // Answer the peer's close frame so its close is clean.
+                        tx.close(CloseSpec::new(1000, ""));
+                        let _ = tokio::time::timeout(CLOSE_WAIT, &mut writer).await;
+                        break None;
+                    }
+                    Err(ReadError::Io) => break None,
                     Err(ReadError::TooLarge { size, max }) => Err(SessionError::MessageTooLarge { size, max }),
                     Err(ReadError::Protocol) => Err(SessionError::WebSocketProtocol),
                 };
