@@ -42,7 +42,11 @@ pub struct Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
-            write!(f, "{}: `{}`: {}\n  fix: {}", self.file, self.key, self.problem, self.fix)
+            write!(
+                f,
+                "{}: `{}`: {}\n  fix: {}",
+                self.file, self.key, self.problem, self.fix
+            )
         } else {
             write!(
                 f,
@@ -123,8 +127,14 @@ fn first_line(s: &str) -> String {
 /// `serde_path_to_error` paths print as `routes[0].to`; the root is `.`.
 /// `toml::Spanned` adds an internal segment, which users never wrote.
 fn dotted(path: &serde_path_to_error::Path) -> String {
-    let s = path.to_string().replace(".$__serde_spanned_private_value", "");
-    if s == "." { "(top level)".to_string() } else { s }
+    let s = path
+        .to_string()
+        .replace(".$__serde_spanned_private_value", "");
+    if s == "." {
+        "(top level)".to_string()
+    } else {
+        s
+    }
 }
 
 /// Rewords serde's message into (problem, fix).
@@ -135,9 +145,16 @@ fn explain_serde_message(message: &str, key: &str) -> (String, String) {
             None => (rest.trim_matches('`'), ""),
         };
         let problem = format!("unknown key `{name}`");
-        let names: Vec<&str> = allowed.split(", ").map(|a| a.trim_matches('`')).filter(|a| !a.is_empty()).collect();
+        let names: Vec<&str> = allowed
+            .split(", ")
+            .map(|a| a.trim_matches('`'))
+            .filter(|a| !a.is_empty())
+            .collect();
         let fix = match names.iter().min_by_key(|c| edit_distance(name, c)) {
-            Some(best) if edit_distance(name, best) <= 2 => format!("did you mean `{best}`? (allowed here: {})", names.join(", ")),
+            Some(best) if edit_distance(name, best) <= 2 => format!(
+                "did you mean `{best}`? (allowed here: {})",
+                names.join(", ")
+            ),
             _ if names.is_empty() => "remove this key".to_string(),
             _ => format!("remove or rename it; allowed here: {}", names.join(", ")),
         };
@@ -145,12 +162,17 @@ fn explain_serde_message(message: &str, key: &str) -> (String, String) {
     } else if message.starts_with("invalid type") {
         (
             message.to_string(),
-            format!("give `{key}` the type named above (strings need quotes; durations and sizes are strings like \"30s\" or \"10MiB\")"),
+            format!(
+                "give `{key}` the type named above (strings need quotes; durations and sizes are strings like \"30s\" or \"10MiB\")"
+            ),
         )
     } else if message.starts_with("missing field") {
         (message.to_string(), "add the missing key".to_string())
     } else {
-        (message.to_string(), "see the config reference in README.md".to_string())
+        (
+            message.to_string(),
+            "see the config reference in README.md".to_string(),
+        )
     }
 }
 
@@ -161,7 +183,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
