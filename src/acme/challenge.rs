@@ -9,8 +9,16 @@
 //! Hands on: [`Challenges::http01`] to the port-80 service, and the
 //! [`ChallengeHook`] impl to the TLS resolver. Both lookups are a read lock
 //! on a small map: nothing blocks accept.
+//!
+//! Shared storage: HTTP-01 answers are also written to
+//! `<storage>/<ca>/challenges/<token>`, and a token missing from memory is
+//! looked up there, so whichever node the CA's validator reaches can answer
+//! an order placed by another node behind the same load balancer.
+//! TLS-ALPN-01 answers stay in memory (the validator must reach the node
+//! that ordered).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -38,6 +46,17 @@ pub enum ChallengeCertError {
 pub struct Challenges {
     http: RwLock<HashMap<String, Arc<str>>>,
     alpn: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    /// `<storage>/<ca>/challenges`, shared with other nodes.
+    shared_dir: Option<PathBuf>,
+}
+
+/// ACME tokens are base64url; anything else never touches the filesystem.
+fn token_ok(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 256
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 enum Entry {
@@ -56,6 +75,9 @@ impl Drop for Published {
         match &self.entry {
             Entry::Http(token) => {
                 self.owner.http.write().remove(token);
+                if let Some(dir) = &self.owner.shared_dir {
+                    let _ = std::fs::remove_file(dir.join(token));
+                }
             }
             Entry::Alpn(domain) => {
                 self.owner.alpn.write().remove(domain);
@@ -65,9 +87,23 @@ impl Drop for Published {
 }
 
 impl Challenges {
-    /// The key authorization for an HTTP-01 token, if one is pending.
+    /// Answers that are also shared through `dir` (see the module docs).
+    pub fn with_shared_dir(dir: PathBuf) -> Self {
+        Self {
+            shared_dir: Some(dir),
+            ..Self::default()
+        }
+    }
+
+    /// The key authorization for an HTTP-01 token, if one is pending here
+    /// or (shared storage) on another node.
     pub fn http01(&self, token: &str) -> Option<Arc<str>> {
-        self.http.read().get(token).cloned()
+        if let Some(k) = self.http.read().get(token) {
+            return Some(k.clone());
+        }
+        let dir = self.shared_dir.as_ref().filter(|_| token_ok(token))?;
+        let text = std::fs::read_to_string(dir.join(token)).ok()?;
+        Some(Arc::from(text.trim()))
     }
 
     /// Publish an HTTP-01 answer until the guard drops.
@@ -75,6 +111,12 @@ impl Challenges {
         self.http
             .write()
             .insert(token.to_string(), Arc::from(key_authorization));
+        if let Some(dir) = self.shared_dir.as_ref().filter(|_| token_ok(token))
+            && let Err(e) =
+                super::storage::write_private(&dir.join(token), key_authorization.as_bytes())
+        {
+            tracing::warn!(error = %e, "cannot share the HTTP-01 answer with other nodes");
+        }
         Published {
             owner: Arc::clone(self),
             entry: Entry::Http(token.to_string()),
@@ -151,6 +193,20 @@ mod tests {
         drop(g);
         assert!(c.http01("tok").is_none());
         assert_eq!(c.pending(), 0);
+    }
+
+    #[test]
+    fn http01_answers_are_shared_through_storage() {
+        let dir = std::env::temp_dir().join(format!("portico-ch-{}", rand::random::<u32>()));
+        let a = Arc::new(Challenges::with_shared_dir(dir.clone()));
+        let b = Challenges::with_shared_dir(dir.clone());
+        let g = a.publish_http01("tok_1-x", "tok_1-x.thumb");
+        assert_eq!(b.http01("tok_1-x").as_deref(), Some("tok_1-x.thumb"));
+        assert!(b.http01("../etc/passwd").is_none());
+        assert!(b.http01("").is_none());
+        drop(g);
+        assert!(b.http01("tok_1-x").is_none(), "removed from storage too");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Manager {
             }
             served.insert(d.clone(), s);
         }
-        let challenges = Arc::new(Challenges::default());
+        let challenges = Arc::new(Challenges::with_shared_dir(st.challenges_dir()));
         let m = Arc::new(Manager {
             shared: shared_store(CertStore::empty()),
             st,

@@ -14,6 +14,7 @@
 //! <storage>/<ca>/certs/<domain>/key.pem     private key, PKCS#8 (0600)
 //! <storage>/<ca>/certs/<domain>/meta.json   issuer, validity, challenge, ARI pick
 //! <storage>/<ca>/locks/<domain>.lock        held while ordering (heartbeat)
+//! <storage>/<ca>/challenges/<token>         pending HTTP-01 answers (any node serves them)
 //! ```
 //! `<ca>` is the directory URL's host and path with every other character
 //! replaced by `-`, e.g. `acme-v02.api.letsencrypt.org-directory`.
@@ -123,6 +124,11 @@ impl CaStorage {
 
     pub fn cert_dir(&self, domain: &str) -> PathBuf {
         self.root.join("certs").join(domain)
+    }
+
+    /// Pending HTTP-01 answers, readable by every node.
+    pub fn challenges_dir(&self) -> PathBuf {
+        self.root.join("challenges")
     }
 
     pub fn lock_path(&self, name: &str) -> PathBuf {

@@ -328,3 +328,47 @@ fn bad_directory_url_is_a_config_error() {
     assert_eq!(d.key, "tls.directory");
     assert_eq!(d.line, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_sharing_storage_order_once() {
+    let dir = tempdir("cluster");
+    let (bound_a, bound_b) = (Bound::new().await, Bound::new().await);
+    let (http_port, tls_port) = bound_a.ports();
+    // The CA's validator reaches node A only (as a load balancer might).
+    let p = Pebble::start(
+        &dir,
+        PebbleOpts {
+            http_port,
+            tls_port,
+            validity_secs: None,
+            wfe_port: None,
+        },
+    )
+    .await;
+    let storage = dir.join("storage");
+    let tls = tls_lines(
+        &p,
+        &storage,
+        &[A],
+        "challenges = [\"http-01\"]\nrenew_check = \"1s\"\n",
+    );
+    let node_a = Portico::start(bound_a, &tls, Some(vec![Duration::from_secs(1)]));
+    let node_b = Portico::start(bound_b, &tls, Some(vec![Duration::from_secs(1)]));
+    let leaf_a = issued(&p, &node_a, A, Duration::from_secs(60)).await;
+    let leaf_b = issued(&p, &node_b, A, Duration::from_secs(60)).await;
+    assert_eq!(leaf_a, leaf_b, "both nodes serve the one certificate");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        p.orders(),
+        1,
+        "exactly one order for two nodes:\n{}",
+        p.log_text()
+    );
+    assert_eq!(
+        p.log_text().matches("POST /sign-me-up").count(),
+        1,
+        "one account"
+    );
+    drop((node_a, node_b));
+    let _ = std::fs::remove_dir_all(&dir);
+}

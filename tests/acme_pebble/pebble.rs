@@ -174,7 +174,8 @@ impl Pebble {
             wfe_root,
             log,
         };
-        let deadline = Instant::now() + WAIT;
+        // Key generation is slow when several tests start pebble at once.
+        let deadline = Instant::now() + Duration::from_secs(45);
         for port in [wfe_port, mgmt_port, dns_port] {
             while TcpStream::connect(("127.0.0.1", port)).await.is_err() && port != dns_port {
                 assert!(
