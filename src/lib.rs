@@ -11,9 +11,12 @@
 //!   - [`proxy`]: HTTP(S) upstreams, streaming, WebSocket pass-through;
 //!   - [`pusher`]: the in-process Pusher hub front, over [`ws`] sockets
 //!     and the protocol-agnostic fan-out core [`hub`].
+//! - [`acme`]: automatic certificates (`[tls] mode = "acme"`): orders,
+//!   storage, renewal; publishes into the TLS state and answers challenges.
 //! - [`edge`]: the current config generation and reload.
 //! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
 
+pub mod acme;
 pub mod banner;
 pub mod config;
 pub mod edge;
