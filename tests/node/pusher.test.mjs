@@ -8,9 +8,31 @@ import Pusher from 'pusher-js';
 import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
 import { createHash, createHmac } from 'node:crypto';
-import { startPortico, webhookSink, rawSocket, data, once, within, sleep } from './harness.mjs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BIN, startPortico, webhookSink, rawSocket, data, once, within, sleep } from './harness.mjs';
 
-if (!process.env.NODE_EXTRA_CA_CERTS) process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+// wss/https tests verify certificates against portico's dev CA. Node reads
+// NODE_EXTRA_CA_CERTS only at start, so unless a runner already made the CA
+// (run.sh sets PORTICO_TEST_CERTS), make one now and run this file again
+// with it trusted (plus whatever extra CAs were already configured).
+if (!process.env.PORTICO_TEST_CERTS) {
+  const certs = mkdtempSync(join(tmpdir(), 'portico-ca-'));
+  execFileSync(BIN, ['certs-dev', '--dir', certs], { stdio: 'ignore' });
+  const bundle = join(certs, 'trust.pem');
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  writeFileSync(bundle, (extra && existsSync(extra) ? `${readFileSync(extra, 'utf8')}\n` : '') + readFileSync(join(certs, 'portico-dev-ca.pem'), 'utf8'));
+  const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], {
+    stdio: 'inherit',
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: bundle, PORTICO_TEST_CERTS: certs },
+  });
+  rmSync(certs, { recursive: true, force: true });
+  process.exit(r.status ?? 1);
+}
+if (process.env.PUSHER_LOG) Pusher.logToConsole = true;
 
 const APP = { appId: 'app-id', key: 'app-key', secret: 'app-secret' };
 
