@@ -43,6 +43,8 @@ pub(crate) struct RawApp {
     pub(crate) presence_max_members: Option<Spanned<i64>>,
     pub(crate) presence_max_user_info: Option<SpStr>,
     pub(crate) max_subscriptions: Option<Spanned<i64>>,
+    pub(crate) max_queue_messages: Option<Spanned<i64>>,
+    pub(crate) max_queue_bytes: Option<SpStr>,
     pub(crate) cache_ttl: Option<SpStr>,
     pub(crate) rate_limit: Option<RawRateLimit>,
     pub(crate) webhooks: Option<Vec<RawWebhook>>,
@@ -344,6 +346,14 @@ fn validate_app(a: &RawApp, v: &V<'_, '_>) -> Result<App, ConfigError> {
         app.max_presence_user_info,
     )?;
     app.max_subscriptions = v.count("max_subscriptions", a.max_subscriptions.as_ref())?;
+    if let Some(n) = v.count("max_queue_messages", a.max_queue_messages.as_ref())? {
+        app.max_queue_messages = n;
+    }
+    app.max_queue_bytes = v.size(
+        "max_queue_bytes",
+        a.max_queue_bytes.as_ref(),
+        app.max_queue_bytes,
+    )?;
     app.cache_ttl = v.required_duration("cache_ttl", a.cache_ttl.as_ref(), app.cache_ttl)?;
     if let Some(rl) = &a.rate_limit {
         let rv = V {

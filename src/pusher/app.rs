@@ -163,6 +163,10 @@ pub struct App {
     pub max_presence_user_info: usize,
     /// Channels one connection may hold.
     pub max_subscriptions: Option<usize>,
+    /// Frames waiting for one slow socket before it is closed with 4100.
+    pub max_queue_messages: usize,
+    /// Bytes waiting for one slow socket before it is closed with 4100.
+    pub max_queue_bytes: usize,
     /// Client-event rate limit per connection.
     pub client_event_rate: Option<RateLimit>,
     /// How long a cache channel keeps its last event.
@@ -193,6 +197,8 @@ impl App {
             max_presence_members: 100,
             max_presence_user_info: 2048,
             max_subscriptions: None,
+            max_queue_messages: 1000,
+            max_queue_bytes: 4 << 20,
             client_event_rate: Some(RateLimit {
                 max: 10,
                 per: Duration::from_secs(1),
@@ -209,6 +215,16 @@ impl App {
             return true;
         }
         origin.is_some_and(|o| self.allowed_origins.iter().any(|p| p.matches(o)))
+    }
+
+    /// This app's per-socket outbound queue limits; overflow closes the
+    /// socket with 4100 (pusher-js retries after a second).
+    pub fn queue_limits(&self) -> crate::ws::QueueLimits {
+        crate::ws::QueueLimits {
+            max_messages: self.max_queue_messages,
+            max_bytes: self.max_queue_bytes,
+            slow_close: crate::ws::CloseSpec::new(4100, "Slow consumer: too many unsent messages"),
+        }
     }
 
     /// The credentials for signature checks.

@@ -71,7 +71,10 @@ pub(crate) async fn run<S>(
 {
     let socket = ws::server_socket(io, max_message_size).await;
     let (sink, mut stream) = socket.split();
-    let (tx, rx) = ws::outbound(QueueLimits::default());
+    let limits = pre
+        .as_ref()
+        .map_or_else(|_| QueueLimits::default(), |a| a.queue_limits());
+    let (tx, rx) = ws::outbound(limits);
     let mut writer = tokio::spawn(ws::run_writer(sink, rx, WRITE_TIMEOUT));
 
     let refuse = |e: SessionError| {

@@ -141,6 +141,8 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     notify: Notify,
+    /// Wakes a writer stuck in a write when the socket must close now.
+    urgent: Notify,
     limits: QueueLimits,
 }
 
@@ -168,6 +170,7 @@ pub fn outbound(limits: QueueLimits) -> (OutboundTx, OutboundRx) {
             writer_gone: false,
         }),
         notify: Notify::new(),
+        urgent: Notify::new(),
         limits,
     });
     (
@@ -239,6 +242,9 @@ impl OutboundTx {
             st.close_now = now;
         }
         self.shared.notify.notify_one();
+        if now {
+            self.shared.urgent.notify_one();
+        }
     }
 
     /// Whether a close was requested or the writer has gone.
@@ -303,6 +309,25 @@ impl OutboundRx {
                 }
             }
             self.shared.notify.notified().await;
+        }
+    }
+}
+
+impl OutboundRx {
+    /// Resolves when an immediate close (eviction, `close_now`) is
+    /// requested, with its close frame; lets the writer abandon a write the
+    /// peer is not reading.
+    pub async fn urgent_close(&self) -> CloseSpec {
+        loop {
+            {
+                let st = self.shared.state.lock();
+                if st.close_now
+                    && let Some(spec) = st.close.clone()
+                {
+                    return spec;
+                }
+            }
+            self.shared.urgent.notified().await;
         }
     }
 }

@@ -64,13 +64,20 @@ where
                     }
                     sink.flush().await
                 };
-                let r = tokio::time::timeout(write_timeout, fut).await;
+                // A peer that stops reading leaves this write pending; an
+                // eviction must not wait for the write deadline.
+                let r = tokio::select! {
+                    r = tokio::time::timeout(write_timeout, fut) => r,
+                    spec = rx.urgent_close() => return WriterExit::Closed(spec),
+                };
                 buf = frames;
                 r
             }
             Work::Ping => {
-                tokio::time::timeout(write_timeout, sink.send(Message::Ping(Default::default())))
-                    .await
+                tokio::select! {
+                    r = tokio::time::timeout(write_timeout, sink.send(Message::Ping(Default::default()))) => r,
+                    spec = rx.urgent_close() => return WriterExit::Closed(spec),
+                }
             }
             Work::Close(spec) => {
                 // Best effort: the peer may already be gone.
@@ -138,6 +145,26 @@ mod tests {
         ));
         // The queued frames were dropped, only the close went out.
         assert!(matches!(out.recv().await, Some(Message::Close(Some(_)))));
+    }
+
+    #[tokio::test]
+    async fn eviction_abandons_a_stuck_write() {
+        let (tx, rx) = outbound(QueueLimits::default());
+        // A sink with room for one message that nobody drains.
+        let (sink_tx, _keep) = mpsc::channel::<Message>(1);
+        let sink = PollSender::new(sink_tx);
+        let task = tokio::spawn(run_writer(sink, rx, Duration::from_secs(3600)));
+        for _ in 0..3 {
+            tx.try_send(Frame::from("x")).unwrap();
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.evict_slow();
+        let exit = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert!(matches!(
+            exit,
+            Ok(Ok(WriterExit::Closed(CloseSpec { code: 4100, .. })))
+        ));
     }
 
     #[test]

@@ -9,6 +9,7 @@ import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
 import { createHash, createHmac } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +107,14 @@ client_events = true
 max_events = 1
 per = "10s"
 terminate = true
+
+[[apps]]
+id = "app-9"
+key = "key-9"
+secret = "secret-9"
+max_queue_messages = 100
+max_queue_bytes = "2MiB"
+max_event_size = "64KiB"
 
 [[routes]]
 path = "/reverb/"
@@ -532,6 +541,60 @@ describe('more channel rules', () => {
     assert.equal(r.status, 200, await r.text());
     assert.equal(await got, 'hi');
     p.disconnect();
+  });
+});
+
+describe('backpressure', () => {
+  it('a socket that stops reading is evicted; the others get everything', async () => {
+    const app9 = { appId: 'app-9', key: 'key-9', secret: 'secret-9' };
+    const api = rest(app9);
+    const fast = ws('key-9');
+    await fast.next((m) => m.event === 'pusher:connection_established');
+    fast.send({ event: 'pusher:subscribe', data: { channel: 'firehose' } });
+    await fast.next((m) => m.event === 'pusher_internal:subscription_succeeded');
+
+    // The slow client: a raw TCP socket that upgrades, subscribes, then never reads.
+    const slow = net.connect(portico.plain, '127.0.0.1');
+    await new Promise((r) => slow.once('connect', r));
+    slow.write('GET /app/key-9?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+      + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await within(5000, new Promise((r) => slow.once('data', r)), 'slow handshake');
+    const payload = Buffer.from(JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'firehose' } }));
+    const mask = Buffer.from([1, 2, 3, 4]);
+    slow.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4])]));
+    await sleep(200);
+    slow.pause();
+    const subs = async () => (await (await api.get({ path: '/channels/firehose', params: { info: 'subscription_count' } })).json()).subscription_count ?? 0;
+    assert.equal(await subs(), 2);
+
+    const chunk = 'x'.repeat(60000);
+    let fastGot = 0;
+    const total = 80 * 10;
+    for (let i = 0; i < 80; i += 1) {
+      const batch = Array.from({ length: 10 }, (_, j) => ({ channel: 'firehose', name: 'blob', data: `${i * 10 + j}:${chunk}` }));
+      await api.triggerBatch(batch);
+      // Pace the publisher by the reading client: it keeps up, the other
+      // one does not read at all.
+      await within(5000, (async () => {
+        for (;;) {
+          while (fast.messages.length) { if (fast.messages.shift().event === 'blob') fastGot += 1; }
+          if (fastGot >= (i + 1) * 10) return;
+          await sleep(5);
+        }
+      })(), `fast client batch ${i}`);
+    }
+    await within(10000, (async () => { while ((await subs()) !== 1) await sleep(100); })(), 'slow consumer evicted');
+    await within(10000, (async () => {
+      for (;;) {
+        while (fast.messages.length) { if (fast.messages.shift().event === 'blob') fastGot += 1; }
+        if (fastGot >= total) return;
+        await sleep(50);
+      }
+    })(), `fast client got ${fastGot}/${total}`);
+    assert.equal(fastGot, total);
+    assert.equal(fast.ws.readyState, 1);
+    slow.destroy();
+    fast.close();
   });
 });
 

@@ -102,6 +102,14 @@ fn rejections() {
         "apps[0].presence_max_members"
     );
     assert_eq!(
+        err_key(&format!("{BASE}max_queue_messages = 0\n")),
+        "apps[0].max_queue_messages"
+    );
+    assert_eq!(
+        err_key(&format!("{BASE}max_queue_bytes = \"x\"\n")),
+        "apps[0].max_queue_bytes"
+    );
+    assert_eq!(
         err_key(&format!("{BASE}[apps.rate_limit]\nmax_events = 0\n")),
         "apps[0].rate_limit.max_events"
     );
