@@ -71,6 +71,7 @@ impl PusherFront {
                 settings: ArcSwap::from_pointee(apps.front.clone()),
                 webhooks,
                 shutdown,
+                counts: Default::default(),
             }),
         }
     }

@@ -10,7 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use super::app::{App, AppRegistry, WebhookKind};
 use super::channel::{Access, ChannelKind};
@@ -40,6 +44,26 @@ impl Default for FrontSettings {
     }
 }
 
+/// Channels up to this many subscribers get every subscription_count.
+pub(crate) const COUNT_DIRECT: usize = 100;
+/// Larger channels get at most one subscription_count per this window.
+pub(crate) const COUNT_WINDOW: Duration = Duration::from_secs(2);
+
+/// Per (app, channel): when the last count went out, and whether a delayed
+/// one is scheduled.
+pub(crate) type CountThrottle = Arc<Mutex<HashMap<(Arc<str>, Arc<str>), (Option<Instant>, bool)>>>;
+
+fn send_count(webhooks: &Webhooks, app: &Arc<App>, hub: &AppHub, name: &Arc<str>, n: usize) {
+    hub.publish(
+        name,
+        &Frames::One(protocol::subscription_count(name, n)),
+        None,
+    );
+    let mut ev = WebhookEvent::new(WebhookKind::SubscriptionCount, name);
+    ev.subscription_count = Some(n);
+    webhooks.emit(app, ev);
+}
+
 /// Shared by all sessions and REST calls.
 pub(crate) struct Shared {
     pub(crate) hub: Hub,
@@ -47,6 +71,7 @@ pub(crate) struct Shared {
     pub(crate) settings: ArcSwap<FrontSettings>,
     pub(crate) webhooks: Webhooks,
     pub(crate) shutdown: Shutdown,
+    pub(crate) counts: CountThrottle,
 }
 
 impl Shared {
@@ -60,7 +85,7 @@ impl Shared {
     pub(crate) fn after_join(
         &self,
         app: &Arc<App>,
-        hub: &AppHub,
+        hub: &Arc<AppHub>,
         (name, kind): (&Arc<str>, ChannelKind),
         conn: &ConnRef,
         joined: &Joined,
@@ -85,7 +110,7 @@ impl Shared {
     pub(crate) fn after_leave(
         &self,
         app: &Arc<App>,
-        hub: &AppHub,
+        hub: &Arc<AppHub>,
         name: &Arc<str>,
         kind: ChannelKind,
         left: &Left,
@@ -101,6 +126,7 @@ impl Shared {
             self.webhooks.emit(app, ev);
         }
         if left.vacated {
+            self.counts.lock().remove(&(app.id.clone(), name.clone()));
             self.webhooks
                 .emit(app, WebhookEvent::new(WebhookKind::ChannelVacated, name));
         } else {
@@ -108,10 +134,14 @@ impl Shared {
         }
     }
 
+    /// Announces a new subscription count. Small channels hear every
+    /// change; above [`COUNT_DIRECT`] subscribers a channel gets at most one
+    /// count per [`COUNT_WINDOW`] (the last value is always delivered), so a
+    /// 10k-subscriber join wave costs O(n) frames, not O(n²).
     fn count_changed(
         &self,
         app: &Arc<App>,
-        hub: &AppHub,
+        hub: &Arc<AppHub>,
         name: &Arc<str>,
         kind: ChannelKind,
         n: usize,
@@ -119,14 +149,41 @@ impl Shared {
         if !app.subscription_count || kind.access == Access::Presence {
             return;
         }
-        hub.publish(
-            name,
-            &Frames::One(protocol::subscription_count(name, n)),
-            None,
-        );
-        let mut ev = WebhookEvent::new(WebhookKind::SubscriptionCount, name);
-        ev.subscription_count = Some(n);
-        self.webhooks.emit(app, ev);
+        if n <= COUNT_DIRECT {
+            send_count(&self.webhooks, app, hub, name, n);
+            return;
+        }
+        let now = Instant::now();
+        let key = (app.id.clone(), name.clone());
+        let mut map = self.counts.lock();
+        let entry = map.entry(key.clone()).or_insert((None, false));
+        match *entry {
+            (_, true) => {}
+            (Some(last), false) if now.duration_since(last) < COUNT_WINDOW => {
+                entry.1 = true;
+                let at = last + COUNT_WINDOW;
+                let (counts, webhooks) = (self.counts.clone(), self.webhooks.clone());
+                let (app, hub, name) = (app.clone(), hub.clone(), name.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at).await;
+                    let n = hub.channel_info(&name).map(|c| c.subscription_count);
+                    match n {
+                        Some(n) => {
+                            counts.lock().insert(key, (Some(Instant::now()), false));
+                            send_count(&webhooks, &app, &hub, &name, n);
+                        }
+                        None => {
+                            counts.lock().remove(&key);
+                        }
+                    }
+                });
+            }
+            _ => {
+                *entry = (Some(now), false);
+                drop(map);
+                send_count(&self.webhooks, app, hub, name, n);
+            }
+        }
     }
 
     /// Publishes an already-encoded event on `channel`, caching it on cache
@@ -165,5 +222,60 @@ impl Shared {
             });
         }
         conns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::Conn;
+    use crate::pusher::channel::kind_of;
+    use crate::ws::{QueueLimits, outbound};
+
+    #[tokio::test(start_paused = true)]
+    async fn subscription_count_is_throttled_on_big_channels() {
+        let mut app = App::new("1", "k", "s");
+        app.subscription_count = true;
+        let app = Arc::new(app);
+        let shared = Shared {
+            hub: Hub::default(),
+            apps: ArcSwap::from_pointee(AppRegistry::new([App::clone(&app)])),
+            settings: ArcSwap::from_pointee(FrontSettings::default()),
+            webhooks: Webhooks::disabled(),
+            shutdown: Shutdown::new(),
+            counts: Default::default(),
+        };
+        let hub = shared.app_hub(&app);
+        let name: Arc<str> = Arc::from("big");
+        let limits = QueueLimits {
+            max_messages: 100_000,
+            max_bytes: usize::MAX,
+            ..QueueLimits::default()
+        };
+        let (first_tx, _first_rx) = outbound(limits.clone());
+        let mut rxs = Vec::new();
+        for i in 0..300 {
+            let tx = if i == 0 {
+                first_tx.clone()
+            } else {
+                let (tx, rx) = outbound(limits.clone());
+                rxs.push(rx);
+                tx
+            };
+            let conn = Arc::new(Conn {
+                id: shared.hub.next_conn_id(),
+                socket_id: Arc::from(format!("{i}.0")),
+                codec: 0,
+                tx,
+            });
+            let joined = hub
+                .subscribe(&name, &conn)
+                .unwrap_or_else(|e| panic!("{e}"));
+            shared.after_join(&app, &hub, (&name, kind_of(&name)), &conn, &joined, None);
+        }
+        // 100 direct counts, one at 101, the rest coalesced into one later.
+        assert_eq!(first_tx.queued().0, 101);
+        tokio::time::sleep(COUNT_WINDOW * 2).await;
+        assert_eq!(first_tx.queued().0, 102);
     }
 }

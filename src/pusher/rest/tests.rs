@@ -21,6 +21,7 @@ fn shared() -> Shared {
         settings: ArcSwap::from_pointee(FrontSettings::default()),
         webhooks: Webhooks::disabled(),
         shutdown: Shutdown::new(),
+        counts: Default::default(),
     }
 }
 
