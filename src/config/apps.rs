@@ -5,6 +5,43 @@
 //! `REVERB_APP_*`/`PUSHER_APP_*` and Reverb's knobs. Receives: the raw
 //! tables from [`super::raw`]. Hands on: a validated [`Apps`] (typed
 //! [`App`] settings plus [`FrontSettings`]) to the Pusher front.
+//!
+//! ```toml
+//! [[apps]]                       # one per Pusher/Reverb app; several allowed
+//! id = "123"                     # required; REVERB_APP_ID
+//! key = "abc"                    # required; REVERB_APP_KEY (in /app/{key})
+//! secret = "${REVERB_APP_SECRET}"# required
+//! enabled = true                 # false: connections refused with 4003
+//! client_events = false          # relay client-* on private/presence channels
+//! allowed_origins = ["*"]        # host globs: "example.com", "*.example.com"
+//! max_connections = 1000         # unset: no cap; over it: 4004
+//! max_message_size = "10000"     # inbound WebSocket message (1009 over it)
+//! max_event_size = "10KiB"       # data of a published or client event (413)
+//! activity_timeout = "120s"      # told to clients; server pings after it
+//! pong_timeout = "30s"           # then closes with 4201
+//! user_authentication = false    # require pusher:signin ...
+//! user_authentication_timeout = "30s"  # ... within this, else 4009
+//! watchlist = false              # online/offline events for signed-in users
+//! subscription_count = false     # pusher_internal:subscription_count
+//! presence_max_members = 100
+//! presence_max_user_info = "2KiB"
+//! max_subscriptions = 100        # per connection; unset: no cap
+//! max_queue_messages = 1000      # per socket, then 4100 (slow consumer)
+//! max_queue_bytes = "4MiB"
+//! cache_ttl = "30m"              # cache-* channels' last event
+//! [apps.rate_limit]              # client events per connection (default 10/s)
+//! max_events = 10
+//! per = "1s"
+//! terminate = false              # true: close with 4301 instead of an error
+//! [[apps.webhooks]]
+//! url = "http://127.0.0.1:8000/pusher/webhooks"
+//! events = ["channel_occupied", "member_added"]   # empty/absent: all
+//!
+//! [pusher]
+//! env_file = ".env"              # adds the app from REVERB_APP_*/PUSHER_APP_*
+//! path_prefix = "/ws"            # REVERB_SERVER_PATH; stripped before signing
+//! drain_spread = "5s"            # on shutdown, 4200 closes spread over this
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
