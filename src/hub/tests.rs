@@ -312,3 +312,35 @@ fn many_subscribers_churn_keeps_index_consistent() {
     }
     assert_eq!(app.channel_info("big"), None);
 }
+
+/// Rough fan-out cost: `cargo test --release --lib fanout_10k -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing report, run by hand in release mode"]
+fn fanout_10k_timing() {
+    let hub = Hub::default();
+    let app = hub.app("1");
+    let limits = QueueLimits {
+        max_messages: 200,
+        max_bytes: usize::MAX,
+        ..QueueLimits::default()
+    };
+    let conns: Vec<_> = (0..10_000)
+        .map(|i| conn(&hub, &format!("{i}.0"), limits.clone()))
+        .collect();
+    let t = std::time::Instant::now();
+    for (c, _) in &conns {
+        app.subscribe("big", c).unwrap();
+    }
+    let subscribe = t.elapsed();
+    let frames = Frames::One(Frame::from("x".repeat(200)));
+    let t = std::time::Instant::now();
+    let mut delivered = 0;
+    for _ in 0..100 {
+        delivered += app.publish("big", &frames, None).delivered;
+    }
+    let publish = t.elapsed();
+    println!(
+        "10k subscribe: {subscribe:?}; 100 publishes to 10k: {publish:?} ({:.0} ns/delivery, {delivered} deliveries)",
+        publish.as_nanos() as f64 / delivered as f64
+    );
+}
