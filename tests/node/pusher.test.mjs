@@ -270,9 +270,9 @@ describe('public channels and REST publish', () => {
 });
 
 describe('private and presence channels', () => {
-  it('authorised private channel, client events not echoed, webhooks signed', async () => {
-    const a = await connected(client());
-    const b = await connected(client());
+  for (const tls of [false, true]) it(`authorised private channel, client events not echoed, webhooks signed (${tls ? 'wss' : 'ws'})`, async () => {
+    const a = await connected(client({ tls }));
+    const b = await connected(client({ tls }));
     const cha = await subscribed(a, 'private-orders');
     const chb = await subscribed(b, 'private-orders');
     let echoed = false;
@@ -300,22 +300,23 @@ describe('private and presence channels', () => {
     p.disconnect();
   });
 
-  it('presence members are de-duplicated across tabs', async () => {
-    const observer = await connected(client({ user: { id: 'obs', name: 'O' } }));
-    const room = await subscribed(observer, 'presence-room');
+  for (const tls of [false, true]) it(`presence members are de-duplicated across tabs (${tls ? 'wss' : 'ws'})`, async () => {
+    const roomName = `presence-room-${tls ? 'tls' : 'plain'}`;
+    const observer = await connected(client({ tls, user: { id: 'obs', name: 'O' } }));
+    const room = await subscribed(observer, roomName);
     const added = [];
     const removed = [];
     room.bind('pusher:member_added', (m) => added.push(m.id));
     room.bind('pusher:member_removed', (m) => removed.push(m.id));
-    const tab1 = await connected(client({ user: { id: 'u1', name: 'Ann' } }));
-    const tab2 = await connected(client({ user: { id: 'u1', name: 'Ann' } }));
-    const r1 = await subscribed(tab1, 'presence-room');
-    await subscribed(tab2, 'presence-room');
+    const tab1 = await connected(client({ tls, user: { id: 'u1', name: 'Ann' } }));
+    const tab2 = await connected(client({ tls, user: { id: 'u1', name: 'Ann' } }));
+    const r1 = await subscribed(tab1, roomName);
+    await subscribed(tab2, roomName);
     assert.equal(r1.members.count, 2);
     assert.equal(r1.members.get('obs').info.name, 'O');
     await sleep(200);
     assert.deepEqual(added, ['u1']);
-    const users = await (await server.get({ path: '/channels/presence-room/users', params: {} })).json();
+    const users = await (await server.get({ path: `/channels/${roomName}/users`, params: {} })).json();
     assert.deepEqual(users.users.map((u) => u.id).sort(), ['obs', 'u1']);
     tab1.disconnect();
     await sleep(300);
@@ -328,7 +329,7 @@ describe('private and presence channels', () => {
 });
 
 describe('laravel-echo (broadcaster reverb)', () => {
-  function echo() {
+  function echo(tls) {
     const signer = rest();
     return new Echo({
       broadcaster: 'reverb',
@@ -336,8 +337,8 @@ describe('laravel-echo (broadcaster reverb)', () => {
       wsHost: '127.0.0.1',
       wsPort: portico.plain,
       wssPort: portico.https,
-      forceTLS: false,
-      enabledTransports: ['ws'],
+      forceTLS: tls,
+      enabledTransports: ['ws', 'wss'],
       Pusher,
       disableStats: true,
       channelAuthorization: {
@@ -348,9 +349,9 @@ describe('laravel-echo (broadcaster reverb)', () => {
     });
   }
 
-  it('listen, whisper and .error()', async () => {
-    const e1 = echo();
-    const e2 = echo();
+  for (const tls of [false, true]) it(`listen, whisper and .error() (${tls ? 'wss' : 'ws'})`, async () => {
+    const e1 = echo(tls);
+    const e2 = echo(tls);
     try {
       const shipped = new Promise((res) => e1.channel('orders').listen('OrderShipped', res));
       const sub = new Promise((res) => e1.channel('orders').subscribed(res));
