@@ -1,0 +1,337 @@
+//! The real binary: signals (SIGHUP reload, SIGTERM drain) and the
+//! subcommands (`check`, `keygen`, `certs-dev`).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::binary::{self, run_cmd};
+use crate::support::client::{self, Client};
+use crate::support::{TempDir, poll_until, upstream, within};
+
+fn config(up: &str, extra_routes: &str) -> String {
+    format!(
+        r#"
+[server]
+plain = "127.0.0.1:0"
+grace_period = "5s"
+[tls]
+mode = "off"
+[log]
+format = "json"
+[upstream]
+url = "{up}"
+{extra_routes}
+"#
+    )
+}
+
+async fn echo<S>(ws: &mut client::Ws<S>, text: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    ws.send(Message::text(text)).await.expect("send");
+    let back = within("websocket echo", ws.next())
+        .await
+        .expect("socket open")
+        .expect("message");
+    assert_eq!(back, Message::text(text));
+}
+
+#[tokio::test]
+async fn sighup_reload_applies_routes_and_keeps_websockets() {
+    let up = upstream::start().await;
+    let up2 = upstream::start().await;
+    let mut p = binary::start(&config(&up.url(), ""), &["plain"]).await;
+    let addr = p.plain.expect("plain listener");
+    let mut ws = client::ws_plain(addr, "/live/ws").await;
+    echo(&mut ws, "before").await;
+
+    let mut c = Client::plain(addr).await;
+    let j = c.get("/new/x").await.json();
+    assert_eq!(
+        j["uri"], "/new/x",
+        "before reload, /new/ goes to [upstream]"
+    );
+
+    // A new route to a second upstream, with the prefix stripped.
+    let routes = format!(
+        "[[routes]]\npath = \"/new/\"\nto = \"{}\"\nstrip_prefix = true\n",
+        up2.url()
+    );
+    p.rewrite_config(&config(&up.url(), &routes));
+    p.signal("HUP");
+    p.wait_log("configuration reloaded", |v| {
+        v["fields"]["message"] == "configuration reloaded"
+    })
+    .await;
+    poll_until("the new route answers", || async {
+        let mut c = Client::plain(addr).await;
+        let r = c.get("/new/x").await;
+        (r.json()["uri"] == "/x").then_some(())
+    })
+    .await;
+    assert!(up2.state.last_seen("/x").is_some());
+    echo(&mut ws, "after reload").await;
+
+    // An invalid config is refused, with the same error `check` prints,
+    // and the running one keeps serving.
+    let bad = config(
+        &up.url(),
+        "[[routes]]\npath = \"/new/\"\nto = \"nowhere\"\n",
+    );
+    p.rewrite_config(&bad);
+    p.signal("HUP");
+    let v = p
+        .wait_log("reload refused", |v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("reload refused"))
+        })
+        .await;
+    let msg = v["fields"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("routes[0].to"), "{msg}");
+    assert!(msg.contains("unknown target `nowhere`"), "{msg}");
+    assert!(
+        msg.contains(&format!("{}:", p.config_path().display())),
+        "{msg}"
+    );
+    let mut c = Client::plain(addr).await;
+    assert_eq!(c.get("/new/still").await.json()["uri"], "/still");
+    echo(&mut ws, "after refused reload").await;
+
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(8)).await.success());
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_closes_websockets() {
+    let up = upstream::start().await;
+    let mut p = binary::start(&config(&up.url(), ""), &["plain"]).await;
+    let addr = p.plain.expect("plain listener");
+    let mut ws = client::ws_plain(addr, "/live/ws").await;
+    echo(&mut ws, "hi").await;
+
+    // A slow request, in flight when SIGTERM arrives.
+    let mut c = Client::plain(addr).await;
+    let slow = tokio::spawn(async move { c.get("/slow?ms=1500").await });
+    within(
+        "slow request reaches the upstream",
+        up.state.slow_started.notified(),
+    )
+    .await;
+    let t = std::time::Instant::now();
+    p.signal("TERM");
+
+    // The WebSocket gets a close frame with 1001 (going away).
+    let close = loop {
+        match within("close frame", ws.next()).await {
+            Some(Ok(Message::Close(f))) => break f,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let close = close.expect("close frame has a code");
+    assert_eq!(close.code, CloseCode::Away);
+
+    // New connections are refused once draining started.
+    poll_until("listener closed", || async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+
+    // The in-flight request completes.
+    let r = within("slow request", slow).await.expect("task");
+    assert_eq!(
+        (r.status.as_u16(), r.text()),
+        (200, "slow done".to_string())
+    );
+
+    let status = p.wait_exit(Duration::from_secs(5)).await;
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        p.log()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn check_reports_file_line_key_and_fix() {
+    let dir = TempDir::new("check");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n\n[[routes]]\npath = \"/api/\"\nto = \"ftp://files.example\"\n",
+    )
+    .unwrap();
+    let (status, out, err) = run_cmd(
+        &["check", "--config", &bad.display().to_string()],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(status.code(), Some(2), "stdout: {out}\nstderr: {err}");
+    let want = format!("{}:8:6: `routes[0].to`", bad.display());
+    assert!(err.contains(&want), "want {want:?} in:\n{err}");
+    assert!(err.contains("fix: "), "{err}");
+
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(
+        &unknown,
+        "[server]\nplain = \"127.0.0.1:0\"\nlisten = \":80\"\n",
+    )
+    .unwrap();
+    let (status, _, err) = run_cmd(
+        &["check", "--config", &unknown.display().to_string()],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains(":3:1:"), "{err}");
+    assert!(err.contains("listen"), "{err}");
+    assert!(err.contains("fix: "), "{err}");
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n[upstream]\nurl = \"http://127.0.0.1:9000\"\n[[routes]]\npath = \"/realtime/v1/\"\nto = \"http://127.0.0.1:4000\"\nrewrite = \"/socket/\"\nhost_header = \"realtime-dev\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"shh-very-secret\"\n",
+    )
+    .unwrap();
+    let (status, out, err) = run_cmd(
+        &["check", "--config", &good.display().to_string()],
+        dir.path(),
+    )
+    .await;
+    assert!(status.success(), "{err}");
+    assert!(out.contains("routes (first match wins):"), "{out}");
+    assert!(
+        out.contains(
+            "/realtime/v1/ -> http://127.0.0.1:4000 (prefix -> /socket/) [Host: realtime-dev]"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("/ -> http://127.0.0.1:9000"), "{out}");
+    assert!(out.contains("plain  127.0.0.1:0"), "{out}");
+    assert!(!out.contains("shh-very-secret"), "secret printed: {out}");
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+}
+
+#[tokio::test]
+async fn keygen_prints_env_lines_and_an_apps_block() {
+    let dir = TempDir::new("keygen");
+    let (status, out, _) = run_cmd(&["keygen"], dir.path()).await;
+    assert!(status.success());
+    let value = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{out}"))
+            .to_string()
+    };
+    let id = value("REVERB_APP_ID=");
+    let key = value("REVERB_APP_KEY=");
+    let secret = value("REVERB_APP_SECRET=");
+    assert!(
+        id.len() == 6 && id.chars().all(|c| c.is_ascii_digit()),
+        "{id}"
+    );
+    assert!(
+        key.len() == 20 && key.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{key}"
+    );
+    assert!(
+        secret.len() == 32 && secret.chars().all(|c| c.is_ascii_alphanumeric()),
+        "{secret}"
+    );
+    // The TOML half is a valid [[apps]] block with the same values.
+    let block = &out[out.find("[[apps]]").expect("[[apps]] block")..];
+    let toml = format!("[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n{block}");
+    let cfg = portico::Config::from_str_with_env(&toml, "keygen.toml", &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let app = &cfg.apps.apps[0];
+    assert_eq!(
+        (&*app.id, &*app.key, &*app.secret),
+        (id.as_str(), key.as_str(), secret.as_str())
+    );
+    // Fresh every time.
+    let (_, again, _) = run_cmd(&["keygen"], dir.path()).await;
+    assert_ne!(out, again);
+}
+
+#[tokio::test]
+async fn certs_dev_creates_the_ca_and_prints_trust_instructions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("certsdev");
+    let (status, out, err) = run_cmd(&["certs-dev", "--dir", "tmp"], dir.path()).await;
+    assert!(status.success(), "{err}");
+    let certs = dir.path().join("tmp");
+    for f in [
+        "portico-dev-ca.pem",
+        "portico-dev-ca-key.pem",
+        "localhost.pem",
+        "localhost-key.pem",
+    ] {
+        assert!(certs.join(f).is_file(), "{f} missing");
+    }
+    let mode = std::fs::metadata(certs.join("portico-dev-ca-key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "CA key readable by others: {mode:o}");
+    let ca_abs = std::fs::canonicalize(certs.join("portico-dev-ca.pem")).unwrap();
+    assert!(out.contains(&ca_abs.display().to_string()), "{out}");
+    for needle in [
+        "update-ca-certificates",
+        "add-trusted-cert",
+        "certutil",
+        "Firefox",
+        "NODE_EXTRA_CA_CERTS",
+    ] {
+        assert!(out.contains(needle), "no {needle} in:\n{out}");
+    }
+    // A second run reuses the CA.
+    let ca1 = std::fs::read(certs.join("portico-dev-ca.pem")).unwrap();
+    let (status, _, _) = run_cmd(
+        &["certs-dev", "--dir", "tmp", "--host", "myapp.test"],
+        dir.path(),
+    )
+    .await;
+    assert!(status.success());
+    assert_eq!(
+        ca1,
+        std::fs::read(certs.join("portico-dev-ca.pem")).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn access_log_line_per_request_without_query_values() {
+    let up = upstream::start().await;
+    let mut p = binary::start(&config(&up.url(), ""), &["plain"]).await;
+    let addr = p.plain.expect("plain listener");
+    let mut c = Client::plain(addr).await;
+    assert_eq!(c.get("/search?q=secret-term&page=2").await.status, 200);
+    let v = p
+        .wait_log("an access line", |v| v["target"] == "access")
+        .await;
+    let f = &v["fields"];
+    assert_eq!(f["method"], "GET");
+    assert_eq!(f["path"], "/search?q=&page=");
+    assert_eq!(f["status"], 200);
+    assert_eq!(f["route"], "/");
+    assert_eq!(f["upstream"], up.url());
+    assert!(f["bytes"].as_u64().is_some_and(|b| b > 0), "{v}");
+    assert!(!v.to_string().contains("secret-term"), "{v}");
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(8)).await.success());
+}

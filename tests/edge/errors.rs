@@ -1,0 +1,135 @@
+//! The errors portico answers itself: 502 when the upstream refuses (naming
+//! it; HTML for browsers), 504 when it is too slow, 413 over the body limit.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Method;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use portico::http::body::{BoxError, full};
+
+use crate::support::client::Client;
+use crate::support::upstream::tokio_stream_from;
+use crate::support::{edge, upstream};
+
+const TOML: &str = r#"
+[server]
+plain = "${PLAIN}"
+[tls]
+mode = "off"
+[upstream]
+url = "${UP}"
+response_timeout = "300ms"
+max_body = "1KiB"
+"#;
+
+#[tokio::test]
+async fn bad_gateway_names_the_upstream() {
+    let dead = format!("http://{}", upstream::refusing_addr().await);
+    let e = edge::start(TOML, &[("UP", dead.clone())]).await;
+    let mut c = Client::plain(e.plain()).await;
+
+    let r = c.get("/").await;
+    assert_eq!(r.status, 502);
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/plain")
+    );
+    assert!(r.text().contains(&dead), "{}", r.text());
+
+    let req = c
+        .req(Method::GET, "/dashboard")
+        .header("accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
+        .body(portico::http::body::empty())
+        .unwrap();
+    let r = c.fetch(req).await;
+    assert_eq!(r.status, 502);
+    assert!(
+        r.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
+    let page = r.text();
+    assert!(page.contains("502 Bad Gateway"), "{page}");
+    assert!(page.contains(&dead), "{page}");
+    assert!(page.contains("php artisan serve"), "{page}");
+}
+
+#[tokio::test]
+async fn bad_gateway_when_the_upstream_hangs_up() {
+    let (addr, _task) = upstream::start_hangup().await;
+    let url = format!("http://{addr}");
+    let e = edge::start(TOML, &[("UP", url.clone())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    let r = c.get("/crash").await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains(&url), "{}", r.text());
+    // portico's client connection survives the upstream's failure.
+    assert_eq!(c.get("/crash-again").await.status, 502);
+}
+
+#[tokio::test]
+async fn gateway_timeout_on_a_slow_upstream() {
+    let up = upstream::start().await;
+    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    let t = Instant::now();
+    let r = c.get("/slow?ms=3000").await;
+    let took = t.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.text().contains(&up.url()), "{}", r.text());
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(2500),
+        "504 after {took:?}, want about 300 ms"
+    );
+    // A fast request on the same route is fine.
+    assert_eq!(c.get("/slow?ms=10").await.status, 200);
+}
+
+#[tokio::test]
+async fn payload_too_large_with_content_length() {
+    let up = upstream::start().await;
+    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    let req = c
+        .req(Method::POST, "/cl/count")
+        .header("content-length", "4096")
+        .body(full(vec![b'x'; 4096]))
+        .unwrap();
+    let r = c.fetch(req).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("1024"), "{}", r.text());
+    assert!(
+        up.state.last_seen("/cl/count").is_none(),
+        "refused before the upstream"
+    );
+
+    // At the limit is fine.
+    let mut c = Client::plain(e.plain()).await;
+    let req = c
+        .req(Method::POST, "/ok/count")
+        .body(full(vec![b'x'; 1024]))
+        .unwrap();
+    let r = c.fetch(req).await;
+    assert_eq!((r.status.as_u16(), r.text()), (200, "1024".to_string()));
+}
+
+#[tokio::test]
+async fn payload_too_large_chunked() {
+    let up = upstream::start().await;
+    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
+    for _ in 0..4 {
+        tx.send(Ok(Frame::data(Bytes::from(vec![b'y'; 1024]))))
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    let body = StreamBody::new(tokio_stream_from(rx)).boxed();
+    let req = c.req(Method::POST, "/chunked/count").body(body).unwrap();
+    let r = c.fetch(req).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+}
