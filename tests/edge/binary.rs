@@ -335,3 +335,32 @@ async fn access_log_line_per_request_without_query_values() {
     p.signal("TERM");
     assert!(p.wait_exit(Duration::from_secs(8)).await.success());
 }
+/// Connections that never sent a request (a silent TCP client on the TLS
+/// port, an idle one on the plain port) must not hold up shutdown.
+#[tokio::test]
+async fn sigterm_does_not_wait_for_silent_connections() {
+    let up = upstream::start().await;
+    let toml = config(&up.url(), "").replace(
+        "[tls]\nmode = \"off\"",
+        "[tls]\nmode = \"dev\"\ndir = \"certs\"",
+    );
+    let toml = toml.replace(
+        "plain = \"127.0.0.1:0\"",
+        "plain = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\ngrace_period = \"20s\"",
+    );
+    let toml = toml.replace("grace_period = \"5s\"\n", "");
+    let mut p = binary::start(&toml, &["https", "plain"]).await;
+    let _silent_tls = client::tcp(p.https.expect("https")).await;
+    let _silent_plain = client::tcp(p.plain.expect("plain")).await;
+    // Let portico accept both.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    p.signal("TERM");
+    let status = p.wait_exit(Duration::from_secs(25)).await;
+    assert!(status.success());
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "shutdown waited {:?} for connections that never sent a request",
+        t.elapsed()
+    );
+}
