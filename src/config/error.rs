@@ -116,10 +116,30 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_string()
 }
 
-/// `serde_path_to_error` paths print as `routes[0].to`; the root is `.`.
+/// The field `toml::Spanned` deserializes its value through; it is an
+/// implementation detail and must not show up in a dotted key.
+const SPANNED_VALUE_FIELD: &str = "$__serde_spanned_private_value";
+
+/// The failing key as `routes[0].to`; the root is `(top level)`.
 fn dotted(path: &serde_path_to_error::Path) -> String {
-    let s = path.to_string();
-    if s == "." {
+    use serde_path_to_error::Segment;
+    let mut s = String::new();
+    for seg in path {
+        let name = match seg {
+            Segment::Seq { index } => {
+                s.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } if key == SPANNED_VALUE_FIELD => continue,
+            Segment::Map { key } | Segment::Enum { variant: key } => key.as_str(),
+            Segment::Unknown => "?",
+        };
+        if !s.is_empty() {
+            s.push('.');
+        }
+        s.push_str(name);
+    }
+    if s.is_empty() {
         "(top level)".to_string()
     } else {
         s
