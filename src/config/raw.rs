@@ -23,7 +23,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) upstream: RawUpstream,
     #[serde(default)]
-    pub(crate) routes: Option<Spanned<Vec<RawRoute>>>,
+    /// Each route keeps its own span, so a missing key points at its table.
+    pub(crate) routes: Option<Spanned<Vec<Spanned<RawRoute>>>>,
     #[serde(default)]
     pub(crate) log: RawLog,
     #[serde(default)]

@@ -539,7 +539,7 @@ fn routes(
         }
         Some(list) => {
             for (i, r) in list.get_ref().iter().enumerate() {
-                out.push(route(i, r, upstream, server, cx, list.span())?);
+                out.push(route(i, r.get_ref(), upstream, server, cx, r.span())?);
             }
         }
     }
@@ -559,13 +559,13 @@ fn route(
     upstream: &Arc<ProxyTarget>,
     server: &Server,
     cx: &Ctx<'_>,
-    list_span: std::ops::Range<usize>,
+    route_span: std::ops::Range<usize>,
 ) -> Result<Route, ConfigError> {
     let k = |f: &str| format!("routes[{i}].{f}");
     let path_v = r.path.as_ref().ok_or_else(|| {
         cx.err(
             k("path"),
-            Some(list_span.clone()),
+            Some(route_span.clone()),
             "every route needs a `path` prefix",
             "add e.g. `path = \"/api/\"`",
         )
@@ -583,8 +583,10 @@ fn route(
         None => None,
         Some(v) => {
             let h = cx.string(&k("host"), v)?.trim().to_ascii_lowercase();
+            // Check before dropping the port: "https://x" would become "https".
+            let has_scheme_or_path = h.contains('/');
             let h = h.split(':').next().unwrap_or("").to_string();
-            if h.is_empty() || h.contains('/') {
+            if h.is_empty() || has_scheme_or_path {
                 return Err(cx.err(
                     k("host"),
                     Some(v.span()),
