@@ -58,9 +58,13 @@ pub(crate) fn validate(
         let field = |name: &str, v: &Option<SpStr>| -> Result<Arc<str>, ConfigError> {
             let key = format!("apps[{i}].{name}");
             let v = v.as_ref().ok_or_else(|| {
+                // Point at a key of the same [[apps]] table.
+                let near = [&a.id, &a.key, &a.secret]
+                    .into_iter()
+                    .find_map(|f| f.as_ref().map(|f| f.span()));
                 cx.err(
                     &key,
-                    None,
+                    near,
                     format!("app {i} has no `{name}`"),
                     "run `portico keygen` for a fresh id/key/secret",
                 )

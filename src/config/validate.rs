@@ -139,9 +139,14 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         _ => {}
     }
     if server.https.is_none() && server.http.is_none() && server.plain.is_none() {
+        // Point at a listener key set to "" when there is one.
+        let s = &raw.server;
+        let near = [&s.https, &s.http, &s.plain]
+            .into_iter()
+            .find_map(|v| v.as_ref().map(|v| v.span()));
         return Err(cx.err(
             "server",
-            None,
+            near,
             "no listener is enabled",
             "set at least one of `server.https`, `server.http`, `server.plain`",
         ));
