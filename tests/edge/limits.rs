@@ -202,3 +202,25 @@ async fn per_ip_and_global_caps() {
     })
     .await;
 }
+
+/// A client that connects and sends nothing at all (not even the first
+/// byte hyper needs to tell HTTP/1.1 from HTTP/2) is cut too, on the plain
+/// listener and after a completed TLS handshake.
+#[tokio::test]
+async fn silent_client_is_cut_at_the_header_timeout() {
+    let up = upstream::start().await;
+    let e = edge::start(SLOW_TOML, &[("UP", up.url())]).await;
+    let started = Instant::now();
+    let mut plain = client::tcp(e.plain()).await;
+    let mut tls = client::tls(e.https(), &e.ca(), &[b"http/1.1"]).await;
+    let (_, closed) = read_to_close(&mut plain, Duration::from_secs(3)).await;
+    assert!(closed, "silent plain connection still open after 3 s");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "cut after {took:?}");
+    let mut buf = [0u8; 64];
+    let r = tokio::time::timeout(Duration::from_secs(3), tls.read(&mut buf)).await;
+    assert!(
+        matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+        "silent TLS connection still open after 3 s: {r:?}"
+    );
+}
