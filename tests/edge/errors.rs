@@ -133,3 +133,53 @@ async fn payload_too_large_chunked() {
     let r = c.fetch(req).await;
     assert_eq!(r.status, 413, "{}", r.text());
 }
+
+#[tokio::test]
+async fn payload_too_large_over_h2() {
+    let up = upstream::start().await;
+    let toml = TOML
+        .replace(
+            "[tls]\nmode = \"off\"",
+            "[tls]\nmode = \"dev\"\ndir = \"${CERTS}\"",
+        )
+        .replace("plain = \"${PLAIN}\"", "https = \"${HTTPS}\"");
+    let e = edge::start(&toml, &[("UP", up.url())]).await;
+    let mut c = Client::tls(e.https(), &e.ca(), &[b"h2"]).await;
+    // Declared length.
+    let req = c
+        .req(Method::POST, "/h2cl/count")
+        .header("content-length", "2048")
+        .body(full(vec![b'x'; 2048]))
+        .unwrap();
+    assert_eq!(c.fetch(req).await.status, 413);
+    // Streamed without a length.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
+    for _ in 0..3 {
+        tx.send(Ok(Frame::data(Bytes::from(vec![b'y'; 1000]))))
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    let body = StreamBody::new(tokio_stream_from(rx)).boxed();
+    let req = c.req(Method::POST, "/h2chunked/count").body(body).unwrap();
+    assert_eq!(c.fetch(req).await.status, 413);
+    // The connection is still usable.
+    assert_eq!(c.get("/after").await.status, 200);
+}
+
+#[tokio::test]
+async fn builtin_hubs_answer_503_until_built() {
+    let up = upstream::start().await;
+    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    for (path, what) in [
+        ("/app/some-key?protocol=7", "Pusher hub"),
+        ("/apps/1/events", "Pusher hub"),
+        ("/realtime/v1/websocket", "Supabase Realtime hub"),
+    ] {
+        let r = c.get(path).await;
+        assert_eq!(r.status, 503, "{path}");
+        assert!(r.text().contains(what), "{path}: {}", r.text());
+    }
+    assert!(up.state.seen.lock().is_empty());
+}

@@ -224,3 +224,23 @@ async fn silent_client_is_cut_at_the_header_timeout() {
         "silent TLS connection still open after 3 s: {r:?}"
     );
 }
+
+#[tokio::test]
+async fn websocket_tunnels_keep_their_cap_slots() {
+    let up = upstream::start().await;
+    let e = edge::start(CAPS_TOML, &[("UP", up.url())]).await;
+    let to = e.plain();
+    let ws1 = client::ws_plain(to, "/a/ws").await;
+    let _ws2 = client::ws_plain(to, "/b/ws").await;
+    let mut third = connect_from("127.0.0.1", to).await;
+    assert!(
+        !served(&mut third).await,
+        "a third connection beside two WebSockets was served"
+    );
+    drop(ws1);
+    poll_until("the closed tunnel frees its slot", || async {
+        let mut s = connect_from("127.0.0.1", to).await;
+        served(&mut s).await.then_some(())
+    })
+    .await;
+}

@@ -79,3 +79,16 @@ async fn health_endpoint_on_every_listener() {
         assert_eq!(r.header("cache-control"), Some("no-store"));
     }
 }
+
+#[tokio::test]
+async fn without_https_port_80_serves_the_app() {
+    let up = upstream::start().await;
+    let toml = "[server]\nhttp = \"${HTTP}\"\n[tls]\nmode = \"off\"\n[upstream]\nurl = \"${UP}\"\n";
+    let e = edge::start(toml, &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.http()).await;
+    let r = c.get("/page?x=1").await;
+    assert_eq!(r.status, 200);
+    let j = r.json();
+    assert_eq!(j["uri"], "/page?x=1");
+    assert_eq!(j["headers"]["x-forwarded-proto"][0], "http");
+}

@@ -101,3 +101,19 @@ async fn large_request_body_streams_up() {
         sender.await.expect("sender");
     }
 }
+
+#[tokio::test]
+async fn large_response_body_streams_down() {
+    const SIZE: usize = 16 << 20;
+    let up = upstream::start().await;
+    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    for mut c in [
+        Client::plain(e.plain()).await,
+        Client::tls(e.https(), &e.ca(), &[b"h2"]).await,
+    ] {
+        let r = c.get(&format!("/download/big?bytes={SIZE}")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body.len(), SIZE);
+        assert!(r.body.iter().all(|b| *b == b'z'));
+    }
+}

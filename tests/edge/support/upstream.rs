@@ -8,6 +8,7 @@
 //!   [`State::slow_started`] on arrival.
 //! - `.../count`: streams the request body in, notifies
 //!   [`State::body_started`] at the first chunk, answers the byte count.
+//! - `.../big?bytes=N`: a body of N bytes of `z`, streamed in 64 KiB chunks.
 //! - `.../ws` or `.../websocket`: a WebSocket echo server (text and binary,
 //!   echoed whole), answering `Sec-WebSocket-Protocol` with the first offered.
 //! - `.../refuse-upgrade`: answers 400 `no upgrade here` even to upgrades.
@@ -182,6 +183,15 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
             text(StatusCode::OK, "slow done")
         }
         "count" => count(st, req.into_body()).await,
+        "big" => {
+            let n: usize = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("bytes="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            big(n)
+        }
         "ws" | "websocket" => websocket(req),
         "refuse-upgrade" => text(StatusCode::BAD_REQUEST, "no upgrade here"),
         _ => echo(req).await,
@@ -214,6 +224,23 @@ pub(crate) fn tokio_stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures_util::Stream<Item = T> + Send + Sync + 'static {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn big(n: usize) -> Response<Body> {
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<Frame<Bytes>, portico::http::body::BoxError>>(4);
+    tokio::spawn(async move {
+        let chunk = Bytes::from(vec![b'z'; 64 << 10]);
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(chunk.len());
+            if tx.send(Ok(Frame::data(chunk.slice(..take)))).await.is_err() {
+                return;
+            }
+            left -= take;
+        }
+    });
+    Response::new(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))))
 }
 
 async fn count(st: Arc<State>, mut body: Incoming) -> Response<Body> {
