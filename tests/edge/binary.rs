@@ -364,3 +364,80 @@ async fn sigterm_does_not_wait_for_silent_connections() {
         t.elapsed()
     );
 }
+
+/// A self-signed certificate for `localhost`: (cert PEM, key PEM, DER).
+fn self_signed() -> (String, String, Vec<u8>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    (
+        ck.cert.pem(),
+        ck.signing_key.serialize_pem(),
+        ck.cert.der().to_vec(),
+    )
+}
+
+/// The leaf a fresh TLS connection is served.
+async fn served_leaf(addr: std::net::SocketAddr, roots: &std::path::Path) -> Vec<u8> {
+    let s = client::tls(addr, roots, &[b"http/1.1"]).await;
+    s.get_ref()
+        .1
+        .peer_certificates()
+        .expect("peer certificates")[0]
+        .to_vec()
+}
+
+#[tokio::test]
+async fn sighup_rereads_certificate_files_and_keeps_the_old_pair_on_error() {
+    let up = upstream::start().await;
+    let files = TempDir::new("files");
+    let (cert, key, roots) = (
+        files.path().join("fullchain.pem"),
+        files.path().join("privkey.pem"),
+        files.path().join("roots.pem"),
+    );
+    let (c1, k1, d1) = self_signed();
+    let (c2, k2, d2) = self_signed();
+    std::fs::write(&roots, format!("{c1}{c2}")).unwrap();
+    std::fs::write(&cert, &c1).unwrap();
+    std::fs::write(&key, &k1).unwrap();
+    let toml = config(&up.url(), "")
+        .replace("plain = \"127.0.0.1:0\"", "https = \"127.0.0.1:0\"")
+        .replace(
+            "[tls]\nmode = \"off\"",
+            &format!(
+                "[tls]\nmode = \"files\"\ncert = \"{}\"\nkey = \"{}\"\nwatch = false",
+                cert.display(),
+                key.display()
+            ),
+        );
+    let mut p = binary::start(&toml, &["https"]).await;
+    let addr = p.https.expect("https listener");
+    assert_eq!(served_leaf(addr, &roots).await, d1);
+    let mut open = Client::tls(addr, &roots, &[b"h2"]).await;
+    assert_eq!(open.get("/before").await.status, 200);
+
+    // New pair, SIGHUP: new handshakes get it, the open connection goes on.
+    std::fs::write(&cert, &c2).unwrap();
+    std::fs::write(&key, &k2).unwrap();
+    p.signal("HUP");
+    p.wait_log("certificates re-read", |v| {
+        v["fields"]["message"] == "certificate files re-read"
+    })
+    .await;
+    assert_eq!(served_leaf(addr, &roots).await, d2);
+    assert_eq!(open.get("/after").await.status, 200);
+
+    // A broken pair is refused and the running one stays.
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    p.signal("HUP");
+    p.wait_log("reload refused", |v| {
+        v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reload refused"))
+    })
+    .await;
+    assert_eq!(served_leaf(addr, &roots).await, d2);
+    assert_eq!(open.get("/still").await.status, 200);
+
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(8)).await.success());
+}
