@@ -134,3 +134,34 @@ async fn websocket_idle_timeout_closes_quiet_tunnels_only() {
     assert_eq!(close.reason.as_str(), "idle timeout");
     assert!(t.elapsed() >= Duration::from_millis(400));
 }
+
+/// A response that outlives the grace period (an SSE stream) is cut when
+/// it ends, and shutdown completes.
+#[tokio::test]
+async fn grace_period_cuts_what_is_still_running() {
+    use http_body_util::BodyExt;
+    let up = upstream::start().await;
+    let toml = TOML.replace("grace_period = \"5s\"", "grace_period = \"500ms\"");
+    let mut e = edge::start(&toml, &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    let resp = c.get_streaming("/events/sse").await;
+    let mut body = resp.into_body();
+    let first = within("first event", body.frame()).await.unwrap().unwrap();
+    assert_eq!(
+        first.data_ref().map(|d| &d[..]),
+        Some(&b"data: first\n\n"[..])
+    );
+    let t = Instant::now();
+    e.begin_shutdown();
+    // The stream is cut (error or early end), not completed with `last`.
+    let rest = within("the stream is cut", body.collect()).await;
+    if let Ok(rest) = rest {
+        assert!(!rest.to_bytes().ends_with(b"data: last\n\n"));
+    }
+    e.shutdown().await;
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "shutdown took {took:?} with a 500 ms grace period"
+    );
+}

@@ -17,10 +17,12 @@
 //! - `limits`: slowloris header timeout, TLS handshake timeout, per-IP and
 //!   global connection caps.
 //! - `php`: `php -S` behind the TLS listener.
-//! - `binary`: the real binary: SIGHUP reload, SIGTERM drain, `check`,
-//!   `keygen`, `certs-dev`.
+//! - `binary`: the real binary: SIGHUP reload (routes, TLS files), SIGTERM
+//!   drain, access log.
+//! - `cli`: `check`, `keygen`, `certs-dev`.
 
 mod binary;
+mod cli;
 mod errors;
 mod forwarded;
 mod lifecycle;
