@@ -149,3 +149,23 @@ async fn certs_dev_creates_the_ca_and_prints_trust_instructions() {
         std::fs::read(certs.join("portico-dev-ca.pem")).unwrap()
     );
 }
+
+#[tokio::test]
+async fn run_and_check_refuse_missing_or_invalid_configs() {
+    let dir = TempDir::new("refuse");
+    let (status, _, err) = run_cmd(&["check", "--config", "nope.toml"], dir.path()).await;
+    assert_eq!(status.code(), Some(2));
+    assert!(err.contains("cannot read config file nope.toml"), "{err}");
+    assert!(err.contains("fix: "), "{err}");
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_body = \"huge\"\n",
+    )
+    .unwrap();
+    let (status, _, err) =
+        run_cmd(&["run", "--config", &bad.display().to_string()], dir.path()).await;
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains(":3:12: `server.max_body`"), "{err}");
+}

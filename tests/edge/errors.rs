@@ -183,3 +183,49 @@ async fn builtin_hubs_answer_503_until_built() {
     }
     assert!(up.state.seen.lock().is_empty());
 }
+
+/// An upstream whose accept queue is full drops our SYNs, so the connect
+/// hangs: the connect timeout answers 504.
+#[tokio::test]
+async fn gateway_timeout_on_connect() {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    // Fill the (never accepted) queue; later SYNs are dropped.
+    let mut fillers = Vec::new();
+    for _ in 0..2 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let url = format!("http://{addr}");
+    let toml = TOML.replace(
+        "response_timeout = \"300ms\"",
+        "connect_timeout = \"300ms\"",
+    );
+    let e = edge::start(&toml, &[("UP", url.clone())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    let t = Instant::now();
+    let r = c.get("/").await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert!(r.text().contains("timed out connecting"), "{}", r.text());
+    assert!(r.text().contains(&url), "{}", r.text());
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    drop(sock);
+}

@@ -149,3 +149,29 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
     assert_ne!(r.header("connection"), Some("x-up-hop"));
     assert_eq!(r.header("x-up-kept"), Some("yes"));
 }
+
+#[tokio::test]
+async fn trusted_proxies_are_matched_as_cidrs() {
+    let up = upstream::start().await;
+    let e = edge::start(
+        &toml(r#"trusted_proxies = ["127.0.0.0/30"]"#),
+        &[("UP", up.url())],
+    )
+    .await;
+    for (source, trusted) in [("127.0.0.2", true), ("127.0.0.9", false)] {
+        let mut c = Client::plain_from(source, e.plain()).await;
+        let req = c
+            .req(Method::GET, "/cidr")
+            .header("x-forwarded-for", "203.0.113.7")
+            .body(empty())
+            .unwrap();
+        let j = c.fetch(req).await.json();
+        let (xff, real) = if trusted {
+            (format!("203.0.113.7, {source}"), "203.0.113.7".to_string())
+        } else {
+            (source.to_string(), source.to_string())
+        };
+        assert_eq!(first(&j, "x-forwarded-for"), xff.as_str(), "from {source}");
+        assert_eq!(first(&j, "x-real-ip"), real.as_str(), "from {source}");
+    }
+}

@@ -113,7 +113,22 @@ pub(crate) struct Client {
 impl Client {
     /// HTTP/1.1 over plain TCP.
     pub(crate) async fn plain(addr: SocketAddr) -> Client {
-        let io = TokioIo::new(tcp(addr).await);
+        Self::h1_over(tcp(addr).await, addr).await
+    }
+
+    /// HTTP/1.1 over plain TCP from `source` (any address in 127/8).
+    pub(crate) async fn plain_from(source: &str, addr: SocketAddr) -> Client {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(format!("{source}:0").parse().expect("source"))
+            .expect("bind source");
+        let stream = within("TCP connect", sock.connect(addr))
+            .await
+            .expect("connect");
+        Self::h1_over(stream, addr).await
+    }
+
+    async fn h1_over(stream: TcpStream, addr: SocketAddr) -> Client {
+        let io = TokioIo::new(stream);
         let (send, conn) = within("h1 handshake", http1::handshake(io))
             .await
             .expect("h1 handshake");
