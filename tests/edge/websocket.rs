@@ -174,3 +174,16 @@ async fn websocket_false_refuses_upgrades() {
     let mut c = Client::plain(e.plain()).await;
     assert_eq!(c.get("/nows/page").await.status, 200);
 }
+
+/// A 101 for another protocol than the one asked for is not spliced, and
+/// the client gets a clean error instead of a half-switched connection.
+#[tokio::test]
+async fn mismatched_101_is_not_spliced() {
+    let up = upstream::start().await;
+    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    let r = c.fetch(upgrade_req(&c, "/x/wrong-101")).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.text().contains("switched protocols"), "{}", r.text());
+    assert_eq!(c.get("/after").await.status, 200);
+}

@@ -12,6 +12,7 @@
 //! - `.../ws` or `.../websocket`: a WebSocket echo server (text and binary,
 //!   echoed whole), answering `Sec-WebSocket-Protocol` with the first offered.
 //! - `.../refuse-upgrade`: answers 400 `no upgrade here` even to upgrades.
+//! - `.../wrong-101`: answers 101 with `Upgrade: h2c` to anything.
 //! - anything else: 200 with a JSON echo of the request (method, URI,
 //!   headers, body), plus hop-by-hop response headers that must not reach
 //!   the client (`Connection: x-up-hop`, `X-Up-Hop`, `Keep-Alive`,
@@ -194,6 +195,13 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>
         }
         "ws" | "websocket" => websocket(req),
         "refuse-upgrade" => text(StatusCode::BAD_REQUEST, "no upgrade here"),
+        "wrong-101" => {
+            let mut r = text(StatusCode::SWITCHING_PROTOCOLS, "");
+            r.headers_mut().insert("upgrade", "h2c".parse().expect("v"));
+            r.headers_mut()
+                .insert("connection", "upgrade".parse().expect("v"));
+            r
+        }
         _ => echo(req).await,
     })
 }
