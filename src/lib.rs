@@ -10,9 +10,12 @@
 //! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:
 //!   - [`proxy`]: HTTP(S) upstreams, streaming, WebSocket pass-through;
 //!   - [`pusher`]: the in-process Pusher hub front.
+//! - [`acme`]: automatic certificates (`[tls] mode = "acme"`): orders,
+//!   storage, renewal; publishes into the TLS state and answers challenges.
 //! - [`edge`]: the current config generation and reload.
 //! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
 
+pub mod acme;
 pub mod banner;
 pub mod config;
 pub mod edge;

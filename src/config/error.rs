@@ -41,11 +41,19 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: `{}`: {}\n  fix: {}",
-            self.file, self.line, self.column, self.key, self.problem, self.fix
-        )
+        if self.line == 0 {
+            write!(
+                f,
+                "{}: `{}`: {}\n  fix: {}",
+                self.file, self.key, self.problem, self.fix
+            )
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: `{}`: {}\n  fix: {}",
+                self.file, self.line, self.column, self.key, self.problem, self.fix
+            )
+        }
     }
 }
 
@@ -107,8 +115,8 @@ pub(crate) fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError
         let key = dotted(e.path());
         let inner = e.into_inner();
         let message = first_line(inner.message());
-        let fix = fix_for_serde_message(&message);
-        invalid(text, file, key, inner.span(), message, fix)
+        let (problem, fix) = explain_serde_message(&message, &key);
+        invalid(text, file, key, inner.span(), problem, fix)
     })
 }
 
@@ -116,55 +124,72 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").trim().to_string()
 }
 
-/// The field `toml::Spanned` deserializes its value through; it is an
-/// implementation detail and must not show up in a dotted key.
-const SPANNED_VALUE_FIELD: &str = "$__serde_spanned_private_value";
-
-/// The failing key as `routes[0].to`; the root is `(top level)`.
+/// `serde_path_to_error` paths print as `routes[0].to`; the root is `.`.
+/// `toml::Spanned` adds an internal segment, which users never wrote.
 fn dotted(path: &serde_path_to_error::Path) -> String {
-    use serde_path_to_error::Segment;
-    let mut s = String::new();
-    for seg in path {
-        let name = match seg {
-            Segment::Seq { index } => {
-                s.push_str(&format!("[{index}]"));
-                continue;
-            }
-            Segment::Map { key } if key == SPANNED_VALUE_FIELD => continue,
-            Segment::Map { key } | Segment::Enum { variant: key } => key.as_str(),
-            Segment::Unknown => "?",
-        };
-        if !s.is_empty() {
-            s.push('.');
-        }
-        s.push_str(name);
-    }
-    if s.is_empty() {
+    let s = path
+        .to_string()
+        .replace(".$__serde_spanned_private_value", "");
+    if s == "." {
         "(top level)".to_string()
     } else {
         s
     }
 }
 
-fn fix_for_serde_message(message: &str) -> String {
+/// Rewords serde's message into (problem, fix).
+fn explain_serde_message(message: &str, key: &str) -> (String, String) {
     if let Some(rest) = message.strip_prefix("unknown field ") {
-        let allowed = rest
-            .split_once("expected ")
-            .map(|(_, a)| a.to_string())
-            .unwrap_or_default();
-        if allowed.is_empty() {
-            "remove this key".to_string()
-        } else {
-            format!("remove or rename this key; allowed here: {allowed}")
-        }
+        let (name, allowed) = match rest.split_once(", expected ") {
+            Some((n, a)) => (n.trim_matches('`'), a.trim_start_matches("one of ")),
+            None => (rest.trim_matches('`'), ""),
+        };
+        let problem = format!("unknown key `{name}`");
+        let names: Vec<&str> = allowed
+            .split(", ")
+            .map(|a| a.trim_matches('`'))
+            .filter(|a| !a.is_empty())
+            .collect();
+        let fix = match names.iter().min_by_key(|c| edit_distance(name, c)) {
+            Some(best) if edit_distance(name, best) <= 2 => format!(
+                "did you mean `{best}`? (allowed here: {})",
+                names.join(", ")
+            ),
+            _ if names.is_empty() => "remove this key".to_string(),
+            _ => format!("remove or rename it; allowed here: {}", names.join(", ")),
+        };
+        (problem, fix)
     } else if message.starts_with("invalid type") {
-        "use the type named above (strings need quotes; durations are strings like \"30s\")"
-            .to_string()
+        (
+            message.to_string(),
+            format!(
+                "give `{key}` the type named above (strings need quotes; durations and sizes are strings like \"30s\" or \"10MiB\")"
+            ),
+        )
     } else if message.starts_with("missing field") {
-        "add the missing key".to_string()
+        (message.to_string(), "add the missing key".to_string())
     } else {
-        "see the config reference in README.md".to_string()
+        (
+            message.to_string(),
+            "see the config reference in README.md".to_string(),
+        )
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! this module re-checks config. Every error is a [`ConfigError`] that names
 //! the dotted key, the file, line and column, and a fix.
 
+pub mod acme;
 pub mod apps;
 mod error;
 mod expand;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use ipnet::IpNet;
 
+pub use acme::{AcmeSettings, ChallengeKind, Eab};
 pub use error::ConfigError;
 pub use show::Effective;
 
@@ -86,6 +88,9 @@ pub enum Tls {
     Dev { dir: PathBuf, hosts: Vec<String> },
     /// PEM files; reloaded on SIGHUP and, when `watch`, when they change.
     Files { pairs: Vec<CertPair>, watch: bool },
+    /// Certificates from an ACME CA (Let's Encrypt), issued and renewed in
+    /// process, kept in `storage`.
+    Acme(AcmeSettings),
 }
 
 /// One certificate chain and its private key, as PEM file paths.

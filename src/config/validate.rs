@@ -125,7 +125,10 @@ const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
 pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let server = server(&raw, cx)?;
-    let tls = tls(&raw, cx)?;
+    let mut tls = tls(&raw, cx)?;
+    if let Tls::Acme(a) = &mut tls {
+        super::acme::check_listeners(a, &server, &raw.tls, cx)?;
+    }
     match (&tls, server.https) {
         (Tls::Off, Some(_)) => {
             return Err(cx.err(
@@ -135,7 +138,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
                 "remove `server.https` (use `server.plain` behind a TLS-terminating platform) or pick a TLS mode",
             ));
         }
-        (Tls::Dev { .. } | Tls::Files { .. }, None) => {} // allowed: certs unused
+        (Tls::Dev { .. } | Tls::Files { .. } | Tls::Acme(_), None) => {} // allowed: certs unused
         _ => {}
     }
     if server.https.is_none() && server.http.is_none() && server.plain.is_none() {
@@ -300,17 +303,10 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
     {
         return reject("tls.dir", v.span(), "only used when `tls.mode = \"dev\"`");
     }
-    if mode != "acme" {
-        for (key, v) in [
-            ("tls.domains", &t.domains),
-            ("tls.email", &t.email),
-            ("tls.directory", &t.directory),
-            ("tls.storage", &t.storage),
-        ] {
-            if let Some(v) = v {
-                return reject(key, v.span(), "only used when `tls.mode = \"acme\"`");
-            }
-        }
+    if mode != "acme"
+        && let Some((key, span)) = t.acme_keys_set().into_iter().next()
+    {
+        return reject(key, span, "only used when `tls.mode = \"acme\"`");
     }
     match mode.as_str() {
         "off" => Ok(Tls::Off),
@@ -380,12 +376,7 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
                 watch: t.watch.unwrap_or(true),
             })
         }
-        "acme" => Err(cx.err(
-            "tls.mode",
-            mode_span,
-            "`acme` (automatic Let's Encrypt certificates) is not available in this build yet",
-            "use `mode = \"files\"` with certificates from certbot, or `mode = \"dev\"` locally",
-        )),
+        "acme" => Ok(Tls::Acme(super::acme::validate(t, mode_span, cx)?)),
         other => Err(cx.err(
             "tls.mode",
             mode_span,

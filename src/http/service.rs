@@ -50,11 +50,12 @@ pub async fn handle(
             "portico".into(),
         )
     } else if conn.kind == ListenerKind::Http && path.starts_with(redirect::ACME_CHALLENGE_PREFIX) {
-        (
-            redirect::acme_not_configured(),
-            "acme".into(),
-            "portico".into(),
-        )
+        let token = &path[redirect::ACME_CHALLENGE_PREFIX.len()..];
+        let resp = match edge.tls.http01(token) {
+            Some(key_auth) => redirect::acme_answer(&key_auth),
+            None => redirect::acme_not_configured(),
+        };
+        (resp, "acme".into(), "portico".into())
     } else if let (ListenerKind::Http, Some(https)) = (conn.kind, cfg.server.https) {
         let host = host.as_deref().unwrap_or("localhost");
         (
