@@ -107,8 +107,6 @@ reject! {
         "[server]\nhttps = \"127.0.0.1:8443\"\n[tls]\nmode = \"off\"\n" => "tls.mode" at 4;
     tls_unknown_mode:
         with("").replace("mode = \"off\"", "mode = \"letsencrypt\"") => "tls.mode" at 4;
-    tls_acme_not_built:
-        with("").replace("mode = \"off\"", "mode = \"acme\"") => "tls.mode" at 4;
     tls_cert_outside_files_mode:
         with("cert = \"fullchain.pem\"\n") => "tls.cert" at 5;
     tls_key_outside_files_mode:
@@ -123,6 +121,16 @@ reject! {
         with("directory = \"https://acme.example/dir\"\n") => "tls.directory" at 5;
     tls_storage_outside_acme_mode:
         with("storage = \"/var/lib/portico\"\n") => "tls.storage" at 5;
+    tls_eab_kid_outside_acme_mode:
+        with("eab_kid = \"kid\"\n") => "tls.eab_kid" at 5;
+    tls_eab_hmac_key_outside_acme_mode:
+        with("eab_hmac_key = \"a2V5\"\n") => "tls.eab_hmac_key" at 5;
+    tls_ca_root_outside_acme_mode:
+        with("ca_root = \"root.pem\"\n") => "tls.ca_root" at 5;
+    tls_challenges_outside_acme_mode:
+        with("challenges = [\"http-01\"]\n") => "tls.challenges" at 5;
+    tls_renew_check_outside_acme_mode:
+        with("renew_check = \"10m\"\n") => "tls.renew_check" at 5;
     tls_dev_dir_empty:
         "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"dev\"\ndir = \"\"\n" => "tls.dir" at 5;
     tls_dev_host_invalid:
@@ -145,6 +153,63 @@ reject! {
     tls_watch_not_a_bool:
         "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\ncert = \"a\"\nkey = \"b\"\nwatch = 1\n"
         => "tls.watch" at 7;
+}
+
+// ---- [tls] mode = "acme" ----
+
+/// Five lines: both listeners ACME needs, `mode = "acme"` on line 5.
+const ACME: &str =
+    "[server]\nhttps = \"0.0.0.0:443\"\nhttp = \"0.0.0.0:80\"\n[tls]\nmode = \"acme\"\n";
+
+fn acme(rest: &str) -> String {
+    format!("{ACME}{rest}")
+}
+
+reject! {
+    acme_without_domains:
+        acme("") => "tls.domains" at 5;
+    acme_domains_empty:
+        acme("domains = []\n") => "tls.domains" at 6;
+    acme_domain_wildcard:
+        acme("domains = [\"*.example.com\"]\n") => "tls.domains[0]" at 6;
+    acme_domain_not_public:
+        acme("domains = [\"example.com\",\n  \"localhost\"]\n") => "tls.domains[1]" at 7;
+    acme_domain_ip:
+        acme("domains = [\"203.0.113.7\"]\n") => "tls.domains[0]" at 6;
+    acme_domain_twice:
+        acme("domains = [\"example.com\", \"Example.com.\"]\n") => "tls.domains[1]" at 6;
+    acme_email_invalid:
+        acme("domains = [\"example.com\"]\nemail = \"ops\"\n") => "tls.email" at 7;
+    acme_directory_not_https:
+        acme("domains = [\"example.com\"]\ndirectory = \"http://acme.example/dir\"\n")
+        => "tls.directory" at 7;
+    acme_directory_not_a_url:
+        acme("domains = [\"example.com\"]\ndirectory = \"zerossl please\"\n") => "tls.directory" at 7;
+    acme_storage_empty:
+        acme("domains = [\"example.com\"]\nstorage = \" \"\n") => "tls.storage" at 7;
+    acme_eab_kid_without_key:
+        acme("domains = [\"example.com\"]\neab_kid = \"kid\"\n") => "tls.eab_hmac_key" at 7;
+    acme_eab_key_without_kid:
+        acme("domains = [\"example.com\"]\neab_hmac_key = \"a2V5\"\n") => "tls.eab_kid" at 7;
+    acme_eab_key_not_base64url:
+        acme("domains = [\"example.com\"]\neab_kid = \"kid\"\neab_hmac_key = \"not base64!\"\n")
+        => "tls.eab_hmac_key" at 8;
+    acme_ca_root_empty:
+        acme("domains = [\"example.com\"]\nca_root = \"\"\n") => "tls.ca_root" at 7;
+    acme_unknown_challenge:
+        acme("domains = [\"example.com\"]\nchallenges = [\"dns-01\"]\n") => "tls.challenges[0]" at 7;
+    acme_challenges_empty:
+        acme("domains = [\"example.com\"]\nchallenges = []\n") => "tls.challenges" at 7;
+    acme_renew_check_zero:
+        acme("domains = [\"example.com\"]\nrenew_check = \"0\"\n") => "tls.renew_check" at 7;
+    acme_renew_check_not_a_duration:
+        acme("domains = [\"example.com\"]\nrenew_check = \"often\"\n") => "tls.renew_check" at 7;
+    acme_without_https_listener:
+        "[server]\nhttp = \"0.0.0.0:80\"\n[tls]\nmode = \"acme\"\ndomains = [\"example.com\"]\n"
+        => "server.https" at 4;
+    acme_http01_only_without_http_listener:
+        "[server]\nhttps = \"0.0.0.0:443\"\n[tls]\nmode = \"acme\"\ndomains = [\"example.com\"]\nchallenges = [\"http-01\"]\n"
+        => "tls.challenges" at 6;
 }
 
 // ---- [upstream] (and the same options on routes) ----
@@ -310,12 +375,16 @@ fn unknown_key_message_names_it_and_lists_the_allowed_ones() {
     )
     .expect_err("rejected");
     let d = err.diagnostic().expect("diagnostic");
-    assert!(d.problem.contains("unknown field `listen`"), "{err}");
-    assert!(d.fix.contains("`plain`"), "{err}");
+    assert!(d.problem.contains("`listen`"), "{err}");
+    assert!(d.fix.contains("plain"), "{err}");
 }
 
 #[test]
 fn the_rules_accept_what_they_should() {
+    let c = accepts(&acme(
+        "domains = [\"example.com\", \"www.example.com\"]\ndirectory = \"letsencrypt-staging\"\n",
+    ));
+    assert!(matches!(c.tls, portico::config::Tls::Acme(_)));
     // The limits of each rule, from the accepting side.
     let c = accepts(&with(
         "[upstream]\nurl = \"https://app.internal:8443\"\nwebsocket_idle_timeout = \"off\"\nhost_header = \"upstream\"\n\

@@ -1,5 +1,6 @@
 //! The port-80 listener: 308 to https keeping path and query, the ACME
-//! HTTP-01 path left alone (404 until ACME lands), and the health endpoint.
+//! HTTP-01 path answered by portico itself (404 when no challenge is
+//! pending), and the health endpoint.
 
 use http::Method;
 use portico::http::body::empty;
