@@ -244,3 +244,29 @@ async fn websocket_tunnels_keep_their_cap_slots() {
     })
     .await;
 }
+
+/// Limits are part of a reload: a raised per-IP cap admits new
+/// connections at once, and the admitted ones are untouched.
+#[tokio::test]
+async fn reload_applies_the_per_ip_cap_to_new_connections() {
+    let up = upstream::start().await;
+    let one = CAPS_TOML.replace("max_connections_per_ip = 2", "max_connections_per_ip = 1");
+    let vars = [("UP", up.url())];
+    let e = edge::start(&one, &vars).await;
+    let to = e.plain();
+    let mut a1 = connect_from("127.0.0.1", to).await;
+    assert!(served(&mut a1).await);
+    let mut a2 = connect_from("127.0.0.1", to).await;
+    assert!(!served(&mut a2).await, "over a per-IP cap of 1");
+
+    e.reload(
+        &CAPS_TOML.replace("max_connections = 3", "max_connections = 10"),
+        &vars,
+    );
+    let mut a3 = connect_from("127.0.0.1", to).await;
+    assert!(
+        served(&mut a3).await,
+        "the raised cap admits a second connection"
+    );
+    assert!(served(&mut a1).await, "the first connection is untouched");
+}
