@@ -252,6 +252,12 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
             s.grace_period.as_ref(),
             Duration::from_secs(10),
         )?,
+        shutdown_delay: match &s.shutdown_delay {
+            None => Duration::ZERO,
+            Some(v) => cx
+                .duration("server.shutdown_delay", v)?
+                .unwrap_or(Duration::ZERO),
+        },
         max_body: cx.size_or("server.max_body", s.max_body.as_ref(), DEFAULT_MAX_BODY)?,
         health_path: Arc::from(health),
         http2: s.http2.unwrap_or(true),

@@ -165,3 +165,38 @@ async fn grace_period_cuts_what_is_still_running() {
         "shutdown took {took:?} with a 500 ms grace period"
     );
 }
+
+#[tokio::test]
+async fn shutdown_delay_turns_health_unready_while_still_serving() {
+    let up = upstream::start().await;
+    let toml = r#"
+[server]
+plain = "${PLAIN}"
+shutdown_delay = "1500ms"
+[tls]
+mode = "off"
+[upstream]
+url = "${UP}"
+"#;
+    let mut e = edge::start(toml, &[("UP", up.url())]).await;
+    let plain = e.plain();
+    let mut c = Client::plain(plain).await;
+    assert_eq!(c.get("/.portico/up").await.status, 200);
+    e.begin_shutdown();
+    // During the delay: health says 503, new connections and the app still work.
+    poll_until("health unready", || async {
+        let mut c = Client::plain(plain).await;
+        (c.get("/.portico/up").await.status == 503).then_some(())
+    })
+    .await;
+    let mut fresh = Client::plain(plain).await;
+    assert_eq!(fresh.get("/").await.status, 200);
+    // After it: listeners close.
+    poll_until("listeners closed", || async {
+        tokio::net::TcpStream::connect(plain)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+}
