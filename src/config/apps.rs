@@ -306,9 +306,13 @@ fn validate_app(a: &RawApp, v: &V<'_, '_>) -> Result<App, ConfigError> {
     let cx = v.cx;
     let field = |name: &str, f: &Option<SpStr>| -> Result<String, ConfigError> {
         let key = v.key(name);
-        let f = f
-            .as_ref()
-            .ok_or_else(|| cx.err(&key, None, format!("{} has no `{name}`", v.at), KEYGEN_FIX))?;
+        let f = f.as_ref().ok_or_else(|| {
+            // Point at a key of the same [[apps]] table.
+            let near = [&a.id, &a.key, &a.secret]
+                .into_iter()
+                .find_map(|f| f.as_ref().map(|f| f.span()));
+            cx.err(&key, near, format!("{} has no `{name}`", v.at), KEYGEN_FIX)
+        })?;
         let s = cx.string(&key, f)?;
         if s.is_empty() {
             return Err(cx.err(&key, Some(f.span()), "is empty", KEYGEN_FIX));
