@@ -155,9 +155,9 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         ));
     }
     let upstream = upstream(&raw.upstream, &server, cx)?;
-    let routes = routes(&raw, &upstream, &server, cx)?;
-    let log = log(&raw, cx)?;
     let apps = apps::validate(&raw.apps, raw.pusher.as_ref(), cx)?;
+    let routes = routes(&raw, &upstream, &server, &apps, cx)?;
+    let log = log(&raw, cx)?;
     Ok(Config {
         source: Arc::from(cx.file),
         server,
@@ -520,18 +520,22 @@ fn routes(
     raw: &RawConfig,
     upstream: &Arc<ProxyTarget>,
     server: &Server,
+    apps: &apps::Apps,
     cx: &Ctx<'_>,
 ) -> Result<Vec<Route>, ConfigError> {
     let mut out = Vec::new();
     match &raw.routes {
         None => {
+            // Reverb's REVERB_SERVER_PATH (`[pusher] path_prefix`) moves the
+            // Pusher endpoints under that prefix, as Reverb serves them.
+            let pp = apps.front.path_prefix.as_deref().unwrap_or("");
             for (p, target) in [
-                ("/app/", Target::Pusher),
-                ("/apps/", Target::Pusher),
-                ("/realtime/v1/", Target::Supabase),
+                (format!("{pp}/app/"), Target::Pusher),
+                (format!("{pp}/apps/"), Target::Pusher),
+                ("/realtime/v1/".to_string(), Target::Supabase),
             ] {
                 out.push(Route {
-                    path: Arc::from(p),
+                    path: Arc::from(p.as_str()),
                     host: None,
                     target,
                     rewrite: Rewrite::Keep,
