@@ -9,15 +9,20 @@
 //! - [`http::server`]: hyper HTTP/1.1 + HTTP/2 on the connection.
 //! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:
 //!   - [`proxy`]: HTTP(S) upstreams, streaming, WebSocket pass-through;
-//!   - [`pusher`]: the in-process Pusher hub front;
+//!   - [`pusher`]: the in-process Pusher hub front, over [`ws`] sockets
+//!     and the protocol-agnostic fan-out core [`hub`];
 //!   - [`phoenix`]: the in-process Supabase Realtime (Phoenix channels) front.
+//! - [`acme`]: automatic certificates (`[tls] mode = "acme"`): orders,
+//!   storage, renewal; publishes into the TLS state and answers challenges.
 //! - [`edge`]: the current config generation and reload.
 //! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
 
+pub mod acme;
 pub mod banner;
 pub mod config;
 pub mod edge;
 pub mod http;
+pub mod hub;
 pub mod keygen;
 pub mod limits;
 pub mod listener;
@@ -27,6 +32,7 @@ pub mod pusher;
 pub mod shutdown;
 pub mod tls;
 pub mod tls_state;
+pub mod ws;
 
 use std::future::Future;
 use std::time::Duration;
@@ -56,6 +62,9 @@ pub async fn run(
 /// clone for reloads).
 pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Output = ()>) {
     let inner = edge.inner().clone();
+    if let Some(a) = listeners.https.as_ref().and_then(|l| l.local_addr().ok()) {
+        inner.set_https_port(a.port());
+    }
     let sd = edge.shutdown().clone();
     let mut loops = Vec::new();
     for (l, kind) in [
@@ -68,6 +77,12 @@ pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Outpu
         }
     }
     shutdown.await;
+    let delay = edge.config().server.shutdown_delay;
+    if !delay.is_zero() {
+        tracing::info!(delay = ?delay, "shutting down: health endpoint unready, still serving");
+        sd.begin_unready();
+        tokio::time::sleep(delay).await;
+    }
     tracing::info!("shutting down: draining connections");
     sd.begin_drain();
     for l in loops {

@@ -42,6 +42,11 @@ enum Command {
     },
     /// Print a fresh app id/key/secret as .env lines and a TOML [[apps]] block.
     Keygen,
+    /// Show ACME certificates: domain, issuer, expiry, next renewal (reads storage).
+    Certs {
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 const DEFAULT_PATH: &str = "config/portico.toml";
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
             print!("{}", portico::keygen::generate().render());
             ExitCode::SUCCESS
         }
+        Command::Certs { config } => certs(config.as_deref()),
         Command::Check { config } => match load(config.as_deref()) {
             Ok(c) => {
                 print!("{}", c.effective());
@@ -113,6 +119,31 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn certs(config: Option<&Path>) -> ExitCode {
+    let cfg = match load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let portico::config::Tls::Acme(settings) = &cfg.tls else {
+        eprintln!(
+            "error: {}: `tls.mode` is not \"acme\"; `portico certs` shows ACME certificates (use `portico check` for the others)",
+            cfg.source
+        );
+        return ExitCode::from(2);
+    };
+    let rows = portico::acme::status::report(settings);
+    let table = portico::acme::status::Table {
+        settings,
+        rows: &rows,
+        now: std::time::SystemTime::now(),
+    };
+    print!("{table}");
+    ExitCode::SUCCESS
 }
 
 fn init_tracing(cfg: &Config) {

@@ -25,7 +25,32 @@ use crate::tls::{
 const DEV_RENEW_EVERY: Duration = Duration::from_secs(3600);
 
 /// TLS could not be set up from the config.
-pub type TlsSetupError = TlsError;
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// ACME storage is unusable (a CA being down is never an error here).
+    #[error(transparent)]
+    Acme(#[from] crate::acme::AcmeError),
+}
+
+impl From<tls::StoreError> for TlsSetupError {
+    fn from(e: tls::StoreError) -> Self {
+        Self::Tls(e.into())
+    }
+}
+
+impl From<tls::DevCertError> for TlsSetupError {
+    fn from(e: tls::DevCertError) -> Self {
+        Self::Tls(e.into())
+    }
+}
+
+impl From<tls::ServerConfigError> for TlsSetupError {
+    fn from(e: tls::ServerConfigError) -> Self {
+        Self::Tls(e.into())
+    }
+}
 
 /// Why a handshake did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +67,8 @@ struct Installed {
     http2: bool,
     acceptor: TlsAcceptor,
     shared: tls::SharedCertStore,
+    /// ACME challenge answers (acme mode only).
+    acme: Option<Arc<crate::acme::Challenges>>,
     /// Stops this installation's background task.
     task: CancellationToken,
 }
@@ -84,6 +111,15 @@ impl TlsState {
         Ok(())
     }
 
+    /// The key authorization for a pending ACME HTTP-01 `token`.
+    pub fn http01(&self, token: &str) -> Option<Arc<str>> {
+        self.current
+            .load()
+            .as_ref()
+            .and_then(|i| i.acme.as_ref())
+            .and_then(|c| c.http01(token))
+    }
+
     /// Runs the handshake; `deadline` covers the ClientHello and the rest.
     pub async fn accept<I>(&self, io: I, deadline: Duration) -> Result<TlsAccepted<I>, AcceptError>
     where
@@ -116,6 +152,7 @@ fn install(
     shutdown: &Shutdown,
 ) -> Result<Option<Installed>, TlsSetupError> {
     let task = shutdown.drain_token();
+    let mut acme = None;
     let shared = match mode {
         Tls::Off => return Ok(None),
         Tls::Dev { dir, hosts } => {
@@ -151,8 +188,21 @@ fn install(
             }
             shared
         }
+        Tls::Acme(settings) => {
+            let mut tuning = crate::acme::Tuning::default();
+            if let Some(r) = &settings.retry_intervals {
+                tuning.retry_intervals = r.clone();
+            }
+            let started = crate::acme::start(settings, tuning, task.clone())?;
+            acme = Some(started.challenges);
+            started.shared
+        }
     };
-    let resolver = Arc::new(CertResolver::new(shared.clone()));
+    let mut resolver = CertResolver::new(shared.clone());
+    if let Some(c) = &acme {
+        resolver = resolver.with_challenge_hook(c.clone());
+    }
+    let resolver = Arc::new(resolver);
     let options = if http2 {
         ServerOptions::default()
     } else {
@@ -164,6 +214,7 @@ fn install(
         http2,
         acceptor: TlsAcceptor::from(config),
         shared,
+        acme,
         task,
     }))
 }

@@ -6,6 +6,7 @@
 //! this module re-checks config. Every error is a [`ConfigError`] that names
 //! the dotted key, the file, line and column, and a fix.
 
+pub mod acme;
 pub mod apps;
 mod error;
 mod expand;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use http::uri::{Authority, Scheme};
 use ipnet::IpNet;
 
+pub use acme::{AcmeSettings, ChallengeKind, Eab};
 pub use error::ConfigError;
 pub use show::Effective;
 
@@ -72,6 +74,10 @@ pub struct Server {
     pub header_timeout: Duration,
     /// On SIGTERM, how long in-flight requests get before connections are cut.
     pub grace_period: Duration,
+    /// On SIGTERM, how long the health endpoint answers 503 while portico
+    /// still serves normally, so a load balancer stops sending new clients
+    /// before listeners close.
+    pub shutdown_delay: Duration,
     /// Default request-body limit in bytes (routes may override).
     pub max_body: u64,
     /// Path of portico's own health endpoint.
@@ -89,6 +95,9 @@ pub enum Tls {
     Dev { dir: PathBuf, hosts: Vec<String> },
     /// PEM files; reloaded on SIGHUP and, when `watch`, when they change.
     Files { pairs: Vec<CertPair>, watch: bool },
+    /// Certificates from an ACME CA (Let's Encrypt), issued and renewed in
+    /// process, kept in `storage`.
+    Acme(AcmeSettings),
 }
 
 /// One certificate chain and its private key, as PEM file paths.

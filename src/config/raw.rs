@@ -24,7 +24,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) upstream: RawUpstream,
     #[serde(default)]
-    pub(crate) routes: Option<Spanned<Vec<RawRoute>>>,
+    /// Each route keeps its own span, so a missing key points at its table.
+    pub(crate) routes: Option<Spanned<Vec<Spanned<RawRoute>>>>,
     #[serde(default)]
     pub(crate) log: RawLog,
     #[serde(default)]
@@ -47,6 +48,7 @@ pub(crate) struct RawServer {
     pub(crate) handshake_timeout: Option<SpStr>,
     pub(crate) header_timeout: Option<SpStr>,
     pub(crate) grace_period: Option<SpStr>,
+    pub(crate) shutdown_delay: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
     pub(crate) health_path: Option<SpStr>,
     pub(crate) http2: Option<bool>,
@@ -62,11 +64,38 @@ pub(crate) struct RawTls {
     pub(crate) dir: Option<SpStr>,
     pub(crate) hosts: Option<Vec<SpStr>>,
     pub(crate) watch: Option<bool>,
-    // Reserved for the ACME issue; accepted so that the error can say so.
-    pub(crate) domains: Option<Spanned<toml::Value>>,
-    pub(crate) email: Option<Spanned<toml::Value>>,
-    pub(crate) directory: Option<Spanned<toml::Value>>,
-    pub(crate) storage: Option<Spanned<toml::Value>>,
+    // acme mode (checked in `config::acme`).
+    pub(crate) domains: Option<Spanned<Vec<SpStr>>>,
+    pub(crate) email: Option<SpStr>,
+    pub(crate) directory: Option<SpStr>,
+    pub(crate) storage: Option<SpStr>,
+    pub(crate) eab_kid: Option<SpStr>,
+    pub(crate) eab_hmac_key: Option<SpStr>,
+    pub(crate) ca_root: Option<SpStr>,
+    pub(crate) challenges: Option<Spanned<Vec<SpStr>>>,
+    pub(crate) renew_check: Option<SpStr>,
+}
+
+impl RawTls {
+    /// The acme-only keys that are set, with their spans (for "only used
+    /// when mode = acme" errors).
+    pub(crate) fn acme_keys_set(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        let s = |v: &Option<SpStr>| v.as_ref().map(|v| v.span());
+        [
+            ("tls.domains", self.domains.as_ref().map(|v| v.span())),
+            ("tls.email", s(&self.email)),
+            ("tls.directory", s(&self.directory)),
+            ("tls.storage", s(&self.storage)),
+            ("tls.eab_kid", s(&self.eab_kid)),
+            ("tls.eab_hmac_key", s(&self.eab_hmac_key)),
+            ("tls.ca_root", s(&self.ca_root)),
+            ("tls.challenges", self.challenges.as_ref().map(|v| v.span())),
+            ("tls.renew_check", s(&self.renew_check)),
+        ]
+        .into_iter()
+        .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]

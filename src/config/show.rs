@@ -76,6 +76,17 @@ impl fmt::Display for Effective<'_> {
                     if *watch { ", watched" } else { "" }
                 )
             }
+            Tls::Acme(a) => format!(
+                "acme ({} from {}, storage {}, challenges {})",
+                a.domains.join(", "),
+                a.directory,
+                a.storage.display(),
+                a.challenges
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(" then ")
+            ),
         };
         writeln!(f, "tls: {tls}")?;
         writeln!(f, "health: {}", c.server.health_path)?;

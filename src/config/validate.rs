@@ -130,7 +130,10 @@ const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
 pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigError> {
     let server = server(&raw, cx)?;
-    let tls = tls(&raw, cx)?;
+    let mut tls = tls(&raw, cx)?;
+    if let Tls::Acme(a) = &mut tls {
+        super::acme::check_listeners(a, &server, &raw.tls, cx)?;
+    }
     match (&tls, server.https) {
         (Tls::Off, Some(_)) => {
             return Err(cx.err(
@@ -140,22 +143,27 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
                 "remove `server.https` (use `server.plain` behind a TLS-terminating platform) or pick a TLS mode",
             ));
         }
-        (Tls::Dev { .. } | Tls::Files { .. }, None) => {} // allowed: certs unused
+        (Tls::Dev { .. } | Tls::Files { .. } | Tls::Acme(_), None) => {} // allowed: certs unused
         _ => {}
     }
     if server.https.is_none() && server.http.is_none() && server.plain.is_none() {
+        // Point at a listener key set to "" when there is one.
+        let s = &raw.server;
+        let near = [&s.https, &s.http, &s.plain]
+            .into_iter()
+            .find_map(|v| v.as_ref().map(|v| v.span()));
         return Err(cx.err(
             "server",
-            None,
+            near,
             "no listener is enabled",
             "set at least one of `server.https`, `server.http`, `server.plain`",
         ));
     }
     let upstream = upstream(&raw.upstream, &server, cx)?;
-    let routes = routes(&raw, &upstream, &server, cx)?;
-    let log = log(&raw, cx)?;
     let apps = apps::validate(&raw.apps, raw.pusher.as_ref(), cx)?;
     let supabase = supabase::validate(raw.supabase.as_ref(), &apps, cx)?;
+    let routes = routes(&raw, &upstream, &server, &apps, cx)?;
+    let log = log(&raw, cx)?;
     Ok(Config {
         source: Arc::from(cx.file),
         server,
@@ -251,6 +259,12 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
             s.grace_period.as_ref(),
             Duration::from_secs(10),
         )?,
+        shutdown_delay: match &s.shutdown_delay {
+            None => Duration::ZERO,
+            Some(v) => cx
+                .duration("server.shutdown_delay", v)?
+                .unwrap_or(Duration::ZERO),
+        },
         max_body: cx.size_or("server.max_body", s.max_body.as_ref(), DEFAULT_MAX_BODY)?,
         health_path: Arc::from(health),
         http2: s.http2.unwrap_or(true),
@@ -302,17 +316,10 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
     {
         return reject("tls.dir", v.span(), "only used when `tls.mode = \"dev\"`");
     }
-    if mode != "acme" {
-        for (key, v) in [
-            ("tls.domains", &t.domains),
-            ("tls.email", &t.email),
-            ("tls.directory", &t.directory),
-            ("tls.storage", &t.storage),
-        ] {
-            if let Some(v) = v {
-                return reject(key, v.span(), "only used when `tls.mode = \"acme\"`");
-            }
-        }
+    if mode != "acme"
+        && let Some((key, span)) = t.acme_keys_set().into_iter().next()
+    {
+        return reject(key, span, "only used when `tls.mode = \"acme\"`");
     }
     match mode.as_str() {
         "off" => Ok(Tls::Off),
@@ -382,12 +389,7 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
                 watch: t.watch.unwrap_or(true),
             })
         }
-        "acme" => Err(cx.err(
-            "tls.mode",
-            mode_span,
-            "`acme` (automatic Let's Encrypt certificates) is not available in this build yet",
-            "use `mode = \"files\"` with certificates from certbot, or `mode = \"dev\"` locally",
-        )),
+        "acme" => Ok(Tls::Acme(super::acme::validate(t, mode_span, cx)?)),
         other => Err(cx.err(
             "tls.mode",
             mode_span,
@@ -525,18 +527,22 @@ fn routes(
     raw: &RawConfig,
     upstream: &Arc<ProxyTarget>,
     server: &Server,
+    apps: &apps::Apps,
     cx: &Ctx<'_>,
 ) -> Result<Vec<Route>, ConfigError> {
     let mut out = Vec::new();
     match &raw.routes {
         None => {
+            // Reverb's REVERB_SERVER_PATH (`[pusher] path_prefix`) moves the
+            // Pusher endpoints under that prefix, as Reverb serves them.
+            let pp = apps.front.path_prefix.as_deref().unwrap_or("");
             for (p, target) in [
-                ("/app/", Target::Pusher),
-                ("/apps/", Target::Pusher),
-                ("/realtime/v1/", Target::Supabase),
+                (format!("{pp}/app/"), Target::Pusher),
+                (format!("{pp}/apps/"), Target::Pusher),
+                ("/realtime/v1/".to_string(), Target::Supabase),
             ] {
                 out.push(Route {
-                    path: Arc::from(p),
+                    path: Arc::from(p.as_str()),
                     host: None,
                     target,
                     rewrite: Rewrite::Keep,
@@ -546,7 +552,7 @@ fn routes(
         }
         Some(list) => {
             for (i, r) in list.get_ref().iter().enumerate() {
-                out.push(route(i, r, upstream, server, cx, list.span())?);
+                out.push(route(i, r.get_ref(), upstream, server, cx, r.span())?);
             }
         }
     }
@@ -566,13 +572,13 @@ fn route(
     upstream: &Arc<ProxyTarget>,
     server: &Server,
     cx: &Ctx<'_>,
-    list_span: std::ops::Range<usize>,
+    route_span: std::ops::Range<usize>,
 ) -> Result<Route, ConfigError> {
     let k = |f: &str| format!("routes[{i}].{f}");
     let path_v = r.path.as_ref().ok_or_else(|| {
         cx.err(
             k("path"),
-            Some(list_span.clone()),
+            Some(route_span.clone()),
             "every route needs a `path` prefix",
             "add e.g. `path = \"/api/\"`",
         )
@@ -590,8 +596,10 @@ fn route(
         None => None,
         Some(v) => {
             let h = cx.string(&k("host"), v)?.trim().to_ascii_lowercase();
+            // Check before dropping the port: "https://x" would become "https".
+            let has_scheme_or_path = h.contains('/');
             let h = h.split(':').next().unwrap_or("").to_string();
-            if h.is_empty() || h.contains('/') {
+            if h.is_empty() || has_scheme_or_path {
                 return Err(cx.err(
                     k("host"),
                     Some(v.span()),

@@ -35,7 +35,15 @@ pub fn to_https<B>(req: &Request<B>, host: &str, https_port: u16) -> Response<Bo
     resp
 }
 
-/// Until ACME is configured, challenge requests get a plain 404.
+/// The HTTP-01 answer: the key authorization as `text/plain` (RFC 8555 §8.3).
+pub fn acme_answer(key_authorization: &str) -> Response<Body> {
+    let mut resp = Response::new(full(key_authorization.to_string()));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// No challenge pending for this token (or ACME is off): a plain 404.
 pub fn acme_not_configured() -> Response<Body> {
     let mut resp = Response::new(full("no ACME challenge is pending on this server\n"));
     *resp.status_mut() = StatusCode::NOT_FOUND;

@@ -111,6 +111,16 @@ mod tests {
     }
 
     #[test]
+    fn pusher_path_prefix_moves_default_routes() {
+        let c = cfg(
+            "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n[pusher]\npath_prefix = \"/ws\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n",
+        );
+        assert_eq!(name(route(&c, None, "/ws/app/k")), "pusher");
+        assert_eq!(name(route(&c, None, "/ws/apps/1/events")), "pusher");
+        assert_eq!(name(route(&c, None, "/app/k")), "http://127.0.0.1:8000");
+    }
+
+    #[test]
     fn first_match_wins_and_hosts_filter() {
         let c = cfg(r#"
 [server]

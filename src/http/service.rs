@@ -45,20 +45,21 @@ pub async fn handle(
         == &*cfg.server.health_path
     {
         (
-            health(edge.shutdown().is_draining()),
+            health(edge.shutdown().is_unready()),
             "health".into(),
             "portico".into(),
         )
     } else if conn.kind == ListenerKind::Http && path.starts_with(redirect::ACME_CHALLENGE_PREFIX) {
-        (
-            redirect::acme_not_configured(),
-            "acme".into(),
-            "portico".into(),
-        )
+        let token = &path[redirect::ACME_CHALLENGE_PREFIX.len()..];
+        let resp = match edge.tls.http01(token) {
+            Some(key_auth) => redirect::acme_answer(&key_auth),
+            None => redirect::acme_not_configured(),
+        };
+        (resp, "acme".into(), "portico".into())
     } else if let (ListenerKind::Http, Some(https)) = (conn.kind, cfg.server.https) {
         let host = host.as_deref().unwrap_or("localhost");
         (
-            redirect::to_https(&req, host, https.port()),
+            redirect::to_https(&req, host, edge.https_port().unwrap_or(https.port())),
             "redirect".into(),
             "https".into(),
         )

@@ -1,35 +1,335 @@
 //! Entry point the router calls for every request routed to `"pusher"`.
+//!
+//! Owns: the [`PusherFront`] (shared state, app registry swaps on reload)
+//! and the HTTP side of both surfaces: WebSocket handshake checks and the
+//! 101 upgrade for `/app/{key}`, body collection for `/apps/{id}/...`.
+//! Receives: hyper requests plus the [`RequestCtx`] (route prefix, TLS,
+//! shutdown). Hands on: upgraded sockets to `session::run`, spawned on the
+//! edge's shutdown tracker; REST calls to `rest::handle`.
 
-use http::{Request, Response};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use http::header::{
+    CONNECTION, CONTENT_TYPE, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 
+use super::app::{App, AppRegistry};
+use super::protocol::{self, SessionError};
+use super::rest::{self, Call, RestError};
+use super::session;
+use super::state::Shared;
+use super::webhooks::{HttpPoster, Webhooks};
 use crate::config::apps::Apps;
 use crate::http::RequestCtx;
-use crate::http::body::Body;
-use crate::http::error::{ErrorKind, HttpError, wants_html};
+use crate::http::body::{Body, full};
+use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 
-/// The Pusher front: owns the apps and (soon) the hub.
-#[derive(Debug)]
+/// Largest REST request body.
+pub(crate) const MAX_REST_BODY: usize = 1 << 20;
+/// Message size limit used before the app is known (refused handshakes).
+const DEFAULT_MAX_MESSAGE: usize = 10_000;
+
+/// The Pusher front: owns the hub and the apps.
 pub struct PusherFront {
-    _shutdown: Shutdown,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for PusherFront {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PusherFront")
+            .field("apps", &self.shared.apps.load().len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn registry(apps: &Apps) -> AppRegistry {
+    AppRegistry::new(apps.apps.iter().map(|a| App::clone(a)))
 }
 
 impl PusherFront {
-    pub fn new(_apps: &Apps, shutdown: Shutdown) -> PusherFront {
+    /// A front serving `apps`; sockets obey `shutdown`.
+    pub fn new(apps: &Apps, shutdown: Shutdown) -> PusherFront {
+        let webhooks = match (tokio::runtime::Handle::try_current(), HttpPoster::new()) {
+            (Ok(_), Ok(poster)) => Webhooks::spawn(Arc::new(poster), shutdown.drain_token()),
+            (_, Err(e)) => {
+                tracing::warn!(error = %e, "webhooks disabled: no TLS roots");
+                Webhooks::disabled()
+            }
+            (Err(_), _) => Webhooks::disabled(),
+        };
         PusherFront {
-            _shutdown: shutdown,
+            shared: Arc::new(Shared {
+                hub: Hub::default(),
+                apps: ArcSwap::from_pointee(registry(apps)),
+                settings: ArcSwap::from_pointee(apps.front.clone()),
+                webhooks,
+                shutdown,
+                counts: Default::default(),
+            }),
         }
     }
 
-    /// Applies a reloaded `[[apps]]` set.
-    pub fn reload(&self, _apps: &Apps) {}
+    /// Applies a reloaded `[[apps]]` set. Live sockets keep the settings
+    /// they connected with; channels and members are kept.
+    pub fn reload(&self, apps: &Apps) {
+        self.shared.apps.store(Arc::new(registry(apps)));
+        self.shared.settings.store(Arc::new(apps.front.clone()));
+    }
 
     /// Serves a WebSocket upgrade or a REST call.
-    pub async fn handle(&self, req: Request<Incoming>, _ctx: RequestCtx) -> Response<Body> {
-        HttpError::new(ErrorKind::NotBuilt {
-            what: "the Pusher hub",
+    pub async fn handle(&self, req: Request<Incoming>, ctx: RequestCtx) -> Response<Body> {
+        let settings = self.shared.settings.load_full();
+        let path = pusher_path(
+            req.uri().path(),
+            &ctx.route_path,
+            settings.path_prefix.as_deref(),
+        )
+        .to_owned();
+        if let Some(key) = path
+            .strip_prefix("/app/")
+            .filter(|k| !k.is_empty() && !k.contains('/'))
+        {
+            return self.websocket(req, key, &ctx);
+        }
+        if path.starts_with("/apps/") {
+            return self.rest(req, &path).await;
+        }
+        json_response(StatusCode::NOT_FOUND, RestError::NotFound.body())
+    }
+
+    fn websocket(&self, mut req: Request<Incoming>, key: &str, ctx: &RequestCtx) -> Response<Body> {
+        let Some(accept) = upgrade_accept(req.method(), req.headers()) else {
+            return json_response(
+                StatusCode::UPGRADE_REQUIRED,
+                serde_json::json!({"error": "this is a Pusher WebSocket endpoint: connect with a WebSocket client"}).to_string(),
+            );
+        };
+        let query = req.uri().query().unwrap_or("");
+        let protocol_param = super::auth::parse_query(query)
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|(k, _)| k == "protocol")
+            .map(|(_, v)| v);
+        let origin = req
+            .headers()
+            .get(ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let apps = self.shared.apps.load();
+        let app = apps.by_key(key).cloned();
+        let max_message = app
+            .as_ref()
+            .map_or(DEFAULT_MAX_MESSAGE, |a| a.max_message_size);
+        let pre = check_handshake(app, protocol_param.as_deref(), origin.as_deref());
+        if let Err(e) = &pre {
+            tracing::debug!(peer = %ctx.peer, error = %e, "pusher handshake refused");
+        }
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let shared = self.shared.clone();
+        let peer = ctx.peer;
+        ctx.shutdown.spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    session::run(shared, TokioIo::new(upgraded), pre, max_message).await
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "websocket upgrade failed"),
+            }
+        });
+        Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(UPGRADE, "websocket")
+            .header(CONNECTION, "Upgrade")
+            .header(SEC_WEBSOCKET_ACCEPT, accept)
+            .body(crate::http::body::empty())
+            .unwrap_or_else(|_| Response::new(crate::http::body::empty()))
+    }
+
+    async fn rest(&self, req: Request<Incoming>, path: &str) -> Response<Body> {
+        let method = req.method().clone();
+        let query = req.uri().query().unwrap_or("").to_owned();
+        let body = match Limited::new(req.into_body(), MAX_REST_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                let e = RestError::TooLarge {
+                    size: MAX_REST_BODY + 1,
+                    max: MAX_REST_BODY,
+                };
+                return json_response(e.status(), e.body());
+            }
+        };
+        let call = Call {
+            method: &method,
+            path,
+            query: &query,
+            body: &body,
+        };
+        match rest::handle(&self.shared, &call) {
+            Ok(json) => json_response(StatusCode::OK, json),
+            Err(e) => {
+                tracing::debug!(path, error = %e, "pusher REST call refused");
+                json_response(e.status(), e.body())
+            }
+        }
+    }
+}
+
+/// The handshake rules, in Pusher's order: app, enabled, protocol, origin.
+fn check_handshake(
+    app: Option<Arc<App>>,
+    protocol_param: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Arc<App>, SessionError> {
+    let app = app.ok_or(SessionError::AppNotFound)?;
+    if !app.enabled {
+        return Err(SessionError::AppDisabled);
+    }
+    protocol::check_protocol(protocol_param)?;
+    if !app.origin_allowed(origin) {
+        return Err(SessionError::OriginNotAllowed);
+    }
+    Ok(app)
+}
+
+/// The path without any prefix in front of `/app` or `/apps`: the
+/// configured `path_prefix` (Reverb's `REVERB_SERVER_PATH`), or the route's
+/// own path when the route is mounted elsewhere (e.g. `/reverb/`).
+fn pusher_path<'a>(path: &'a str, route_path: &str, prefix: Option<&str>) -> &'a str {
+    let strip = |p: &str| -> Option<&'a str> {
+        let p = p.trim_end_matches('/');
+        if p.is_empty() {
+            return None;
+        }
+        path.strip_prefix(p).filter(|rest| rest.starts_with("/app"))
+    };
+    if let Some(rest) = prefix.and_then(strip) {
+        return rest;
+    }
+    let rp = route_path.trim_end_matches('/');
+    if rp != "/app"
+        && rp != "/apps"
+        && let Some(rest) = strip(rp)
+    {
+        return rest;
+    }
+    path
+}
+
+/// `Sec-WebSocket-Accept` if this is a valid RFC 6455 upgrade request.
+fn upgrade_accept(method: &Method, headers: &HeaderMap) -> Option<String> {
+    let has_token = |name, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
-        .to_response(wants_html(req.headers()))
+    };
+    if method != Method::GET
+        || !has_token(UPGRADE, "websocket")
+        || !has_token(CONNECTION, "upgrade")
+    {
+        return None;
+    }
+    if headers.get(SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
+        return None;
+    }
+    Some(crate::ws::accept_key(
+        headers.get(SEC_WEBSOCKET_KEY)?.as_bytes(),
+    ))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, "application/json")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(crate::http::body::empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_stripped_for_signatures() {
+        assert_eq!(
+            pusher_path("/apps/1/events", "/apps/", None),
+            "/apps/1/events"
+        );
+        assert_eq!(pusher_path("/app/key", "/app/", None), "/app/key");
+        assert_eq!(
+            pusher_path("/reverb/apps/1/events", "/reverb/", None),
+            "/apps/1/events"
+        );
+        assert_eq!(pusher_path("/ws/app/key", "/", Some("/ws")), "/app/key");
+        assert_eq!(
+            pusher_path("/ws/apps/1/events", "/ws/apps/", Some("/ws/")),
+            "/apps/1/events"
+        );
+        assert_eq!(pusher_path("/other", "/", None), "/other");
+    }
+
+    #[test]
+    fn handshake_order() {
+        let mut app = App::new("1", "k", "s");
+        app.allowed_origins = vec![super::super::app::OriginPattern(Arc::from("ok.test"))];
+        let app = Arc::new(app);
+        assert_eq!(
+            check_handshake(None, Some("7"), None).unwrap_err(),
+            SessionError::AppNotFound
+        );
+        assert_eq!(
+            check_handshake(Some(app.clone()), None, None).unwrap_err(),
+            SessionError::NoProtocol
+        );
+        assert_eq!(
+            check_handshake(Some(app.clone()), Some("7"), Some("https://evil.test")).unwrap_err(),
+            SessionError::OriginNotAllowed
+        );
+        assert!(check_handshake(Some(app.clone()), Some("7"), Some("https://ok.test")).is_ok());
+        let mut disabled = App::clone(&app);
+        disabled.enabled = false;
+        assert_eq!(
+            check_handshake(Some(Arc::new(disabled)), Some("7"), None).unwrap_err(),
+            SessionError::AppDisabled
+        );
+    }
+
+    #[test]
+    fn upgrade_detection() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            UPGRADE,
+            "WebSocket".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        h.insert(
+            CONNECTION,
+            "keep-alive, Upgrade"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        h.insert(
+            SEC_WEBSOCKET_VERSION,
+            "13".parse().unwrap_or_else(|_| unreachable!()),
+        );
+        h.insert(
+            SEC_WEBSOCKET_KEY,
+            "dGhlIHNhbXBsZSBub25jZQ=="
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
+        assert_eq!(
+            upgrade_accept(&Method::GET, &h).as_deref(),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        assert_eq!(upgrade_accept(&Method::POST, &h), None);
+        h.remove(SEC_WEBSOCKET_KEY);
+        assert_eq!(upgrade_accept(&Method::GET, &h), None);
     }
 }

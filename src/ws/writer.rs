@@ -1,0 +1,181 @@
+//! The single writer task of one WebSocket.
+//!
+//! Owns: the sink half of the socket; nobody else writes to it. Receives:
+//! [`Work`] from the socket's [`OutboundRx`] (data frames, ping requests, the
+//! close request). Hands on: frames to the peer, each batch fed then flushed
+//! once under a write deadline, and finally a close frame; returns a
+//! [`WriterExit`] saying why it stopped so the session can end.
+
+use std::time::Duration;
+
+use futures_util::{Sink, SinkExt};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::queue::{CloseSpec, Frame, OutboundRx, Work};
+
+/// Why the writer stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriterExit {
+    /// It sent this close frame (requested by the session, the hub or
+    /// shutdown).
+    Closed(CloseSpec),
+    /// A write did not finish before the deadline.
+    WriteTimeout,
+    /// The sink failed (peer gone, io error).
+    SinkError,
+}
+
+fn to_message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(t) => Message::Text(t),
+        Frame::Binary(b) => Message::Binary(b),
+    }
+}
+
+/// A close frame's reason is limited to 123 bytes on the wire.
+fn close_message(spec: &CloseSpec) -> Message {
+    let mut end = spec.reason.len().min(123);
+    while !spec.reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(spec.code),
+        reason: Utf8Bytes::from(&spec.reason[..end]),
+    }))
+}
+
+/// Runs the writer until a close was sent or the sink fails. Every write
+/// (a batch plus its flush, a ping, the close) must finish within
+/// `write_timeout`, so a peer that stops reading cannot pin the task.
+pub async fn run_writer<S>(mut sink: S, mut rx: OutboundRx, write_timeout: Duration) -> WriterExit
+where
+    S: Sink<Message> + Unpin,
+{
+    let mut buf = Vec::new();
+    loop {
+        let work = rx.next(std::mem::take(&mut buf)).await;
+        let res = match work {
+            Work::Frames(mut frames) => {
+                let fut = async {
+                    for f in frames.drain(..) {
+                        sink.feed(to_message(f)).await?;
+                    }
+                    sink.flush().await
+                };
+                // A peer that stops reading leaves this write pending; an
+                // eviction must not wait for the write deadline.
+                let r = tokio::select! {
+                    r = tokio::time::timeout(write_timeout, fut) => r,
+                    spec = rx.urgent_close() => return WriterExit::Closed(spec),
+                };
+                buf = frames;
+                r
+            }
+            Work::Ping => {
+                tokio::select! {
+                    r = tokio::time::timeout(write_timeout, sink.send(Message::Ping(Default::default()))) => r,
+                    spec = rx.urgent_close() => return WriterExit::Closed(spec),
+                }
+            }
+            Work::Close(spec) => {
+                // Best effort: the peer may already be gone.
+                let _ = tokio::time::timeout(write_timeout, sink.send(close_message(&spec))).await;
+                return WriterExit::Closed(spec);
+            }
+        };
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return WriterExit::SinkError,
+            Err(_) => return WriterExit::WriteTimeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::queue::{QueueLimits, outbound};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::PollSender;
+
+    fn sink() -> (PollSender<Message>, mpsc::Receiver<Message>) {
+        let (tx, rx) = mpsc::channel(16);
+        (PollSender::new(tx), rx)
+    }
+
+    #[tokio::test]
+    async fn writes_frames_then_close() {
+        let (tx, rx) = outbound(QueueLimits::default());
+        let (sink, mut out) = sink();
+        let task = tokio::spawn(run_writer(sink, rx, Duration::from_secs(1)));
+        tx.try_send(Frame::from("hello")).unwrap();
+        assert_eq!(out.recv().await, Some(Message::Text("hello".into())));
+        tx.ping();
+        assert!(matches!(out.recv().await, Some(Message::Ping(_))));
+        tx.close(CloseSpec::new(4200, "bye"));
+        let exit = task.await.unwrap();
+        assert_eq!(exit, WriterExit::Closed(CloseSpec::new(4200, "bye")));
+        match out.recv().await {
+            Some(Message::Close(Some(f))) => {
+                assert_eq!(u16::from(f.code), 4200);
+                assert_eq!(f.reason.as_str(), "bye");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_consumer_gets_4100() {
+        let limits = QueueLimits {
+            max_messages: 2,
+            ..QueueLimits::default()
+        };
+        let (tx, rx) = outbound(limits);
+        tx.try_send(Frame::from("a")).unwrap();
+        tx.try_send(Frame::from("b")).unwrap();
+        assert!(tx.try_send(Frame::from("c")).is_err());
+        tx.evict_slow();
+        let (sink, mut out) = sink();
+        let exit = run_writer(sink, rx, Duration::from_secs(1)).await;
+        assert!(matches!(
+            exit,
+            WriterExit::Closed(CloseSpec { code: 4100, .. })
+        ));
+        // The queued frames were dropped, only the close went out.
+        assert!(matches!(out.recv().await, Some(Message::Close(Some(_)))));
+    }
+
+    #[tokio::test]
+    async fn eviction_abandons_a_stuck_write() {
+        let (tx, rx) = outbound(QueueLimits::default());
+        // A sink with room for one message that nobody drains.
+        let (sink_tx, _keep) = mpsc::channel::<Message>(1);
+        let sink = PollSender::new(sink_tx);
+        let task = tokio::spawn(run_writer(sink, rx, Duration::from_secs(3600)));
+        for _ in 0..3 {
+            tx.try_send(Frame::from("x")).unwrap();
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.evict_slow();
+        let exit = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert!(matches!(
+            exit,
+            Ok(Ok(WriterExit::Closed(CloseSpec { code: 4100, .. })))
+        ));
+    }
+
+    #[test]
+    fn long_reason_is_cut_on_a_char_boundary() {
+        let spec = CloseSpec {
+            code: 4000,
+            reason: "é".repeat(100).into(),
+        };
+        match close_message(&spec) {
+            Message::Close(Some(f)) => assert!(f.reason.len() <= 123),
+            _ => unreachable!(),
+        }
+    }
+}
