@@ -13,7 +13,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Target};
+use crate::hub::Hub;
 use crate::limits::Limits;
+use crate::phoenix::SupabaseFront;
 use crate::proxy::Upstream;
 use crate::proxy::client::{self, UpstreamClient};
 use crate::pusher::PusherFront;
@@ -47,6 +49,7 @@ impl Runtime {
 pub struct EdgeInner {
     runtime: ArcSwap<Runtime>,
     pusher: PusherFront,
+    supabase: SupabaseFront,
     shutdown: Shutdown,
     /// Upstream clients by connect timeout, kept across reloads so their
     /// keep-alive pools survive.
@@ -81,6 +84,10 @@ impl EdgeInner {
 
     pub fn pusher(&self) -> &PusherFront {
         &self.pusher
+    }
+
+    pub fn supabase(&self) -> &SupabaseFront {
+        &self.supabase
     }
 
     fn build_runtime(&self, config: Arc<Config>) -> Result<Runtime, EdgeError> {
@@ -122,6 +129,11 @@ impl Edge {
         let config = Arc::new(config);
         let tls = TlsState::new(&config, &shutdown)?;
         let pusher = PusherFront::new(&config.apps, shutdown.clone());
+        let supabase = SupabaseFront::new(
+            Arc::new(Hub::default()),
+            config.supabase.clone(),
+            shutdown.clone(),
+        );
         let placeholder = Runtime {
             config: config.clone(),
             upstreams: Vec::new(),
@@ -129,6 +141,7 @@ impl Edge {
         let inner = Arc::new(EdgeInner {
             runtime: ArcSwap::from_pointee(placeholder),
             pusher,
+            supabase,
             shutdown,
             clients: parking_lot::Mutex::new(HashMap::new()),
             limits: Limits::new(config.server.max_connections),
@@ -154,6 +167,7 @@ impl Edge {
         let rt = self.inner.build_runtime(config.clone())?;
         self.inner.tls.reload(&config, &self.inner.shutdown)?;
         self.inner.pusher.reload(&config.apps);
+        self.inner.supabase.reload(config.supabase.clone());
         self.inner.runtime.store(Arc::new(rt));
         tracing::info!(source = %config.source, routes = config.routes.len(), "configuration reloaded");
         Ok(())

@@ -108,10 +108,18 @@ pub async fn handle(
                 )
             }
             Target::Supabase => {
-                let e = HttpError::new(ErrorKind::NotBuilt {
-                    what: "the Supabase Realtime hub",
-                });
-                (e.to_response(html), route_label, "supabase".into())
+                let ctx = RequestCtx {
+                    peer: conn.peer,
+                    local: conn.local,
+                    tls: conn.kind == ListenerKind::Https,
+                    route_path: route.path.clone(),
+                    shutdown: edge.shutdown().clone(),
+                };
+                (
+                    edge.supabase().handle(req, ctx).await,
+                    route_label,
+                    "supabase".into(),
+                )
             }
         }
     };

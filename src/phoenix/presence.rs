@@ -178,7 +178,11 @@ mod tests {
     fn refs(v: &Value, side: &str, key: &str) -> Vec<String> {
         v[side][key]["metas"]
             .as_array()
-            .map(|a| a.iter().map(|m| m["phx_ref"].as_str().unwrap().to_string()).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["phx_ref"].as_str().unwrap().to_string())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -207,7 +211,10 @@ mod tests {
         let d = p.track(1, "a", map(json!({"s":2}))).unwrap();
         let old = refs(&first.json, "joins", "a");
         assert_eq!(refs(&d.json, "leaves", "a"), old);
-        assert_eq!(d.json["joins"]["a"]["metas"][0]["phx_ref_prev"], old[0].as_str());
+        assert_eq!(
+            d.json["joins"]["a"]["metas"][0]["phx_ref_prev"],
+            old[0].as_str()
+        );
         assert_eq!(d.json["joins"]["a"]["metas"][0]["s"], 2);
         assert_eq!(p.state()["a"]["metas"].as_array().unwrap().len(), 1);
     }

@@ -1,0 +1,372 @@
+//! One Supabase Realtime (Phoenix) WebSocket, from upgrade to cleanup.
+//!
+//! Owns: the socket's joined channels (topic → join ref, options, token,
+//! grants), its liveness timers (idle after `idle_timeout` without an inbound
+//! frame, no-channel timeout), token expiry timers, and its event and join
+//! rate windows. Receives: inbound frames from the stream half and the
+//! edge's shutdown signal. Hands on: replies and pushes through the socket's
+//! outbound queue (written by its one writer task), broadcasts and presence
+//! diffs to the hub through [`Shared`]; on exit it leaves every channel so
+//! presence leaves are announced once.
+//!
+//! Channel operations (join, broadcast, presence, token refresh) are in
+//! [`ops`]; this file is the loop and the routing.
+
+mod ops;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, sleep_until};
+
+use super::codec::{self, Outgoing, Payload, Push, Vsn};
+use super::handshake::Accepted;
+use super::jwt::Claims;
+use super::policy::Grants;
+use super::state::{Shared, Window};
+use super::wire::{self, ChannelEnd, ReplyStatus, SocketClose};
+use crate::config::supabase::Supabase;
+use crate::hub::{Conn, ConnRef, ConnSlot};
+use crate::ws::{self, CloseSpec, Frame, Inbound, QueueLimits, ReadError};
+
+/// Deadline for one write (batch + flush) to the peer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing socket may take to flush its close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// Headroom over `max_payload` for the envelope of a message, so an
+/// oversized payload gets Supabase's error reply rather than a close.
+const ENVELOPE_SLACK: usize = 64 * 1024;
+
+/// One joined channel.
+struct Chan {
+    /// `realtime:<name>`.
+    topic: Arc<str>,
+    /// `<name>`.
+    sub_topic: Arc<str>,
+    /// The hub channel (public/private namespaced).
+    hub_channel: Arc<str>,
+    /// The ref of the `phx_join`; every push on the channel carries it.
+    join_ref: Arc<str>,
+    private: bool,
+    broadcast_self: bool,
+    broadcast_ack: bool,
+    presence_key: String,
+    /// The token the channel was joined or refreshed with.
+    token: String,
+    claims: Claims,
+    grants: Grants,
+    /// When `claims` expire.
+    expires: Option<Instant>,
+}
+
+/// One socket's state.
+pub(crate) struct Session {
+    shared: Arc<Shared>,
+    config: Arc<Supabase>,
+    vsn: Vsn,
+    conn: ConnRef,
+    peer: SocketAddr,
+    /// The handshake token and claims (joins without `access_token`).
+    token: String,
+    claims: Claims,
+    chans: HashMap<Arc<str>, Chan>,
+    events: Window,
+    joins: Window,
+    last_inbound: Instant,
+    /// When the socket last had no channel (for the no-channel timeout).
+    empty_since: Option<Instant>,
+}
+
+/// Runs a session over an upgraded stream.
+pub(crate) async fn run<S>(
+    shared: Arc<Shared>,
+    config: Arc<Supabase>,
+    io: S,
+    acc: Accepted,
+    slot: ConnSlot,
+    peer: SocketAddr,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let _slot = slot;
+    let socket = ws::server_socket(io, config.limits.max_payload + ENVELOPE_SLACK).await;
+    let (sink, mut stream) = socket.split();
+    let limits = QueueLimits {
+        slow_close: CloseSpec::new(
+            SocketClose::SlowConsumer.code(),
+            SocketClose::SlowConsumer.reason(),
+        ),
+        max_bytes: (4 << 20).max(config.limits.max_payload * 2),
+        ..QueueLimits::default()
+    };
+    let (tx, rx) = ws::outbound(limits);
+    let mut writer = tokio::spawn(ws::run_writer(sink, rx, WRITE_TIMEOUT));
+    let id = shared.hub.next_conn_id();
+    let conn = Arc::new(Conn {
+        id,
+        socket_id: Arc::from(format!("phx.{id}")),
+        codec: acc.vsn.codec(),
+        tx: tx.clone(),
+    });
+    let now = Instant::now();
+    let mut s = Session {
+        shared: shared.clone(),
+        config,
+        vsn: acc.vsn,
+        conn,
+        peer,
+        token: acc.token,
+        claims: acc.claims,
+        chans: HashMap::new(),
+        events: Window::new(),
+        joins: Window::new(),
+        last_inbound: now,
+        empty_since: Some(now),
+    };
+    tracing::debug!(peer = %peer, vsn = s.vsn.as_str(), role = %s.claims.role, "supabase socket open");
+    let end: Option<SocketClose> = loop {
+        let deadline = s.next_deadline();
+        tokio::select! {
+            biased;
+            _ = &mut writer => break None,
+            _ = shared.shutdown.aborted() => break Some(SocketClose::Drain),
+            _ = shared.shutdown.draining() => break Some(SocketClose::Drain),
+            _ = sleep_until(deadline) => {
+                if let Some(c) = s.on_timer(Instant::now()) {
+                    break Some(c);
+                }
+            }
+            msg = ws::next_inbound(&mut stream) => {
+                s.last_inbound = Instant::now();
+                let res = match msg {
+                    Ok(Inbound::Text(t)) => codec::decode_text(s.vsn, &t)
+                        .map_err(|e| s.bad_message(&e))
+                        .and_then(|p| s.dispatch(p)),
+                    Ok(Inbound::Binary(b)) => codec::decode_binary(s.vsn, &b)
+                        .map_err(|e| s.bad_message(&e))
+                        .and_then(|p| s.dispatch(p)),
+                    Ok(Inbound::Alive) => Ok(()),
+                    Ok(Inbound::Closed(_)) | Err(ReadError::Io) => break None,
+                    Err(ReadError::TooLarge { .. }) => Err(SocketClose::MessageTooLarge),
+                    Err(ReadError::Protocol) => Err(SocketClose::BadMessage),
+                };
+                if let Err(c) = res {
+                    break Some(c);
+                }
+            }
+        }
+    };
+    s.cleanup();
+    if let Some(c) = end {
+        tracing::debug!(peer = %peer, code = c.code(), reason = c.reason(), "supabase socket closed by server");
+        tx.close(CloseSpec::new(c.code(), c.reason()));
+        let _ = tokio::time::timeout(CLOSE_WAIT, &mut writer).await;
+    }
+    writer.abort();
+}
+
+impl Session {
+    fn bad_message(&self, e: &codec::CodecError) -> SocketClose {
+        tracing::debug!(peer = %self.peer, error = %e, "supabase: undecodable message");
+        SocketClose::BadMessage
+    }
+
+    /// The earliest timer: idle, no-channel, or a token expiry.
+    fn next_deadline(&self) -> Instant {
+        let l = &self.config.limits;
+        let mut d = self.last_inbound + l.idle_timeout;
+        if let Some(t) = self.empty_since {
+            d = d.min(t + l.no_channel_timeout);
+        }
+        for c in self.chans.values() {
+            if let Some(e) = c.expires {
+                d = d.min(e);
+            }
+        }
+        d
+    }
+
+    fn on_timer(&mut self, now: Instant) -> Option<SocketClose> {
+        let l = &self.config.limits;
+        if now >= self.last_inbound + l.idle_timeout {
+            return Some(SocketClose::Idle);
+        }
+        if self
+            .empty_since
+            .is_some_and(|t| now >= t + l.no_channel_timeout)
+        {
+            return Some(SocketClose::NoChannels);
+        }
+        let expired: Vec<Arc<str>> = self
+            .chans
+            .values()
+            .filter(|c| c.expires.is_some_and(|e| now >= e))
+            .map(|c| c.topic.clone())
+            .collect();
+        for topic in expired {
+            let ago = self
+                .chans
+                .get(&topic)
+                .and_then(|c| c.claims.exp)
+                .map_or(0, |exp| super::state::unix_now().saturating_sub(exp));
+            self.system(
+                &topic,
+                ReplyStatus::Error,
+                &format!("Token has expired {ago} seconds ago"),
+            );
+            self.end_channel(&topic, ChannelEnd::TokenExpired);
+        }
+        None
+    }
+
+    /// Queues a frame; a full queue evicts the socket as a slow consumer.
+    fn send(&self, f: Frame) {
+        if let Err(ws::SendError::Full { .. }) = self.conn.tx.try_send(f) {
+            self.conn.tx.evict_slow();
+        }
+    }
+
+    fn push(
+        &self,
+        topic: &str,
+        join_ref: Option<&str>,
+        r#ref: Option<&str>,
+        event: &str,
+        payload: &RawValue,
+    ) {
+        self.send(Frame::from(codec::encode_text(
+            self.vsn,
+            &Outgoing {
+                join_ref,
+                r#ref,
+                topic,
+                event,
+                payload,
+            },
+        )));
+    }
+
+    fn reply(&self, p: &Push, status: ReplyStatus, response: &RawValue) {
+        let payload = wire::reply_payload(status, response);
+        self.push(
+            &p.topic,
+            p.join_ref.as_deref(),
+            p.r#ref.as_deref(),
+            "phx_reply",
+            &payload,
+        );
+    }
+
+    fn reply_error(&self, p: &Push, reason: &str) {
+        self.reply(p, ReplyStatus::Error, &wire::reason_response(reason));
+    }
+
+    /// A `system` push on a joined channel.
+    fn system(&self, topic: &str, status: ReplyStatus, message: &str) {
+        if let Some(c) = self.chans.get(topic) {
+            let payload = wire::system_payload(status, message, &c.sub_topic);
+            self.push(topic, Some(&c.join_ref), None, "system", &payload);
+        }
+    }
+
+    fn dispatch(&mut self, p: Push) -> Result<(), SocketClose> {
+        if p.topic == "phoenix" {
+            if p.event == "heartbeat" {
+                self.reply(&p, ReplyStatus::Ok, &wire::empty_object());
+            }
+            return Ok(());
+        }
+        if p.event == "phx_join" {
+            return self.join(p);
+        }
+        let joined = self
+            .chans
+            .get(p.topic.as_str())
+            .is_some_and(|c| p.join_ref.as_deref().is_none_or(|j| j == &*c.join_ref));
+        if !joined {
+            if p.event == "phx_leave" {
+                self.reply(&p, ReplyStatus::Ok, &wire::empty_object());
+            } else if p.r#ref.is_some() {
+                self.reply_error(&p, "unmatched topic");
+            }
+            return Ok(());
+        }
+        match p.event.as_str() {
+            "phx_leave" => {
+                self.reply(&p, ReplyStatus::Ok, &wire::empty_object());
+                self.end_channel(&p.topic, ChannelEnd::Left);
+            }
+            "broadcast" => self.counted(&p.topic, |s| s.broadcast(&p)),
+            "presence" => self.counted(&p.topic, |s| s.presence(&p)),
+            "access_token" => self.refresh(&p),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Runs a client event under the per-socket events-per-second limit:
+    /// past it, Supabase sends a system message and closes the channel.
+    fn counted(&mut self, topic: &str, f: impl FnOnce(&mut Self)) {
+        if self
+            .events
+            .hit(Instant::now(), self.config.limits.max_events_per_second)
+        {
+            f(self);
+        } else {
+            tracing::info!(peer = %self.peer, topic, "supabase: too many messages per second; closing channel");
+            self.system(topic, ReplyStatus::Error, "Too many messages per second");
+            self.end_channel(topic, ChannelEnd::RateLimited);
+        }
+    }
+
+    /// Ends a channel: untracks presence, leaves the hub channel, sends
+    /// `phx_close` (or `phx_error`) with the channel's join ref.
+    fn end_channel(&mut self, topic: &str, how: ChannelEnd) {
+        let Some(c) = self.chans.remove(topic) else {
+            return;
+        };
+        self.leave_hub(&c);
+        let payload = RawValue::from_string(how.payload().to_string())
+            .unwrap_or_else(|_| wire::empty_object());
+        self.push(
+            &c.topic,
+            Some(&c.join_ref),
+            Some(&c.join_ref),
+            how.event(),
+            &payload,
+        );
+        if self.chans.is_empty() {
+            self.empty_since = Some(Instant::now());
+        }
+    }
+
+    fn leave_hub(&self, c: &Chan) {
+        let diff = self
+            .shared
+            .presences
+            .with(&c.hub_channel, |p| p.untrack(self.conn.id));
+        self.shared.app.unsubscribe(&c.hub_channel, self.conn.id);
+        if let Some(d) = diff {
+            self.shared.presence_diff(&c.topic, &c.hub_channel, &d);
+        }
+    }
+
+    fn cleanup(&mut self) {
+        for (_, c) in std::mem::take(&mut self.chans) {
+            self.leave_hub(&c);
+        }
+    }
+}
+
+/// A payload that is only JSON for text messages.
+fn json_payload(p: &Push) -> Option<&RawValue> {
+    match &p.payload {
+        Payload::Json(r) => Some(r),
+        Payload::UserBroadcast { .. } => None,
+    }
+}

@@ -1,0 +1,167 @@
+//! State shared by every Supabase socket and REST call.
+//!
+//! Owns: the hub namespace the front publishes in, the current `[supabase]`
+//! config and its verifier (swapped on reload), Phoenix presence, and the
+//! front-wide presence rate window. Receives: publish and presence requests
+//! from sessions and the REST API. Hands on: frames to the hub, serialised
+//! once per vsn ([`super::fanout`]).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::fanout::{self, Broadcast};
+use super::jwt::Verifier;
+use super::presence::{Diff, Presences};
+use crate::config::supabase::Supabase;
+use crate::hub::{AppHub, Delivery, Hub};
+use crate::shutdown::Shutdown;
+
+/// The hub namespace of the Supabase front (not a valid Pusher app id in
+/// practice: it starts with a NUL byte, so it never collides with `[[apps]]`).
+pub(crate) const NAMESPACE: &str = "\u{0}supabase";
+
+/// The hub channel of a topic: public and private channels of the same
+/// name are separate, as in Supabase (`tenant:topic` vs `tenant-private:topic`).
+pub(crate) fn hub_channel(sub_topic: &str, private: bool) -> String {
+    if private {
+        format!("x:{sub_topic}")
+    } else {
+        format!("p:{sub_topic}")
+    }
+}
+
+/// Seconds since the Unix epoch, for token expiry.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A fixed one-second window counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    start: Instant,
+    count: u32,
+}
+
+impl Window {
+    pub(crate) fn new() -> Window {
+        Window {
+            start: Instant::now(),
+            count: 0,
+        }
+    }
+
+    /// Counts one event; false when it is over `limit` in this second.
+    pub(crate) fn hit(&mut self, now: Instant, limit: u32) -> bool {
+        if now.duration_since(self.start) >= Duration::from_secs(1) {
+            self.start = now;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= limit
+    }
+}
+
+/// Shared by all sessions and REST calls.
+pub(crate) struct Shared {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) app: Arc<AppHub>,
+    config: ArcSwapOption<Supabase>,
+    verifier: ArcSwapOption<Verifier>,
+    pub(crate) presences: Presences,
+    presence_window: parking_lot::Mutex<Window>,
+    pub(crate) shutdown: Shutdown,
+}
+
+fn verifier_for(c: &Supabase) -> Verifier {
+    Verifier::new(
+        &c.jwt_secrets,
+        c.api_keys.clone(),
+        c.claim_validators.clone(),
+    )
+}
+
+impl Shared {
+    pub(crate) fn new(hub: Arc<Hub>, config: Option<Arc<Supabase>>, shutdown: Shutdown) -> Shared {
+        let s = Shared {
+            app: hub.app(NAMESPACE),
+            hub,
+            config: ArcSwapOption::empty(),
+            verifier: ArcSwapOption::empty(),
+            presences: Presences::default(),
+            presence_window: parking_lot::Mutex::new(Window::new()),
+            shutdown,
+        };
+        s.reload(config);
+        s
+    }
+
+    /// Swaps in a reloaded config; live sockets keep their limits.
+    pub(crate) fn reload(&self, config: Option<Arc<Supabase>>) {
+        self.verifier
+            .store(config.as_deref().map(|c| Arc::new(verifier_for(c))));
+        self.config.store(config);
+    }
+
+    pub(crate) fn config(&self) -> Option<Arc<Supabase>> {
+        self.config.load_full()
+    }
+
+    pub(crate) fn verifier(&self) -> Option<Arc<Verifier>> {
+        self.verifier.load_full()
+    }
+
+    /// Counts one presence event front-wide.
+    pub(crate) fn presence_allowed(&self, limit: u32) -> bool {
+        self.presence_window.lock().hit(Instant::now(), limit)
+    }
+
+    /// Fans a broadcast on `sub_topic` out to its subscribers, except the
+    /// socket `except`.
+    pub(crate) fn broadcast(
+        &self,
+        sub_topic: &str,
+        private: bool,
+        b: Broadcast<'_>,
+        except: Option<&str>,
+    ) -> Result<Delivery, super::codec::CodecError> {
+        let topic = format!("realtime:{sub_topic}");
+        let frames = fanout::broadcast(&topic, b)?;
+        Ok(self
+            .app
+            .publish(&hub_channel(sub_topic, private), &frames, except))
+    }
+
+    /// Fans a presence diff out to the topic's subscribers.
+    pub(crate) fn presence_diff(&self, topic: &str, hub_channel: &str, diff: &Diff) {
+        if let Ok(p) = RawValue::from_string(diff.json.to_string()) {
+            let frames = fanout::push(topic, "presence_diff", &p);
+            self.app.publish(hub_channel, &frames, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn window_resets_each_second() {
+        let mut w = Window::new();
+        let t0 = Instant::now();
+        assert!(w.hit(t0, 2));
+        assert!(w.hit(t0, 2));
+        assert!(!w.hit(t0, 2));
+        assert!(w.hit(t0 + Duration::from_secs(1), 2));
+    }
+
+    #[test]
+    fn channels_are_namespaced() {
+        assert_ne!(hub_channel("room", true), hub_channel("room", false));
+    }
+}
