@@ -1,0 +1,218 @@
+//! Handshake rejections, private channels, token refresh and expiry.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn handshake_rejections_are_http_errors_with_reasons() {
+    let s = start("").await;
+    let cases = [
+        (
+            "/realtime/v1/websocket?vsn=2.0.0",
+            &WS_HEADERS[..],
+            401,
+            "No API key",
+        ),
+        (
+            "/realtime/v1/websocket?apikey=nope&vsn=2.0.0",
+            &WS_HEADERS[..],
+            401,
+            "not a valid JWT",
+        ),
+        (
+            "/realtime/v1/websocket?apikey=sb_publishable_test&vsn=9.0.0",
+            &WS_HEADERS[..],
+            400,
+            "unsupported protocol version",
+        ),
+        (
+            "/realtime/v1/websocket?apikey=sb_publishable_test",
+            &[][..],
+            426,
+            "upgrade required",
+        ),
+    ];
+    for (path, headers, code, needle) in cases {
+        let (status, _, body) = http(s.addr, "GET", path, headers, b"").await;
+        assert_eq!(status, code, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect(&body);
+        assert!(v["error"].as_str().unwrap().contains(needle), "{body}");
+    }
+    let expired = token(json!({"role":"anon","exp": now() - 10}));
+    let (status, _, body) = http(
+        s.addr,
+        "GET",
+        &format!("/realtime/v1/websocket?apikey={expired}"),
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(body.contains("Token has expired"), "{body}");
+    let no_role = token(json!({"exp": now() + 10}));
+    let (status, _, body) = http(
+        s.addr,
+        "GET",
+        &format!("/realtime/v1/websocket?apikey={no_role}"),
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(
+        body.contains("Fields `role` and `exp` are required in JWT"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn kong_path_and_header_key() {
+    let s = start("[[routes]]\npath = \"/socket/\"\nto = \"supabase\"\n").await;
+    let url = format!("ws://{}/socket/websocket?vsn=1.0.0", s.addr);
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("x-api-key", "sb_publishable_test".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("connect via /socket");
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"1"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let m = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(m.to_text().unwrap().contains("phx_reply"));
+}
+
+const RULES: &str = r#"
+[[supabase.rules]]
+topic = "user:{sub}"
+roles = ["authenticated"]
+broadcast = ["read", "write"]
+presence = ["read", "write"]
+
+[[supabase.rules]]
+topic = "lobby"
+broadcast = ["read"]
+"#;
+
+#[tokio::test]
+async fn private_channels_allow_and_deny() {
+    let s = start(RULES).await;
+    let u1 = token(json!({"role":"authenticated","sub":"u1","exp": now() + 3600}));
+    let mut c = connect(s.addr, "2.0.0", &u1).await;
+    let (ju, r) = c
+        .join("realtime:user:u1", join_payload(true, true, true))
+        .await;
+    assert_eq!(r.payload["status"], "ok", "{r:?}");
+    c.expect_event("presence_state").await;
+    let (_, r) = c
+        .join("realtime:user:u2", join_payload(false, false, true))
+        .await;
+    assert_eq!(
+        r.payload["response"]["reason"],
+        "Unauthorized: You do not have permissions to read from this Channel topic: user:u2"
+    );
+    // Read-only: joined, but a broadcast with ack gets no reply (dropped).
+    let (jl, r) = c
+        .join("realtime:lobby", join_payload(true, true, true))
+        .await;
+    assert_eq!(r.payload["status"], "ok");
+    c.expect_event("presence_state").await;
+    c.send(
+        Some(&jl),
+        "50",
+        "realtime:lobby",
+        "broadcast",
+        json!({"type":"broadcast","event":"x","payload":{}}),
+    )
+    .await;
+    c.silent(Duration::from_millis(300)).await;
+    // Public and private channels of the same name are separate.
+    let mut p = connect(s.addr, "2.0.0", &anon()).await;
+    p.join("realtime:user:u1", join_payload(false, false, false))
+        .await;
+    p.expect_event("presence_state").await;
+    c.send(
+        Some(&ju),
+        "60",
+        "realtime:user:u1",
+        "broadcast",
+        json!({"type":"broadcast","event":"x","payload":{}}),
+    )
+    .await;
+    let m = c.recv().await; // own broadcast (self) or ack
+    assert!(m.event == "broadcast" || m.event == "phx_reply");
+    p.silent(Duration::from_millis(300)).await;
+    // service_role bypasses the rules.
+    let mut svc = connect(s.addr, "2.0.0", "sb_secret_test").await;
+    let (_, r) = svc
+        .join("realtime:anything", join_payload(false, false, true))
+        .await;
+    assert_eq!(r.payload["status"], "ok");
+}
+
+#[tokio::test]
+async fn token_expiry_sends_system_then_close() {
+    let s = start("").await;
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let short = token(json!({"role":"anon","exp": now() + 2}));
+    let mut payload = join_payload(false, false, false);
+    payload["access_token"] = json!(short);
+    let (jr, r) = c.join("realtime:exp", payload).await;
+    assert_eq!(r.payload["status"], "ok");
+    c.expect_event("presence_state").await;
+    let sys = c.expect_event("system").await;
+    assert_eq!(sys.payload["status"], "error");
+    assert!(
+        sys.payload["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Token has expired")
+    );
+    assert_eq!(sys.payload["channel"], "exp");
+    let close = c.recv().await;
+    assert_eq!(close.event, "phx_close");
+    assert_eq!(close.join_ref, json!(jr));
+}
+
+#[tokio::test]
+async fn token_refresh_extends_and_bad_token_closes() {
+    let s = start("").await;
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let short = token(json!({"role":"anon","exp": now() + 2}));
+    let mut payload = join_payload(false, false, false);
+    payload["access_token"] = json!(short);
+    let (jr, _) = c.join("realtime:r", payload).await;
+    c.expect_event("presence_state").await;
+    let long = token(json!({"role":"anon","exp": now() + 3600}));
+    c.send(
+        Some(&jr),
+        "5",
+        "realtime:r",
+        "access_token",
+        json!({"access_token": long}),
+    )
+    .await;
+    c.silent(Duration::from_secs(3)).await; // no expiry any more
+    c.send(
+        Some(&jr),
+        "6",
+        "realtime:r",
+        "access_token",
+        json!({"access_token": "garbage.token.x"}),
+    )
+    .await;
+    let sys = c.expect_event("system").await;
+    assert_eq!(sys.payload["status"], "error");
+    assert_eq!(c.recv().await.event, "phx_close");
+}

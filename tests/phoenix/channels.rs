@@ -1,0 +1,130 @@
+//! Presence, leave, duplicate joins and limits.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn presence_track_untrack_and_disconnect() {
+    let s = start("").await;
+    let mut a = connect(s.addr, "2.0.0", &anon()).await;
+    let mut b = connect(s.addr, "1.0.0", &anon()).await;
+    let mut pa = join_payload(false, false, false);
+    pa["config"]["presence"]["key"] = json!("alice");
+    let (ja, _) = a.join("realtime:p", pa).await;
+    a.expect_event("presence_state").await;
+    b.join("realtime:p", join_payload(false, false, false))
+        .await;
+    b.expect_event("presence_state").await;
+    a.send(
+        Some(&ja),
+        "9",
+        "realtime:p",
+        "presence",
+        json!({"type":"presence","event":"track","payload":{"user":"a"}}),
+    )
+    .await;
+    let reply = a.recv().await;
+    assert_eq!(
+        (reply.event.as_str(), &reply.r#ref),
+        ("phx_reply", &json!("9"))
+    );
+    let own = a.expect_event("presence_diff").await; // the tracker gets its own diff
+    assert_eq!(own.payload["joins"]["alice"]["metas"][0]["user"], "a");
+    let d = b.expect_event("presence_diff").await;
+    assert_eq!(d.payload["joins"]["alice"]["metas"][0]["user"], "a");
+    assert!(d.payload["joins"]["alice"]["metas"][0]["phx_ref"].is_string());
+    // A later joiner sees the state.
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    c.join("realtime:p", join_payload(false, false, false))
+        .await;
+    let st = c.expect_event("presence_state").await;
+    assert_eq!(st.payload["alice"]["metas"][0]["user"], "a");
+    // Disconnecting untracks.
+    drop(a);
+    let d = b.expect_event("presence_diff").await;
+    assert_eq!(d.payload["leaves"]["alice"]["metas"][0]["user"], "a");
+    // Non-map payload is refused with Supabase's reason.
+    let (jc, _) = (String::from("1"), ());
+    c.send(
+        Some(&jc),
+        "3",
+        "realtime:p",
+        "presence",
+        json!({"type":"presence","event":"track","payload":[1]}),
+    )
+    .await;
+    let r = c.expect_event("phx_reply").await;
+    assert_eq!(
+        r.payload["response"]["reason"],
+        "Presence track payload must be a map"
+    );
+}
+
+#[tokio::test]
+async fn leave_and_duplicate_join() {
+    let s = start("").await;
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let (j1, _) = c
+        .join("realtime:d", join_payload(false, false, false))
+        .await;
+    c.expect_event("presence_state").await;
+    let r = c.next_ref();
+    c.send(
+        Some(&r),
+        &r,
+        "realtime:d",
+        "phx_join",
+        join_payload(false, false, false),
+    )
+    .await;
+    let close = c.recv().await;
+    assert_eq!(
+        (close.event.as_str(), &close.join_ref),
+        ("phx_close", &json!(j1))
+    );
+    let ok = c.recv().await;
+    assert_eq!((ok.event.as_str(), &ok.join_ref), ("phx_reply", &json!(r)));
+    c.expect_event("presence_state").await;
+    c.send(Some(&r), "99", "realtime:d", "phx_leave", json!({}))
+        .await;
+    let ok = c.recv().await;
+    assert_eq!((ok.event.as_str(), &ok.r#ref), ("phx_reply", &json!("99")));
+    assert_eq!(ok.payload["status"], "ok");
+    let close = c.recv().await;
+    assert_eq!(close.event, "phx_close");
+}
+
+#[tokio::test]
+async fn channel_limit_and_event_rate() {
+    let s = start("max_channels_per_socket = 2\nmax_events_per_second = 3\n").await;
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    for t in ["realtime:a", "realtime:b"] {
+        let (_, r) = c.join(t, join_payload(false, false, false)).await;
+        assert_eq!(r.payload["status"], "ok");
+        c.expect_event("presence_state").await;
+    }
+    let (_, r) = c
+        .join("realtime:c", join_payload(false, false, false))
+        .await;
+    assert_eq!(
+        r.payload["response"]["reason"],
+        "ChannelRateLimitReached: Too many channels"
+    );
+    for i in 0..4 {
+        c.send(
+            Some("1"),
+            &format!("r{i}"),
+            "realtime:a",
+            "broadcast",
+            json!({"type":"broadcast","event":"e","payload":{}}),
+        )
+        .await;
+    }
+    let sys = c.expect_event("system").await;
+    assert_eq!(sys.payload["message"], "Too many messages per second");
+    assert_eq!(c.recv().await.event, "phx_close");
+    c.silent(Duration::from_millis(200)).await;
+}
