@@ -166,14 +166,16 @@ impl Session {
         let response = RawValue::from_string(r#"{"postgres_changes":[]}"#.into())
             .unwrap_or_else(|_| wire::empty_object());
         self.reply(&p, ReplyStatus::Ok, &response);
-        if cfg.presence_enabled {
-            let state = self
-                .shared
-                .presences
-                .with(&chan.hub_channel, |pr| pr.state());
-            if let Ok(state) = RawValue::from_string(state.to_string()) {
-                self.push(&topic, Some(&join_ref), None, "presence_state", &state);
-            }
+        // Always, even with `presence.enabled: false`: realtime-js joins
+        // without presence when no presence listener exists yet and tracks
+        // later; its Presence buffers every diff until a `presence_state`
+        // for the current join ref arrives.
+        let state = self
+            .shared
+            .presences
+            .with(&chan.hub_channel, |pr| pr.state());
+        if let Ok(state) = RawValue::from_string(state.to_string()) {
+            self.push(&topic, Some(&join_ref), None, "presence_state", &state);
         }
         tracing::debug!(peer = %self.peer, topic = %topic, private = chan.private, "supabase join");
         self.chans.insert(topic, chan);
