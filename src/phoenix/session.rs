@@ -129,6 +129,9 @@ pub(crate) async fn run<S>(
         empty_since: Some(now),
     };
     tracing::debug!(peer = %peer, vsn = s.vsn.as_str(), role = %s.claims.role, "supabase socket open");
+    // The peer closed first: its close code is echoed so it sees a clean
+    // close rather than 1006.
+    let mut peer_closed: Option<u16> = None;
     let end: Option<SocketClose> = loop {
         let deadline = s.next_deadline();
         tokio::select! {
@@ -151,7 +154,11 @@ pub(crate) async fn run<S>(
                         .map_err(|e| s.bad_message(&e))
                         .and_then(|p| s.dispatch(p)),
                     Ok(Inbound::Alive) => Ok(()),
-                    Ok(Inbound::Closed(_)) | Err(ReadError::Io) => break None,
+                    Ok(Inbound::Closed(code)) => {
+                        peer_closed = Some(code.unwrap_or(1000));
+                        break None;
+                    }
+                    Err(ReadError::Io) => break None,
                     Err(ReadError::TooLarge { .. }) => Err(SocketClose::MessageTooLarge),
                     Err(ReadError::Protocol) => Err(SocketClose::BadMessage),
                 };
@@ -165,6 +172,15 @@ pub(crate) async fn run<S>(
     if let Some(c) = end {
         tracing::debug!(peer = %peer, code = c.code(), reason = c.reason(), "supabase socket closed by server");
         tx.close(CloseSpec::new(c.code(), c.reason()));
+        let _ = tokio::time::timeout(CLOSE_WAIT, &mut writer).await;
+    } else if let Some(code) = peer_closed {
+        // 1005/1006/1015 must not appear in a close frame.
+        let code = if matches!(code, 1005 | 1006 | 1015) {
+            1000
+        } else {
+            code
+        };
+        tx.close(CloseSpec::new(code, ""));
         let _ = tokio::time::timeout(CLOSE_WAIT, &mut writer).await;
     }
     writer.abort();
