@@ -47,6 +47,7 @@ pub(crate) struct RawSupabase {
     pub(crate) private_only: Option<bool>,
     pub(crate) upstream: Option<SpStr>,
     pub(crate) upstream_host: Option<SpStr>,
+    pub(crate) postgres_changes: Option<SpStr>,
     pub(crate) pusher_app: Option<SpStr>,
     #[serde(default)]
     pub(crate) limits: RawLimits,
@@ -97,6 +98,8 @@ pub struct Supabase {
     pub limits: Limits,
     /// Where joins asking for postgres_changes are spliced to.
     pub upstream: Option<Upstream>,
+    /// What a join asking for postgres_changes gets when there is no upstream.
+    pub postgres_changes: PostgresChanges,
     /// The Pusher app whose channel `X` is bridged to `realtime:X`.
     pub pusher_app: Option<Arc<str>>,
 }
@@ -110,9 +113,20 @@ impl std::fmt::Debug for Supabase {
             .field("rules", &self.policy.rules.len())
             .field("limits", &self.limits)
             .field("upstream", &self.upstream)
+            .field("postgres_changes", &self.postgres_changes)
             .field("pusher_app", &self.pusher_app)
             .finish()
     }
+}
+
+/// `postgres_changes = "refuse" | "accept"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostgresChanges {
+    /// A join error that says how to enable it (the default).
+    Refuse,
+    /// Reply ok with an id per binding and never deliver a change: for
+    /// staging setups without a database feed, and for testing the splice.
+    Accept,
 }
 
 /// A real Supabase Realtime for postgres_changes.
@@ -530,6 +544,34 @@ pub(crate) fn validate(
             Some(Arc::from(id.as_str()))
         }
     };
+    let postgres_changes = match &raw.postgres_changes {
+        None => PostgresChanges::Refuse,
+        Some(v) => match cx.string("supabase.postgres_changes", v)?.as_str() {
+            "refuse" => PostgresChanges::Refuse,
+            "accept" => {
+                if let Some(u) = &raw.upstream {
+                    return Err(cx.err(
+                        "supabase.postgres_changes",
+                        Some(v.span()),
+                        "`postgres_changes = \"accept\"` and `upstream` both set",
+                        format!(
+                            "keep `upstream` (joins are spliced to it) or remove it (line of `upstream`: {})",
+                            cx.line_of(u.span().start)
+                        ),
+                    ));
+                }
+                PostgresChanges::Accept
+            }
+            other => {
+                return Err(cx.err(
+                    "supabase.postgres_changes",
+                    Some(v.span()),
+                    format!("unknown mode `{other}`"),
+                    "use \"refuse\" (the default) or \"accept\", or set `upstream` to splice to a real Supabase Realtime",
+                ));
+            }
+        },
+    };
     Ok(Some(Arc::new(Supabase {
         jwt_secrets,
         api_keys,
@@ -538,6 +580,7 @@ pub(crate) fn validate(
         policy: Policy { rules },
         limits: limits(cx, &raw.limits)?,
         upstream: upstream(cx, raw)?,
+        postgres_changes,
         pusher_app,
     })))
 }

@@ -42,6 +42,11 @@ impl<'a> Ctx<'a> {
         invalid(self.text, self.file, key, span, problem, fix)
     }
 
+    /// The 1-based line of a byte offset, for messages that point elsewhere.
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        super::error::line_col(self.text, offset).0
+    }
+
     /// The string value with `${VAR}` expanded.
     pub(crate) fn string(&self, key: &str, v: &SpStr) -> Result<String, ConfigError> {
         expand(v.get_ref(), self.env).map_err(|e| {

@@ -7,6 +7,7 @@
 //! - `session`: one socket — join, leave, heartbeat, broadcast, presence,
 //!   token refresh and expiry, limits, close codes.
 //! - [`rest`]: `POST /api/broadcast` and `/api/broadcast/{topic}/events/{event}`.
+//! - `upstream`: the postgres_changes splice to a real Supabase Realtime.
 //! - [`fanout`]: frames serialised once per vsn for the hub.
 //! - [`presence`]: Phoenix.Presence state (metas per key).
 //! - [`codec`]: the pure vsn 1.0.0 / 2.0.0 serializer (fuzzed).
@@ -26,6 +27,7 @@ pub mod presence;
 pub mod rest;
 mod session;
 mod state;
+mod upstream;
 pub mod wire;
 
 pub use front::SupabaseFront;

@@ -62,6 +62,8 @@ struct Chan {
     grants: Grants,
     /// When `claims` expire.
     expires: Option<Instant>,
+    /// Relayed to the postgres_changes upstream instead of the hub.
+    spliced: bool,
 }
 
 /// One socket's state.
@@ -80,6 +82,8 @@ pub(crate) struct Session {
     last_inbound: Instant,
     /// When the socket last had no channel (for the no-channel timeout).
     empty_since: Option<Instant>,
+    /// The postgres_changes upstream link, opened on first need.
+    upstream: Option<super::upstream::Link>,
 }
 
 /// Runs a session over an upgraded stream.
@@ -127,6 +131,7 @@ pub(crate) async fn run<S>(
         joins: Window::new(),
         last_inbound: now,
         empty_since: Some(now),
+        upstream: None,
     };
     tracing::debug!(peer = %peer, vsn = s.vsn.as_str(), role = %s.claims.role, "supabase socket open");
     // The peer closed first: its close code is echoed so it sees a clean
@@ -139,6 +144,7 @@ pub(crate) async fn run<S>(
             _ = &mut writer => break None,
             _ = shared.shutdown.aborted() => break Some(SocketClose::Drain),
             _ = shared.shutdown.draining() => break Some(SocketClose::Drain),
+            lost = upstream_lost(&mut s.upstream) => s.on_upstream_lost(&lost),
             _ = sleep_until(deadline) => {
                 if let Some(c) = s.on_timer(Instant::now()) {
                     break Some(c);
@@ -149,10 +155,10 @@ pub(crate) async fn run<S>(
                 let res = match msg {
                     Ok(Inbound::Text(t)) => codec::decode_text(s.vsn, &t)
                         .map_err(|e| s.bad_message(&e))
-                        .and_then(|p| s.dispatch(p)),
+                        .and_then(|p| s.dispatch(p, Frame::Text(t))),
                     Ok(Inbound::Binary(b)) => codec::decode_binary(s.vsn, &b)
                         .map_err(|e| s.bad_message(&e))
-                        .and_then(|p| s.dispatch(p)),
+                        .and_then(|p| s.dispatch(p, Frame::Binary(b))),
                     Ok(Inbound::Alive) => Ok(()),
                     Ok(Inbound::Closed(code)) => {
                         peer_closed = Some(code.unwrap_or(1000));
@@ -290,7 +296,7 @@ impl Session {
         }
     }
 
-    fn dispatch(&mut self, p: Push) -> Result<(), SocketClose> {
+    fn dispatch(&mut self, p: Push, raw: Frame) -> Result<(), SocketClose> {
         if p.topic == "phoenix" {
             if p.event == "heartbeat" {
                 self.reply(&p, ReplyStatus::Ok, &wire::empty_object());
@@ -298,7 +304,15 @@ impl Session {
             return Ok(());
         }
         if p.event == "phx_join" {
-            return self.join(p);
+            return self.join(p, raw);
+        }
+        if self.chans.get(p.topic.as_str()).is_some_and(|c| c.spliced) {
+            self.relay(&p, raw);
+            if p.event == "phx_leave" {
+                self.chans.remove(p.topic.as_str());
+                self.note_if_empty();
+            }
+            return Ok(());
         }
         let joined = self
             .chans
@@ -346,6 +360,11 @@ impl Session {
         let Some(c) = self.chans.remove(topic) else {
             return;
         };
+        if c.spliced {
+            // The upstream ends its own channels.
+            self.note_if_empty();
+            return;
+        }
         self.leave_hub(&c);
         let payload = RawValue::from_string(how.payload().to_string())
             .unwrap_or_else(|_| wire::empty_object());
@@ -356,9 +375,40 @@ impl Session {
             how.event(),
             &payload,
         );
-        if self.chans.is_empty() {
+        self.note_if_empty();
+    }
+
+    fn note_if_empty(&mut self) {
+        if self.chans.is_empty() && self.empty_since.is_none() {
             self.empty_since = Some(Instant::now());
         }
+    }
+
+    /// Forwards a client frame on a spliced topic to the upstream.
+    fn relay(&mut self, p: &Push, raw: Frame) {
+        let ok = self.upstream.as_ref().is_some_and(|l| {
+            l.send(super::upstream::Relay {
+                topic: Arc::from(p.topic.as_str()),
+                event: p.event.clone(),
+                join_ref: p.join_ref.clone(),
+                r#ref: p.r#ref.clone(),
+                frame: raw,
+            })
+        });
+        if !ok {
+            tracing::debug!(peer = %self.peer, topic = %p.topic, "supabase: upstream link backed up or gone; frame dropped");
+        }
+    }
+
+    /// The upstream link failed: it already sent `phx_error` on each
+    /// spliced topic; forget them so the client's rejoin opens a new link.
+    fn on_upstream_lost(&mut self, lost: &Option<super::upstream::Lost>) {
+        if let Some(l) = lost {
+            tracing::info!(peer = %self.peer, detail = %l.detail, "supabase: postgres_changes upstream lost");
+        }
+        self.upstream = None;
+        self.chans.retain(|_, c| !c.spliced);
+        self.note_if_empty();
     }
 
     fn leave_hub(&self, c: &Chan) {
@@ -373,9 +423,20 @@ impl Session {
     }
 
     fn cleanup(&mut self) {
+        self.upstream = None;
         for (_, c) in std::mem::take(&mut self.chans) {
-            self.leave_hub(&c);
+            if !c.spliced {
+                self.leave_hub(&c);
+            }
         }
+    }
+}
+
+/// Resolves when the upstream link reports failure; pends without a link.
+async fn upstream_lost(link: &mut Option<super::upstream::Link>) -> Option<super::upstream::Lost> {
+    match link {
+        Some(l) => l.lost.recv().await,
+        None => std::future::pending().await,
     }
 }
 

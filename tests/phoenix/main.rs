@@ -3,6 +3,7 @@
 
 mod auth;
 mod channels;
+mod splice;
 mod support;
 
 use std::time::Duration;

@@ -45,7 +45,12 @@ join_error_delay = "0s"
 "#;
 
 pub(crate) async fn start(extra: &str) -> Server {
-    let text = format!("{BASE}{extra}");
+    start_with(&format!("{BASE}{extra}")).await
+}
+
+/// Starts the edge with exactly `text` as its config.
+pub(crate) async fn start_with(text: &str) -> Server {
+    let text = text.to_string();
     let cfg = Config::from_str_with_env(&text, "test.toml", &|_| None).expect("test config");
     let listeners = Listeners::bind(&cfg.server).expect("bind");
     let addr = listeners

@@ -356,3 +356,35 @@ fn rejects_unknown_pusher_app() {
         "no [[apps]] entry",
     );
 }
+
+#[test]
+fn postgres_changes_modes() {
+    let c = load(&with_upstream("postgres_changes = \"accept\"")).unwrap();
+    assert_eq!(
+        c.supabase.unwrap().postgres_changes,
+        super::PostgresChanges::Accept
+    );
+    let c = load(&with_upstream("")).unwrap();
+    assert_eq!(
+        c.supabase.unwrap().postgres_changes,
+        super::PostgresChanges::Refuse
+    );
+}
+
+#[test]
+fn rejects_unknown_postgres_changes_mode() {
+    rejects(
+        &with_upstream("postgres_changes = \"stream\""),
+        "supabase.postgres_changes",
+        "unknown mode",
+    );
+}
+
+#[test]
+fn rejects_accept_with_upstream() {
+    rejects(
+        &with_upstream("upstream = \"ws://realtime:4000/socket\"\npostgres_changes = \"accept\""),
+        "supabase.postgres_changes",
+        "both set",
+    );
+}

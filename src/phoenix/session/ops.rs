@@ -8,12 +8,14 @@ use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::{Chan, Session, json_payload};
+use crate::config::supabase::{PostgresChanges, Upstream};
 use crate::phoenix::codec::{Outgoing, Payload, Push, encode_text};
 use crate::phoenix::fanout::Broadcast;
 use crate::phoenix::join;
 use crate::phoenix::jwt::{Claims, Verifier};
 use crate::phoenix::policy::Grants;
 use crate::phoenix::state::{hub_channel, unix_now};
+use crate::phoenix::upstream;
 use crate::phoenix::wire::{self, ChannelEnd, JoinRefusal, ReplyStatus, SocketClose};
 use crate::ws::Frame;
 
@@ -22,6 +24,22 @@ fn expiry(claims: &Claims) -> Option<Instant> {
     let exp = claims.exp?;
     let left = exp.saturating_sub(unix_now());
     Some(Instant::now() + Duration::from_secs(left))
+}
+
+/// `postgres_changes = "accept"`: each binding echoed with an id, as the
+/// client checks index by index.
+fn accepted_bindings(bindings: &[Value]) -> Vec<Value> {
+    bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut b = b.clone();
+            if let Value::Object(m) = &mut b {
+                m.insert("id".into(), Value::from(i as u64 + 1));
+            }
+            b
+        })
+        .collect()
 }
 
 fn random_key() -> String {
@@ -73,7 +91,7 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn join(&mut self, p: Push) -> Result<(), SocketClose> {
+    pub(super) fn join(&mut self, p: Push, raw: Frame) -> Result<(), SocketClose> {
         if !self
             .joins
             .hit(Instant::now(), self.config.limits.max_joins_per_second)
@@ -125,8 +143,18 @@ impl Session {
         if self.config.private_only && !cfg.private {
             return self.refuse_join(&p, &JoinRefusal::PrivateOnly);
         }
+        let mut pg_ids = Vec::new();
         if !cfg.postgres_changes.is_empty() {
-            return self.refuse_join(&p, &JoinRefusal::PostgresChangesUnsupported);
+            if let Some(up) = self.config.upstream.clone() {
+                self.splice(&p, raw, &up, sub_topic);
+                return Ok(());
+            }
+            match self.config.postgres_changes {
+                PostgresChanges::Refuse => {
+                    return self.refuse_join(&p, &JoinRefusal::PostgresChangesUnsupported);
+                }
+                PostgresChanges::Accept => pg_ids = accepted_bindings(&cfg.postgres_changes),
+            }
         }
         let grants = if cfg.private {
             self.config.policy.grants(&sub_topic, &claims)
@@ -152,6 +180,7 @@ impl Session {
             token,
             claims,
             grants,
+            spliced: false,
         };
         if self
             .shared
@@ -163,8 +192,9 @@ impl Session {
             self.shared.app.unsubscribe(&chan.hub_channel, self.conn.id);
             let _ = self.shared.app.subscribe(&chan.hub_channel, &self.conn);
         }
-        let response = RawValue::from_string(r#"{"postgres_changes":[]}"#.into())
-            .unwrap_or_else(|_| wire::empty_object());
+        let response =
+            RawValue::from_string(serde_json::json!({ "postgres_changes": pg_ids }).to_string())
+                .unwrap_or_else(|_| wire::empty_object());
         self.reply(&p, ReplyStatus::Ok, &response);
         // Always, even with `presence.enabled: false`: realtime-js joins
         // without presence when no presence listener exists yet and tracks
@@ -181,6 +211,40 @@ impl Session {
         self.chans.insert(topic, chan);
         self.empty_since = None;
         Ok(())
+    }
+
+    /// Hands a postgres_changes join to the upstream (opening the link on
+    /// first use); the upstream's reply reaches the client verbatim.
+    fn splice(&mut self, p: &Push, raw: Frame, up: &Upstream, sub_topic: String) {
+        if self.upstream.is_none() {
+            let token = self.token.clone();
+            self.upstream = Some(upstream::spawn(up, self.vsn, &token, self.conn.tx.clone()));
+        }
+        let topic: Arc<str> = Arc::from(p.topic.as_str());
+        let join_ref: Arc<str> =
+            Arc::from(p.join_ref.as_deref().or(p.r#ref.as_deref()).unwrap_or(""));
+        tracing::debug!(peer = %self.peer, topic = %topic, upstream = %up.url, "supabase: postgres_changes join spliced");
+        self.relay(p, raw);
+        let claims = self.claims.clone();
+        self.chans.insert(
+            topic.clone(),
+            Chan {
+                topic,
+                hub_channel: Arc::from(""),
+                sub_topic: Arc::from(sub_topic),
+                join_ref,
+                private: false,
+                broadcast_self: false,
+                broadcast_ack: false,
+                presence_key: String::new(),
+                token: self.token.clone(),
+                claims,
+                grants: Grants::default(),
+                expires: None,
+                spliced: true,
+            },
+        );
+        self.empty_since = None;
     }
 
     pub(super) fn broadcast(&mut self, p: &Push) {
