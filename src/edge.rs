@@ -16,6 +16,7 @@ use crate::config::{Config, Target};
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::phoenix::SupabaseFront;
+use crate::phoenix::bridge::Bridge;
 use crate::proxy::Upstream;
 use crate::proxy::client::{self, UpstreamClient};
 use crate::pusher::PusherFront;
@@ -128,12 +129,12 @@ impl Edge {
     pub fn new(config: Config, shutdown: Shutdown) -> Result<Edge, EdgeError> {
         let config = Arc::new(config);
         let tls = TlsState::new(&config, &shutdown)?;
-        let pusher = PusherFront::new(&config.apps, shutdown.clone());
-        let supabase = SupabaseFront::new(
-            Arc::new(Hub::default()),
-            config.supabase.clone(),
-            shutdown.clone(),
-        );
+        // One hub for both fronts; its publish seam is the Pusher↔Supabase
+        // bridge (a no-op unless `[supabase] pusher_app` is set).
+        let bridge = Arc::new(Bridge::default());
+        let hub = Arc::new(Hub::new(Some(bridge.clone())));
+        let pusher = PusherFront::with_hub(&config.apps, hub.clone(), shutdown.clone());
+        let supabase = SupabaseFront::new(hub, config.supabase.clone(), shutdown.clone(), bridge);
         let placeholder = Runtime {
             config: config.clone(),
             upstreams: Vec::new(),

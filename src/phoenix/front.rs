@@ -21,6 +21,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::bridge::Bridge;
 use super::handshake::{self, HandshakeError};
 use super::rest;
 use super::session;
@@ -102,10 +103,18 @@ fn cors(mut r: Response<Body>) -> Response<Body> {
 impl SupabaseFront {
     /// A front publishing into `hub`, configured by `config` (`None` when
     /// `[supabase]` is absent: every request gets a 503 saying so).
-    pub fn new(hub: Arc<Hub>, config: Option<Arc<Supabase>>, shutdown: Shutdown) -> SupabaseFront {
-        SupabaseFront {
-            shared: Arc::new(Shared::new(hub, config, shutdown)),
-        }
+    ///
+    /// `bridge` must be the publish seam `hub` was built with
+    /// ([`Hub::new`]`(Some(bridge))`) for Pusher → Supabase mapping to work.
+    pub fn new(
+        hub: Arc<Hub>,
+        config: Option<Arc<Supabase>>,
+        shutdown: Shutdown,
+        bridge: Arc<Bridge>,
+    ) -> SupabaseFront {
+        let shared = Arc::new(Shared::new(hub, config, shutdown, bridge.clone()));
+        bridge.attach(&shared);
+        SupabaseFront { shared }
     }
 
     /// Applies a reloaded `[supabase]`; live sockets keep their limits.

@@ -6,6 +6,7 @@
 //! - [`handshake`]: upgrade, vsn and API-key checks before the upgrade.
 //! - `session`: one socket — join, leave, heartbeat, broadcast, presence,
 //!   token refresh and expiry, limits, close codes.
+//! - [`bridge`]: the optional Pusher ↔ Supabase channel mapping.
 //! - [`rest`]: `POST /api/broadcast` and `/api/broadcast/{topic}/events/{event}`.
 //! - `upstream`: the postgres_changes splice to a real Supabase Realtime.
 //! - [`fanout`]: frames serialised once per vsn for the hub.
@@ -16,6 +17,7 @@
 //! - [`jwt`]: HS256/384/512 verification with secret rotation, opaque keys.
 //! - [`policy`]: the private-channel rule table.
 
+pub mod bridge;
 pub mod codec;
 pub mod fanout;
 mod front;

@@ -13,6 +13,8 @@ use arc_swap::ArcSwapOption;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use super::bridge::{self, Bridge};
+use super::codec::Encoding;
 use super::fanout::{self, Broadcast};
 use super::jwt::Verifier;
 use super::presence::{Diff, Presences};
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) presences: Presences,
     presence_window: parking_lot::Mutex<Window>,
     pub(crate) shutdown: Shutdown,
+    /// The Pusher mapping (a no-op unless `pusher_app` is set).
+    pub(crate) bridge: Arc<Bridge>,
 }
 
 fn verifier_for(c: &Supabase) -> Verifier {
@@ -87,7 +91,12 @@ fn verifier_for(c: &Supabase) -> Verifier {
 }
 
 impl Shared {
-    pub(crate) fn new(hub: Arc<Hub>, config: Option<Arc<Supabase>>, shutdown: Shutdown) -> Shared {
+    pub(crate) fn new(
+        hub: Arc<Hub>,
+        config: Option<Arc<Supabase>>,
+        shutdown: Shutdown,
+        bridge: Arc<Bridge>,
+    ) -> Shared {
         let s = Shared {
             app: hub.app(NAMESPACE),
             hub,
@@ -96,6 +105,7 @@ impl Shared {
             presences: Presences::default(),
             presence_window: parking_lot::Mutex::new(Window::new()),
             shutdown,
+            bridge,
         };
         s.reload(config);
         s
@@ -103,6 +113,8 @@ impl Shared {
 
     /// Swaps in a reloaded config; live sockets keep their limits.
     pub(crate) fn reload(&self, config: Option<Arc<Supabase>>) {
+        self.bridge
+            .set_app(config.as_deref().and_then(|c| c.pusher_app.as_deref()));
         self.verifier
             .store(config.as_deref().map(|c| Arc::new(verifier_for(c))));
         self.config.store(config);
@@ -122,8 +134,67 @@ impl Shared {
     }
 
     /// Fans a broadcast on `sub_topic` out to its subscribers, except the
-    /// socket `except`.
+    /// socket `except`, and to the bridged Pusher app's channel if a mapping
+    /// is configured.
     pub(crate) fn broadcast(
+        &self,
+        sub_topic: &str,
+        private: bool,
+        b: Broadcast<'_>,
+        except: Option<&str>,
+    ) -> Result<Delivery, super::codec::CodecError> {
+        let d = self.broadcast_local(sub_topic, private, b, except)?;
+        if let Some(app) = self.bridge.app() {
+            self.to_pusher(&app, sub_topic, private, b);
+        }
+        Ok(d)
+    }
+
+    /// A Supabase broadcast as a Pusher event on the bridged app.
+    fn to_pusher(&self, app: &str, sub_topic: &str, private: bool, b: Broadcast<'_>) {
+        let (event, data) = match b {
+            Broadcast::Json(raw) => {
+                #[derive(serde::Deserialize)]
+                struct B<'a> {
+                    event: Option<String>,
+                    #[serde(borrow)]
+                    payload: Option<&'a RawValue>,
+                }
+                let Ok(p) = serde_json::from_str::<B<'_>>(raw.get()) else {
+                    return;
+                };
+                let Some(event) = p.event else { return };
+                (
+                    event,
+                    p.payload.map_or("{}".to_string(), |r| r.get().to_string()),
+                )
+            }
+            Broadcast::User {
+                event,
+                encoding: Encoding::Json,
+                data,
+                ..
+            } => (
+                event.to_string(),
+                String::from_utf8_lossy(data).into_owned(),
+            ),
+            // Pusher has no binary events.
+            Broadcast::User {
+                encoding: Encoding::Raw,
+                ..
+            } => return,
+        };
+        let channel = bridge::to_pusher(sub_topic, private);
+        let frame = crate::pusher::protocol::event(&channel, &event, &data, None);
+        self.hub.app(app).publish(
+            &channel,
+            &crate::hub::Frames::One(frame),
+            Some(bridge::MARK),
+        );
+    }
+
+    /// Fans a broadcast out to this front's subscribers only.
+    pub(crate) fn broadcast_local(
         &self,
         sub_topic: &str,
         private: bool,

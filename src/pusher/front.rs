@@ -56,6 +56,12 @@ fn registry(apps: &Apps) -> AppRegistry {
 impl PusherFront {
     /// A front serving `apps`; sockets obey `shutdown`.
     pub fn new(apps: &Apps, shutdown: Shutdown) -> PusherFront {
+        Self::with_hub(apps, Arc::new(Hub::default()), shutdown)
+    }
+
+    /// Like [`new`](Self::new) on a hub shared with the other fronts (the
+    /// Supabase front and its Pusher mapping).
+    pub fn with_hub(apps: &Apps, hub: Arc<Hub>, shutdown: Shutdown) -> PusherFront {
         let webhooks = match (tokio::runtime::Handle::try_current(), HttpPoster::new()) {
             (Ok(_), Ok(poster)) => Webhooks::spawn(Arc::new(poster), shutdown.drain_token()),
             (_, Err(e)) => {
@@ -66,7 +72,7 @@ impl PusherFront {
         };
         PusherFront {
             shared: Arc::new(Shared {
-                hub: Hub::default(),
+                hub,
                 apps: ArcSwap::from_pointee(registry(apps)),
                 settings: ArcSwap::from_pointee(apps.front.clone()),
                 webhooks,

@@ -66,7 +66,7 @@ fn send_count(webhooks: &Webhooks, app: &Arc<App>, hub: &AppHub, name: &Arc<str>
 
 /// Shared by all sessions and REST calls.
 pub(crate) struct Shared {
-    pub(crate) hub: Hub,
+    pub(crate) hub: Arc<Hub>,
     pub(crate) apps: ArcSwap<AppRegistry>,
     pub(crate) settings: ArcSwap<FrontSettings>,
     pub(crate) webhooks: Webhooks,

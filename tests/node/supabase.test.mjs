@@ -3,19 +3,11 @@
 // Every wait is bounded.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
 import WebSocket from 'ws';
 import { RealtimeClient } from '@supabase/realtime-js';
 import { startPortico, within, sleep } from './harness.mjs';
+import { SECRET, jwt } from './supabase_jwt.mjs';
 
-const SECRET = 'super-secret-jwt-token-with-at-least-32-characters-long';
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-export function jwt(claims) {
-  const head = b64({ alg: 'HS256', typ: 'JWT' });
-  const body = b64(claims);
-  const sig = createHmac('sha256', SECRET).update(`${head}.${body}`).digest('base64url');
-  return `${head}.${body}.${sig}`;
-}
 const now = () => Math.floor(Date.now() / 1000);
 const ANON = jwt({ role: 'anon', exp: now() + 3600 });
 
@@ -225,4 +217,25 @@ test('handshake rejections are HTTP errors with a reason', async () => {
   assert.match(JSON.parse(status.body).error, /Unknown API key/);
   const plain = await fetch(`${base}/realtime/v1/websocket?apikey=${ANON}`);
   assert.equal(plain.status, 426);
+});
+
+test('postgres_changes spliced to a second portico acting as the upstream', async () => {
+  const upstream = await startPortico(CONFIG.replace('[supabase.limits]', 'postgres_changes = "accept"\n[supabase.limits]'));
+  const edge = await startPortico(CONFIG.replace('[supabase.limits]', `upstream = "ws://127.0.0.1:${upstream.plain}/realtime/v1"\n[supabase.limits]`));
+  const c = new RealtimeClient(`ws://127.0.0.1:${edge.plain}/realtime/v1`, { transport: WebSocket, params: { apikey: ANON } });
+  try {
+    const ch = c.channel('db').on('postgres_changes', { event: 'INSERT', schema: 'public', table: 'todos' }, () => {});
+    const got = nextBroadcast(ch, 'from-upstream');
+    const statuses = [];
+    await within(8000, new Promise((res) => ch.subscribe((s) => { statuses.push(s); if (s === 'SUBSCRIBED') res(); })), 'spliced subscribe');
+    const sender = new RealtimeClient(`ws://127.0.0.1:${upstream.plain}/realtime/v1`, { transport: WebSocket, params: { apikey: ANON } });
+    assert.deepEqual(await within(5000, sender.channel('db').httpSend('from-upstream', { ok: 1 }), 'httpSend upstream'), { success: true });
+    assert.deepEqual((await within(5000, got, 'relayed delivery')).payload, { ok: 1 });
+    await upstream.stop();
+    await within(8000, (async () => { while (!statuses.includes('CHANNEL_ERROR')) await sleep(50); })(), 'phx_error after the upstream stops');
+  } finally {
+    c.disconnect();
+    await edge.stop();
+    await upstream.stop().catch(() => {});
+  }
 });

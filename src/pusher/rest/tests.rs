@@ -16,7 +16,7 @@ use crate::ws::{OutboundRx, QueueLimits, outbound};
 
 fn shared() -> Shared {
     Shared {
-        hub: Hub::default(),
+        hub: std::sync::Arc::new(Hub::default()),
         apps: ArcSwap::from_pointee(AppRegistry::new([App::new("1", "key", "secret")])),
         settings: ArcSwap::from_pointee(FrontSettings::default()),
         webhooks: Webhooks::disabled(),
