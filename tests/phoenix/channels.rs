@@ -128,3 +128,34 @@ async fn channel_limit_and_event_rate() {
     assert_eq!(c.recv().await.event, "phx_close");
     c.silent(Duration::from_millis(200)).await;
 }
+
+async fn close_code(c: &mut Client) -> Option<u16> {
+    use futures_util::StreamExt;
+    for _ in 0..50 {
+        match tokio::time::timeout(WAIT, c.ws.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f)))) => {
+                return f.map(|f| u16::from(f.code));
+            }
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn idle_socket_is_closed_with_1001() {
+    let s = start("idle_timeout = \"1s\"\n").await;
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    assert_eq!(close_code(&mut c).await, Some(1001));
+}
+
+#[tokio::test]
+async fn drain_closes_with_1012_so_clients_come_back() {
+    let s = start("").await;
+    let mut c = connect(s.addr, "1.0.0", &anon()).await;
+    c.join("realtime:x", join_payload(false, false, false))
+        .await;
+    drop(s);
+    assert_eq!(close_code(&mut c).await, Some(1012));
+}
