@@ -167,3 +167,58 @@ def test_handshake_rejection(portico):
             assert b"not a valid JWT" in e.response.body
 
     run(main())
+
+
+def test_set_auth_token_then_expiry(portico):
+    async def main():
+        c = await client(portico)
+        try:
+            await c.set_auth(jwt({"role": "anon", "exp": int(__import__("time").time()) + 2}))
+            expiring = c.channel("py-exp")
+            events = []
+            subscribed = asyncio.get_running_loop().create_future()
+
+            def cb(state, err):
+                events.append((state, str(err)))
+                if state == RealtimeSubscribeStates.SUBSCRIBED and not subscribed.done():
+                    subscribed.set_result(True)
+
+            await expiring.subscribe(cb)
+            await asyncio.wait_for(subscribed, WAIT)
+            # An error system message reaches the client as a channel error.
+            for _ in range(160):
+                if any("Token has expired" in e for _, e in events):
+                    break
+                await asyncio.sleep(0.05)
+            assert any("Token has expired" in e for _, e in events), events
+        finally:
+            await c.close()
+
+    run(main())
+
+
+def test_batch_rest_endpoint(portico):
+    async def main():
+        import urllib.request
+
+        sub = await client(portico)
+        try:
+            got = asyncio.get_running_loop().create_future()
+            ch = sub.channel("py-batch")
+            ch.on_broadcast("b", lambda m: got.done() or got.set_result(m))
+            assert await subscribe(ch) == RealtimeSubscribeStates.SUBSCRIBED
+            body = json.dumps({"messages": [{"topic": "py-batch", "event": "b", "payload": {"z": 3}}]}).encode()
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{portico}/realtime/v1/api/broadcast",
+                data=body,
+                headers={"Authorization": f"Bearer {anon()}", "Content-Type": "application/json"},
+                method="POST",
+            )
+            status = await asyncio.to_thread(lambda: urllib.request.urlopen(req, timeout=WAIT).status)
+            assert status == 202
+            m = await asyncio.wait_for(got, WAIT)
+            assert '"z": 3' in json.dumps(m)
+        finally:
+            await sub.close()
+
+    run(main())
