@@ -9,7 +9,9 @@ fn env(name: &str) -> Option<String> {
         "REVERB_APP_ID" => Some("123456".into()),
         "REVERB_APP_KEY" => Some("appkey".into()),
         "REVERB_APP_SECRET" => Some("appsecret".into()),
-        "SUPABASE_JWT_SECRET" => Some("super-secret-jwt-token-with-at-least-32-characters-long".into()),
+        "SUPABASE_JWT_SECRET" => {
+            Some("super-secret-jwt-token-with-at-least-32-characters-long".into())
+        }
         _ => None,
     }
 }

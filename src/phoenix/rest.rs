@@ -45,6 +45,9 @@ pub enum RestError {
     /// No such endpoint.
     #[error("not found")]
     NotFound,
+    /// More messages per second than `max_events_per_second`.
+    #[error("You have exceeded your rate limit")]
+    RateLimited,
     /// Realtime is not configured.
     #[error("Supabase Realtime is not configured on this server")]
     NotConfigured,
@@ -60,6 +63,7 @@ impl RestError {
             RestError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             RestError::NotFound => StatusCode::NOT_FOUND,
             RestError::NotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            RestError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -170,6 +174,9 @@ fn serve(
                 ));
             }
         }
+        if !shared.rest_allowed(batch.messages.len(), config.limits.max_events_per_second) {
+            return Err(RestError::RateLimited);
+        }
         for m in &batch.messages {
             if !can_write(shared, &claims, &m.topic, m.private) {
                 continue; // Supabase skips these silently.
@@ -221,6 +228,9 @@ fn serve(
             "payload exceeds the limit of {max} bytes"
         )));
     }
+    if !shared.rest_allowed(1, config.limits.max_events_per_second) {
+        return Err(RestError::RateLimited);
+    }
     let private = query_param(query, "private").is_some_and(|v| v == "true");
     if !can_write(shared, &claims, &topic, private) {
         return Err(RestError::Forbidden(topic));
@@ -254,6 +264,7 @@ mod tests {
             (RestError::Unprocessable("x".into()), 422),
             (RestError::NotFound, 404),
             (RestError::NotConfigured, 503),
+            (RestError::RateLimited, 429),
         ] {
             assert_eq!(e.status().as_u16(), s, "{e:?}");
         }

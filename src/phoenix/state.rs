@@ -77,6 +77,7 @@ pub(crate) struct Shared {
     verifier: ArcSwapOption<Verifier>,
     pub(crate) presences: Presences,
     presence_window: parking_lot::Mutex<Window>,
+    rest_window: parking_lot::Mutex<Window>,
     pub(crate) shutdown: Shutdown,
     /// The Pusher mapping (a no-op unless `pusher_app` is set).
     pub(crate) bridge: Arc<Bridge>,
@@ -104,6 +105,7 @@ impl Shared {
             verifier: ArcSwapOption::empty(),
             presences: Presences::default(),
             presence_window: parking_lot::Mutex::new(Window::new()),
+            rest_window: parking_lot::Mutex::new(Window::new()),
             shutdown,
             bridge,
         };
@@ -131,6 +133,13 @@ impl Shared {
     /// Counts one presence event front-wide.
     pub(crate) fn presence_allowed(&self, limit: u32) -> bool {
         self.presence_window.lock().hit(Instant::now(), limit)
+    }
+
+    /// Counts `n` REST messages front-wide against `limit` per second.
+    pub(crate) fn rest_allowed(&self, n: usize, limit: u32) -> bool {
+        let mut w = self.rest_window.lock();
+        let now = Instant::now();
+        (0..n.max(1)).all(|_| w.hit(now, limit))
     }
 
     /// Fans a broadcast on `sub_topic` out to its subscribers, except the

@@ -159,3 +159,20 @@ async fn drain_closes_with_1012_so_clients_come_back() {
     drop(s);
     assert_eq!(close_code(&mut c).await, Some(1012));
 }
+
+#[tokio::test]
+async fn rest_rate_limit_is_429() {
+    let s = start("max_events_per_second = 2\n").await;
+    let key = anon();
+    let body = json!({"messages":[{"topic":"t","event":"e","payload":{}},{"topic":"t","event":"e","payload":{}},{"topic":"t","event":"e","payload":{}}]}).to_string();
+    let (status, _, body) = http(
+        s.addr,
+        "POST",
+        "/realtime/v1/api/broadcast",
+        &[("apikey", &key), ("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(body, r#"{"message":"You have exceeded your rate limit"}"#);
+}
