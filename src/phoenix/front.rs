@@ -139,6 +139,10 @@ impl SupabaseFront {
 
     fn websocket(&self, mut req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
         let config = self.shared.config();
+        if config.is_none() {
+            // Said first: no other answer helps before `[supabase]` exists.
+            return self.refused(&HandshakeError::NotConfigured, ctx);
+        }
         let verifier = self.shared.verifier();
         let query = req.uri().query().map(str::to_string);
         let mut checked = handshake::check(

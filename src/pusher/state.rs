@@ -238,7 +238,7 @@ mod tests {
         app.subscription_count = true;
         let app = Arc::new(app);
         let shared = Shared {
-            hub: Hub::default(),
+            hub: Arc::new(Hub::default()),
             apps: ArcSwap::from_pointee(AppRegistry::new([App::clone(&app)])),
             settings: ArcSwap::from_pointee(FrontSettings::default()),
             webhooks: Webhooks::disabled(),
