@@ -17,7 +17,9 @@
 //! max_connections = 1000         # unset: no cap; over it: 4004
 //! max_message_size = "10000"     # inbound WebSocket message (1009 over it)
 //! max_event_size = "10KiB"       # data of a published or client event (413)
-//! activity_timeout = "120s"      # told to clients; server pings after it
+//! activity_timeout = "120s"      # told to clients (they ping after it)
+//! ping_interval = "60s"          # server pings after this client silence;
+//!                                # unset: activity_timeout (REVERB_APP_PING_INTERVAL)
 //! pong_timeout = "30s"           # then closes with 4201
 //! user_authentication = false    # require pusher:signin ...
 //! user_authentication_timeout = "30s"  # ... within this, else 4009
@@ -72,6 +74,7 @@ pub(crate) struct RawApp {
     pub(crate) max_message_size: Option<SpStr>,
     pub(crate) max_event_size: Option<SpStr>,
     pub(crate) activity_timeout: Option<SpStr>,
+    pub(crate) ping_interval: Option<SpStr>,
     pub(crate) pong_timeout: Option<SpStr>,
     pub(crate) user_authentication: Option<bool>,
     pub(crate) user_authentication_timeout: Option<SpStr>,
@@ -367,6 +370,13 @@ fn validate_app(a: &RawApp, v: &V<'_, '_>) -> Result<App, ConfigError> {
         a.activity_timeout.as_ref(),
         app.activity_timeout,
     )?;
+    if a.ping_interval.is_some() {
+        app.ping_interval = Some(v.required_duration(
+            "ping_interval",
+            a.ping_interval.as_ref(),
+            app.activity_timeout,
+        )?);
+    }
     app.pong_timeout =
         v.required_duration("pong_timeout", a.pong_timeout.as_ref(), app.pong_timeout)?;
     if a.user_authentication.unwrap_or(false) {
@@ -541,6 +551,9 @@ pub fn app_from_env(env: &HashMap<String, String>) -> Result<(App, Option<String
     };
     if let Some(d) = secs("REVERB_APP_ACTIVITY_TIMEOUT")?.filter(|d| !d.is_zero()) {
         app.activity_timeout = d;
+    }
+    if let Some(d) = secs("REVERB_APP_PING_INTERVAL")?.filter(|d| !d.is_zero()) {
+        app.ping_interval = Some(d);
     }
     if let Some(n) = num("REVERB_APP_MAX_MESSAGE_SIZE")?.filter(|n| *n > 0) {
         app.max_message_size = n;

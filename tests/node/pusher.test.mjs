@@ -134,6 +134,14 @@ key = "key-6"
 secret = "secret-6"
 activity_timeout = "1s"
 pong_timeout = "1s"
+
+[[apps]]
+id = "app-10"
+key = "key-10"
+secret = "secret-10"
+activity_timeout = "120s"
+ping_interval = "1s"
+pong_timeout = "1s"
 `;
 }
 
@@ -452,6 +460,22 @@ describe('error codes over raw WebSockets', () => {
     }
     assert.equal(s.ws.readyState, 1);
     s.close();
+  });
+  it('ping_interval: server pings after client silence, apart from the announced activity_timeout', async () => {
+    const s = ws('key-10');
+    const est = await s.next((m) => m.event === 'pusher:connection_established');
+    const t0 = Date.now();
+    // Clients are told 120 s (they ping the server after that) ...
+    assert.equal(data(est).activity_timeout, 120);
+    // ... while the server pings after 1 s of client silence.
+    await s.next((m) => m.event === 'pusher:ping', 3000);
+    assert.ok(Date.now() - t0 >= 800, `pinged after ${Date.now() - t0} ms`);
+    // Any client message is activity: a client ping is answered and resets the timer.
+    s.send({ event: 'pusher:ping', data: {} });
+    await s.next((m) => m.event === 'pusher:pong', 3000);
+    await s.next((m) => m.event === 'pusher:ping', 3000);
+    // No reply within pong_timeout: 4201.
+    assert.equal(await closeCode(s), 4201);
   });
   it('errors that keep the socket open', async () => {
     const s = ws(APP.key);
