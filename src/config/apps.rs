@@ -35,6 +35,9 @@
 //! max_events = 10
 //! per = "1s"
 //! terminate = false              # true: close with 4301 instead of an error
+//! [apps.api_rate_limit]          # REST API calls per app (default: no limit)
+//! max_requests = 100             # over it: 429 {"error":...} + Retry-After
+//! per = "1s"
 //! [[apps.webhooks]]
 //! url = "http://127.0.0.1:8000/pusher/webhooks"
 //! events = ["channel_occupied", "member_added"]   # empty/absent: all
@@ -58,7 +61,7 @@ use super::units::{parse_duration_opt, parse_size};
 use super::validate::Ctx;
 pub use crate::pusher::FrontSettings;
 pub use crate::pusher::app::App;
-use crate::pusher::app::{OriginPattern, RateLimit, WebhookKind, WebhookTarget};
+use crate::pusher::app::{ApiRateLimit, OriginPattern, RateLimit, WebhookKind, WebhookTarget};
 
 /// One `[[apps]]` entry as written.
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +90,7 @@ pub(crate) struct RawApp {
     pub(crate) max_queue_bytes: Option<SpStr>,
     pub(crate) cache_ttl: Option<SpStr>,
     pub(crate) rate_limit: Option<RawRateLimit>,
+    pub(crate) api_rate_limit: Option<RawApiRateLimit>,
     pub(crate) webhooks: Option<Vec<RawWebhook>>,
 }
 
@@ -97,6 +101,14 @@ pub(crate) struct RawRateLimit {
     pub(crate) max_events: Option<Spanned<i64>>,
     pub(crate) per: Option<SpStr>,
     pub(crate) terminate: Option<bool>,
+}
+
+/// `[apps.api_rate_limit]`: REST API calls per app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiRateLimit {
+    pub(crate) max_requests: Option<Spanned<i64>>,
+    pub(crate) per: Option<SpStr>,
 }
 
 /// `[[apps.webhooks]]`.
@@ -419,6 +431,20 @@ fn validate_app(a: &RawApp, v: &V<'_, '_>) -> Result<App, ConfigError> {
             max: u32::try_from(max).unwrap_or(u32::MAX),
             per,
             terminate: rl.terminate.unwrap_or(false),
+        });
+    }
+    if let Some(rl) = &a.api_rate_limit {
+        let rv = V {
+            cx,
+            at: v.key("api_rate_limit"),
+        };
+        let max = rv
+            .count("max_requests", rl.max_requests.as_ref())?
+            .unwrap_or(100);
+        let per = rv.required_duration("per", rl.per.as_ref(), Duration::from_secs(1))?;
+        app.api_rate_limit = Some(ApiRateLimit {
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+            per,
         });
     }
     for (j, w) in a.webhooks.iter().flatten().enumerate() {

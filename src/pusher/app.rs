@@ -87,6 +87,17 @@ pub struct RateLimit {
     pub terminate: bool,
 }
 
+/// `[apps.api_rate_limit]`: REST API calls per app, counted in fixed
+/// windows after the signature check; over it: 429 with a JSON error and
+/// `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRateLimit {
+    /// Calls allowed per window.
+    pub max: u32,
+    /// The window.
+    pub per: Duration,
+}
+
 /// A host glob from `allowed_origins` (`*`, `example.com`, `*.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginPattern(pub Arc<str>);
@@ -174,6 +185,8 @@ pub struct App {
     pub max_queue_bytes: usize,
     /// Client-event rate limit per connection.
     pub client_event_rate: Option<RateLimit>,
+    /// REST API rate limit of the app (none by default).
+    pub api_rate_limit: Option<ApiRateLimit>,
     /// How long a cache channel keeps its last event.
     pub cache_ttl: Duration,
     /// Webhook endpoints.
@@ -210,6 +223,7 @@ impl App {
                 per: Duration::from_secs(1),
                 terminate: false,
             }),
+            api_rate_limit: None,
             cache_ttl: Duration::from_secs(1800),
             webhooks: Vec::new(),
         }

@@ -27,6 +27,7 @@ fn full_app() {
          max_message_size = \"20KiB\"\nactivity_timeout = \"30s\"\nping_interval = \"45s\"\nuser_authentication = true\nwatchlist = true\n\
          subscription_count = true\npresence_max_members = 10\ncache_ttl = \"1m\"\n\
          [apps.rate_limit]\nmax_events = 5\nper = \"2s\"\nterminate = true\n\
+         [apps.api_rate_limit]\nmax_requests = 50\nper = \"10s\"\n\
          [[apps.webhooks]]\nurl = \"http://127.0.0.1:8000/hooks\"\nevents = [\"channel_occupied\", \"member_added\"]\n\
          [pusher]\npath_prefix = \"/ws/\"\ndrain_spread = \"10s\"\n"
     ))
@@ -46,6 +47,13 @@ fn full_app() {
         a.client_event_rate.map(|r| (r.max, r.terminate)),
         Some((5, true))
     );
+    assert_eq!(
+        a.api_rate_limit,
+        Some(crate::pusher::app::ApiRateLimit {
+            max: 50,
+            per: Duration::from_secs(10)
+        })
+    );
     assert_eq!(a.webhooks[0].events.len(), 2);
     assert_eq!(c.apps.front.path_prefix.as_deref(), Some("/ws"));
     assert_eq!(c.apps.front.drain_spread, Duration::from_secs(10));
@@ -60,6 +68,7 @@ fn defaults() {
     // Without ping_interval the server pings after the announced activity_timeout.
     assert_eq!(a.ping_interval, None);
     assert_eq!(a.ping_after(), Duration::from_secs(120));
+    assert_eq!(a.api_rate_limit, None);
     assert!(a.origin_allowed(None));
 }
 
@@ -101,6 +110,14 @@ fn rejections() {
     assert_eq!(
         err_key(&format!("{BASE}activity_timeout = \"soon\"\n")),
         "apps[0].activity_timeout"
+    );
+    assert_eq!(
+        err_key(&format!("{BASE}[apps.api_rate_limit]\nmax_requests = 0\n")),
+        "apps[0].api_rate_limit.max_requests"
+    );
+    assert_eq!(
+        err_key(&format!("{BASE}[apps.api_rate_limit]\nper = \"off\"\n")),
+        "apps[0].api_rate_limit.per"
     );
     assert_eq!(
         err_key(&format!("{BASE}ping_interval = \"off\"\n")),
