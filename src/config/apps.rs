@@ -17,7 +17,9 @@
 //! max_connections = 1000         # unset: no cap; over it: 4004
 //! max_message_size = "10000"     # inbound WebSocket message (1009 over it)
 //! max_event_size = "10KiB"       # data of a published or client event (413)
-//! activity_timeout = "120s"      # told to clients; server pings after it
+//! activity_timeout = "120s"      # told to clients (they ping after it)
+//! ping_interval = "60s"          # server pings after this client silence;
+//!                                # unset: activity_timeout (REVERB_APP_PING_INTERVAL)
 //! pong_timeout = "30s"           # then closes with 4201
 //! user_authentication = false    # require pusher:signin ...
 //! user_authentication_timeout = "30s"  # ... within this, else 4009
@@ -33,6 +35,9 @@
 //! max_events = 10
 //! per = "1s"
 //! terminate = false              # true: close with 4301 instead of an error
+//! [apps.api_rate_limit]          # REST API calls per app (default: no limit)
+//! max_requests = 100             # over it: 429 {"error":...} + Retry-After
+//! per = "1s"
 //! [[apps.webhooks]]
 //! url = "http://127.0.0.1:8000/pusher/webhooks"
 //! events = ["channel_occupied", "member_added"]   # empty/absent: all
@@ -56,7 +61,7 @@ use super::units::{parse_duration_opt, parse_size};
 use super::validate::Ctx;
 pub use crate::pusher::FrontSettings;
 pub use crate::pusher::app::App;
-use crate::pusher::app::{OriginPattern, RateLimit, WebhookKind, WebhookTarget};
+use crate::pusher::app::{ApiRateLimit, OriginPattern, RateLimit, WebhookKind, WebhookTarget};
 
 /// One `[[apps]]` entry as written.
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +77,7 @@ pub(crate) struct RawApp {
     pub(crate) max_message_size: Option<SpStr>,
     pub(crate) max_event_size: Option<SpStr>,
     pub(crate) activity_timeout: Option<SpStr>,
+    pub(crate) ping_interval: Option<SpStr>,
     pub(crate) pong_timeout: Option<SpStr>,
     pub(crate) user_authentication: Option<bool>,
     pub(crate) user_authentication_timeout: Option<SpStr>,
@@ -84,6 +90,7 @@ pub(crate) struct RawApp {
     pub(crate) max_queue_bytes: Option<SpStr>,
     pub(crate) cache_ttl: Option<SpStr>,
     pub(crate) rate_limit: Option<RawRateLimit>,
+    pub(crate) api_rate_limit: Option<RawApiRateLimit>,
     pub(crate) webhooks: Option<Vec<RawWebhook>>,
 }
 
@@ -94,6 +101,14 @@ pub(crate) struct RawRateLimit {
     pub(crate) max_events: Option<Spanned<i64>>,
     pub(crate) per: Option<SpStr>,
     pub(crate) terminate: Option<bool>,
+}
+
+/// `[apps.api_rate_limit]`: REST API calls per app.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiRateLimit {
+    pub(crate) max_requests: Option<Spanned<i64>>,
+    pub(crate) per: Option<SpStr>,
 }
 
 /// `[[apps.webhooks]]`.
@@ -367,6 +382,13 @@ fn validate_app(a: &RawApp, v: &V<'_, '_>) -> Result<App, ConfigError> {
         a.activity_timeout.as_ref(),
         app.activity_timeout,
     )?;
+    if a.ping_interval.is_some() {
+        app.ping_interval = Some(v.required_duration(
+            "ping_interval",
+            a.ping_interval.as_ref(),
+            app.activity_timeout,
+        )?);
+    }
     app.pong_timeout =
         v.required_duration("pong_timeout", a.pong_timeout.as_ref(), app.pong_timeout)?;
     if a.user_authentication.unwrap_or(false) {
@@ -409,6 +431,20 @@ fn validate_app(a: &RawApp, v: &V<'_, '_>) -> Result<App, ConfigError> {
             max: u32::try_from(max).unwrap_or(u32::MAX),
             per,
             terminate: rl.terminate.unwrap_or(false),
+        });
+    }
+    if let Some(rl) = &a.api_rate_limit {
+        let rv = V {
+            cx,
+            at: v.key("api_rate_limit"),
+        };
+        let max = rv
+            .count("max_requests", rl.max_requests.as_ref())?
+            .unwrap_or(100);
+        let per = rv.required_duration("per", rl.per.as_ref(), Duration::from_secs(1))?;
+        app.api_rate_limit = Some(ApiRateLimit {
+            max: u32::try_from(max).unwrap_or(u32::MAX),
+            per,
         });
     }
     for (j, w) in a.webhooks.iter().flatten().enumerate() {
@@ -541,6 +577,9 @@ pub fn app_from_env(env: &HashMap<String, String>) -> Result<(App, Option<String
     };
     if let Some(d) = secs("REVERB_APP_ACTIVITY_TIMEOUT")?.filter(|d| !d.is_zero()) {
         app.activity_timeout = d;
+    }
+    if let Some(d) = secs("REVERB_APP_PING_INTERVAL")?.filter(|d| !d.is_zero()) {
+        app.ping_interval = Some(d);
     }
     if let Some(n) = num("REVERB_APP_MAX_MESSAGE_SIZE")?.filter(|n| *n > 0) {
         app.max_message_size = n;

@@ -87,6 +87,17 @@ pub struct RateLimit {
     pub terminate: bool,
 }
 
+/// `[apps.api_rate_limit]`: REST API calls per app, counted in fixed
+/// windows after the signature check; over it: 429 with a JSON error and
+/// `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRateLimit {
+    /// Calls allowed per window.
+    pub max: u32,
+    /// The window.
+    pub per: Duration,
+}
+
 /// A host glob from `allowed_origins` (`*`, `example.com`, `*.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginPattern(pub Arc<str>);
@@ -145,8 +156,13 @@ pub struct App {
     pub max_message_size: usize,
     /// Largest `data` of a published or client event.
     pub max_event_size: usize,
-    /// Silence before the server pings; sent to clients in the handshake.
+    /// Sent to clients in the handshake: they ping after this much silence
+    /// from the server. Also the server's ping interval unless
+    /// [`App::ping_interval`] is set.
     pub activity_timeout: Duration,
+    /// Reverb's `ping_interval`: the server pings a connection after this
+    /// much silence from the client (`None`: after `activity_timeout`).
+    pub ping_interval: Option<Duration>,
     /// Wait for any reply to a ping before closing with 4201.
     pub pong_timeout: Duration,
     /// Require `pusher:signin` within this time (4009), if set.
@@ -169,6 +185,8 @@ pub struct App {
     pub max_queue_bytes: usize,
     /// Client-event rate limit per connection.
     pub client_event_rate: Option<RateLimit>,
+    /// REST API rate limit of the app (none by default).
+    pub api_rate_limit: Option<ApiRateLimit>,
     /// How long a cache channel keeps its last event.
     pub cache_ttl: Duration,
     /// Webhook endpoints.
@@ -189,6 +207,7 @@ impl App {
             max_message_size: 10_000,
             max_event_size: 10_240,
             activity_timeout: Duration::from_secs(120),
+            ping_interval: None,
             pong_timeout: Duration::from_secs(30),
             user_authentication_timeout: None,
             watchlist: false,
@@ -204,9 +223,15 @@ impl App {
                 per: Duration::from_secs(1),
                 terminate: false,
             }),
+            api_rate_limit: None,
             cache_ttl: Duration::from_secs(1800),
             webhooks: Vec::new(),
         }
+    }
+
+    /// How long a connection may stay silent before the server pings it.
+    pub fn ping_after(&self) -> Duration {
+        self.ping_interval.unwrap_or(self.activity_timeout)
     }
 
     /// Whether a handshake with this `Origin` header is allowed.

@@ -78,6 +78,7 @@ impl PusherFront {
                 webhooks,
                 shutdown,
                 counts: Default::default(),
+                rest_windows: Default::default(),
             }),
         }
     }
@@ -181,7 +182,12 @@ impl PusherFront {
             Ok(json) => json_response(StatusCode::OK, json),
             Err(e) => {
                 tracing::debug!(path, error = %e, "pusher REST call refused");
-                json_response(e.status(), e.body())
+                let mut resp = json_response(e.status(), e.body());
+                if let Some(secs) = e.retry_after() {
+                    resp.headers_mut()
+                        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+                }
+                resp
             }
         }
     }

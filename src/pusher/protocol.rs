@@ -16,8 +16,11 @@
 use serde_json::Value;
 
 mod encode;
+mod roundtrip;
 
 pub use encode::*;
+#[doc(hidden)]
+pub use roundtrip::check_client_frame;
 
 use super::auth::AuthError;
 use super::channel::ChannelNameError;

@@ -49,6 +49,18 @@ pub enum RestError {
     /// A field breaks a rule (too many channels, bad name, ...).
     #[error("{0}")]
     Invalid(String),
+    /// Over the app's `api_rate_limit`.
+    #[error(
+        "Too many requests: this app allows {max} API calls per {per:?}; retry in {retry_after} s"
+    )]
+    RateLimited {
+        /// The limit.
+        max: u32,
+        /// Its window.
+        per: std::time::Duration,
+        /// Whole seconds until the window ends (`Retry-After`).
+        retry_after: u64,
+    },
     /// The event data or the body is too large.
     #[error("Payload too large: {size} bytes, the limit is {max}")]
     TooLarge {
@@ -70,6 +82,15 @@ impl RestError {
             RestError::BadBody(_) => StatusCode::BAD_REQUEST,
             RestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, on a 429.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            RestError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 
@@ -117,6 +138,15 @@ pub(crate) fn handle(shared: &Shared, call: &Call<'_>) -> Result<String, RestErr
         body: call.body,
     };
     auth::verify_rest(app.creds(), req, now())?;
+    // Counted after the signature check: only the app's own backend spends
+    // its budget, and forged calls cannot lock it out.
+    if let (Err(left), Some(rl)) = (shared.rest_call_allowed(&app), app.api_rate_limit) {
+        return Err(RestError::RateLimited {
+            max: rl.max,
+            per: rl.per,
+            retry_after: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+        });
+    }
     let params = auth::parse_query(call.query).unwrap_or_default();
     let param = |k: &str| {
         params

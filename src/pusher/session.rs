@@ -1,8 +1,8 @@
 //! One Pusher WebSocket connection, from upgrade to cleanup.
 //!
 //! Owns: the connection's subscriptions, its signed-in user and watchlist,
-//! its liveness timers (ping after `activity_timeout` of silence, 4201 after
-//! `pong_timeout` more), the sign-in deadline, the client-event rate limit,
+//! its liveness timers (ping after `ping_interval` — by default the announced
+//! `activity_timeout` — of client silence, 4201 after `pong_timeout` more), the sign-in deadline, the client-event rate limit,
 //! and its place in the drain spread. Receives: inbound frames from the
 //! socket's stream half and the edge's shutdown signal. Hands on: replies
 //! through the socket's outbound queue (written by the one writer task),
@@ -134,7 +134,8 @@ pub(crate) async fn run<S>(
         window: (Instant::now(), 0),
     };
 
-    let timer = sleep_until(Instant::now() + app.activity_timeout);
+    let ping_after = app.ping_after();
+    let timer = sleep_until(Instant::now() + ping_after);
     tokio::pin!(timer);
     let mut pinged = false;
     let signin_deadline = app.user_authentication_timeout.map(|t| Instant::now() + t);
@@ -169,7 +170,7 @@ pub(crate) async fn run<S>(
             }
             msg = ws::next_inbound(&mut stream) => {
                 pinged = false;
-                timer.as_mut().reset(Instant::now() + app.activity_timeout);
+                timer.as_mut().reset(Instant::now() + ping_after);
                 let res = match msg {
                     Ok(Inbound::Text(t)) => s.on_text(t.as_bytes()),
                     Ok(Inbound::Binary(_)) => Err(SessionError::InvalidMessage(protocol::ParseError::NotJson)),

@@ -72,12 +72,33 @@ pub(crate) struct Shared {
     pub(crate) webhooks: Webhooks,
     pub(crate) shutdown: Shutdown,
     pub(crate) counts: CountThrottle,
+    /// Per app id: the current REST rate-limit window's start and calls.
+    pub(crate) rest_windows: Mutex<HashMap<Arc<str>, (Instant, u32)>>,
 }
 
 impl Shared {
     /// The app hub of `app`.
     pub(crate) fn app_hub(&self, app: &App) -> Arc<AppHub> {
         self.hub.app(&app.id)
+    }
+
+    /// Counts one REST call against the app's `api_rate_limit` (fixed
+    /// windows). Over the limit: `Err` with the time until the window ends.
+    pub(crate) fn rest_call_allowed(&self, app: &App) -> Result<(), Duration> {
+        let Some(rl) = app.api_rate_limit else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut windows = self.rest_windows.lock();
+        let w = windows.entry(app.id.clone()).or_insert((now, 0));
+        let age = now.duration_since(w.0);
+        if age >= rl.per {
+            *w = (now, 0);
+        } else if w.1 >= rl.max {
+            return Err(rl.per - age);
+        }
+        w.1 += 1;
+        Ok(())
     }
 
     /// After a successful subscribe: occupied webhook, member_added to the
@@ -244,6 +265,7 @@ mod tests {
             webhooks: Webhooks::disabled(),
             shutdown: Shutdown::new(),
             counts: Default::default(),
+            rest_windows: Default::default(),
         };
         let hub = shared.app_hub(&app);
         let name: Arc<str> = Arc::from("big");

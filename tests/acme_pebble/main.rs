@@ -223,6 +223,8 @@ async fn renewal_swaps_certificate_while_connection_stays_open_and_survives_ca_o
         .await
         .expect("open");
     assert_eq!(health(&mut open, A).await, 200);
+    // A Pusher WebSocket on the in-process hub, over the first certificate.
+    let mut ws = pusher_socket(portico.https, &root, A).await;
 
     // Renewal swaps the certificate for new handshakes...
     let second = eventually(Duration::from_secs(40), "a renewed certificate", || {
@@ -244,6 +246,9 @@ async fn renewal_swaps_certificate_while_connection_stays_open_and_survives_ca_o
         "open connection survived the swap"
     );
     assert_eq!(peer_leaf(&open), first);
+    // ...and so does the WebSocket: it still answers a ping on the old session.
+    pusher_ping(&mut ws).await;
+    assert_eq!(peer_leaf(ws.get_ref()), first);
 
     // The CA goes away: renewal fails, portico keeps serving the last certificate.
     assert!(p.orders() >= 2);
@@ -371,4 +376,54 @@ async fn two_nodes_sharing_storage_order_once() {
     );
     drop((node_a, node_b));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+type PusherWs =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// Opens `wss://{sni}/app/{key}` over a verified TLS connection and waits for
+/// `pusher:connection_established`.
+async fn pusher_socket(
+    addr: std::net::SocketAddr,
+    root: &rustls::pki_types::CertificateDer<'static>,
+    sni: &str,
+) -> PusherWs {
+    let tls = connect_verified(addr, root, sni).await.expect("tls");
+    let url = format!("wss://{sni}/app/acme-test-key?protocol=7&client=js&version=8.4.0");
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::client_async(url, tls),
+    )
+    .await
+    .expect("upgrade in time")
+    .expect("upgrade");
+    let first = next_text(&mut ws).await;
+    assert!(first.contains("pusher:connection_established"), "{first}");
+    ws
+}
+
+/// Sends `pusher:ping` and waits for `pusher:pong`.
+async fn pusher_ping(ws: &mut PusherWs) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"event":"pusher:ping","data":{}}"#,
+    ))
+    .await
+    .expect("send ping");
+    let reply = next_text(ws).await;
+    assert!(reply.contains("pusher:pong"), "{reply}");
+}
+
+async fn next_text(ws: &mut PusherWs) -> String {
+    use futures_util::StreamExt;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+            return t.to_string();
+        }
+    }
 }

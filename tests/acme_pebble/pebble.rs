@@ -380,7 +380,7 @@ impl Portico {
         let https = bound.https.local_addr().expect("addr");
         let http = bound.http.local_addr().expect("addr");
         let text = format!(
-            "[server]\nhttps = \"{https}\"\nhttp = \"{http}\"\n[tls]\nmode = \"acme\"\n{tls}\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[log]\naccess = false\n"
+            "[server]\nhttps = \"{https}\"\nhttp = \"{http}\"\n[tls]\nmode = \"acme\"\n{tls}\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[log]\naccess = false\n[[apps]]\nid = \"1\"\nkey = \"acme-test-key\"\nsecret = \"s\"\n"
         );
         let mut cfg = Config::from_str(&text, "test.toml").expect("valid config");
         if let Tls::Acme(a) = &mut cfg.tls {

@@ -134,6 +134,22 @@ key = "key-6"
 secret = "secret-6"
 activity_timeout = "1s"
 pong_timeout = "1s"
+
+[[apps]]
+id = "app-10"
+key = "key-10"
+secret = "secret-10"
+activity_timeout = "120s"
+ping_interval = "1s"
+pong_timeout = "1s"
+
+[[apps]]
+id = "app-11"
+key = "key-11"
+secret = "secret-11"
+[apps.api_rate_limit]
+max_requests = 2
+per = "60s"
 `;
 }
 
@@ -453,6 +469,22 @@ describe('error codes over raw WebSockets', () => {
     assert.equal(s.ws.readyState, 1);
     s.close();
   });
+  it('ping_interval: server pings after client silence, apart from the announced activity_timeout', async () => {
+    const s = ws('key-10');
+    const est = await s.next((m) => m.event === 'pusher:connection_established');
+    const t0 = Date.now();
+    // Clients are told 120 s (they ping the server after that) ...
+    assert.equal(data(est).activity_timeout, 120);
+    // ... while the server pings after 1 s of client silence.
+    await s.next((m) => m.event === 'pusher:ping', 3000);
+    assert.ok(Date.now() - t0 >= 800, `pinged after ${Date.now() - t0} ms`);
+    // Any client message is activity: a client ping is answered and resets the timer.
+    s.send({ event: 'pusher:ping', data: {} });
+    await s.next((m) => m.event === 'pusher:pong', 3000);
+    await s.next((m) => m.event === 'pusher:ping', 3000);
+    // No reply within pong_timeout: 4201.
+    assert.equal(await closeCode(s), 4201);
+  });
   it('errors that keep the socket open', async () => {
     const s = ws(APP.key);
     await s.next((m) => m.event === 'pusher:connection_established');
@@ -616,6 +648,28 @@ describe('REST errors', () => {
     const body = JSON.stringify({ name: 'e', data: 'x', channels: many });
     const signed = await status(server.post({ path: '/events', body: JSON.parse(body) }));
     assert.equal(signed, 400);
+  });
+  it('429 over an app\'s api_rate_limit, JSON error and Retry-After; other apps unaffected', async () => {
+    const app11 = { appId: 'app-11', key: 'key-11', secret: 'secret-11' };
+    const limited = rest(app11);
+    for (let i = 0; i < 2; i += 1) assert.equal(await status(limited.trigger('a', 'e', 'x')), 200);
+    let err;
+    try { await limited.trigger('a', 'e', 'x'); } catch (e) { err = e; }
+    assert.equal(err?.status, 429);
+    assert.match(JSON.parse(err.body).error, /Too many requests/);
+    // A correctly signed raw GET shows Retry-After.
+    const path = '/apps/app-11/channels';
+    const q = `auth_key=key-11&auth_timestamp=${Math.floor(Date.now() / 1000)}&auth_version=1.0`;
+    const sig = createHmac('sha256', app11.secret).update(`GET\n${path}\n${q}`).digest('hex');
+    const r = await fetch(`http://127.0.0.1:${portico.plain}${path}?${q}&auth_signature=${sig}`);
+    assert.equal(r.status, 429);
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    const retry = Number(r.headers.get('retry-after'));
+    assert.ok(retry >= 1 && retry <= 60, `Retry-After ${retry}`);
+    assert.match((await r.json()).error, /Too many requests/);
+    // Forged calls are refused (401) without spending anything; other apps are not limited.
+    assert.equal(await status(rest({ ...app11, secret: 'wrong' }).trigger('a', 'e', 'x')), 401);
+    assert.equal(await status(server.trigger('a', 'e', 'x')), 200);
   });
 });
 

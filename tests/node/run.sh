@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds portico, installs the Node clients, and runs the real-client tests.
+# Builds portico, installs the Node clients, and runs the real-client tests
+# (pusher.test.mjs, and browser.test.mjs: headless Debian chromium, which
+# needs `apt-get install chromium libnss3-tools` and php-cli).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -21,10 +23,10 @@ if [ -z "${PORTICO_BIN:-}" ]; then
   export PORTICO_BIN="$work/portico"
 fi
 cd "$here"
-if [ ! -d node_modules ]; then npm install --no-audit --no-fund --silent; fi
+if [ ! -d node_modules/playwright-core ]; then PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --silent; fi
 # Trust a dev CA made up front, so wss/https tests verify certificates.
 certs="$work/certs"
 "$PORTICO_BIN" certs-dev --dir "$certs" >/dev/null
 export NODE_EXTRA_CA_CERTS="$certs/portico-dev-ca.pem"
 export PORTICO_TEST_CERTS="$certs"
-exec node --test --test-concurrency=1 --test-timeout=120000 "$@" pusher.test.mjs
+exec node --test --test-concurrency=1 --test-timeout=120000 "$@" pusher.test.mjs browser.test.mjs

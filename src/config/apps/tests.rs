@@ -24,9 +24,10 @@ const BASE: &str = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n";
 fn full_app() {
     let c = load(&format!(
         "{BASE}client_events = true\nallowed_origins = [\"example.com\", \"*.example.com\"]\nmax_connections = 5\n\
-         max_message_size = \"20KiB\"\nactivity_timeout = \"30s\"\nuser_authentication = true\nwatchlist = true\n\
+         max_message_size = \"20KiB\"\nactivity_timeout = \"30s\"\nping_interval = \"45s\"\nuser_authentication = true\nwatchlist = true\n\
          subscription_count = true\npresence_max_members = 10\ncache_ttl = \"1m\"\n\
          [apps.rate_limit]\nmax_events = 5\nper = \"2s\"\nterminate = true\n\
+         [apps.api_rate_limit]\nmax_requests = 50\nper = \"10s\"\n\
          [[apps.webhooks]]\nurl = \"http://127.0.0.1:8000/hooks\"\nevents = [\"channel_occupied\", \"member_added\"]\n\
          [pusher]\npath_prefix = \"/ws/\"\ndrain_spread = \"10s\"\n"
     ))
@@ -37,12 +38,21 @@ fn full_app() {
     assert_eq!(a.max_connections, Some(5));
     assert_eq!(a.max_message_size, 20 * 1024);
     assert_eq!(a.activity_timeout, Duration::from_secs(30));
+    assert_eq!(a.ping_interval, Some(Duration::from_secs(45)));
+    assert_eq!(a.ping_after(), Duration::from_secs(45));
     assert_eq!(a.user_authentication_timeout, Some(Duration::from_secs(30)));
     assert!(a.watchlist && a.subscription_count);
     assert_eq!(a.max_presence_members, 10);
     assert_eq!(
         a.client_event_rate.map(|r| (r.max, r.terminate)),
         Some((5, true))
+    );
+    assert_eq!(
+        a.api_rate_limit,
+        Some(crate::pusher::app::ApiRateLimit {
+            max: 50,
+            per: Duration::from_secs(10)
+        })
     );
     assert_eq!(a.webhooks[0].events.len(), 2);
     assert_eq!(c.apps.front.path_prefix.as_deref(), Some("/ws"));
@@ -55,6 +65,10 @@ fn defaults() {
     let a = &c.apps.apps[0];
     assert!(!a.client_events);
     assert_eq!(a.activity_timeout, Duration::from_secs(120));
+    // Without ping_interval the server pings after the announced activity_timeout.
+    assert_eq!(a.ping_interval, None);
+    assert_eq!(a.ping_after(), Duration::from_secs(120));
+    assert_eq!(a.api_rate_limit, None);
     assert!(a.origin_allowed(None));
 }
 
@@ -96,6 +110,22 @@ fn rejections() {
     assert_eq!(
         err_key(&format!("{BASE}activity_timeout = \"soon\"\n")),
         "apps[0].activity_timeout"
+    );
+    assert_eq!(
+        err_key(&format!("{BASE}[apps.api_rate_limit]\nmax_requests = 0\n")),
+        "apps[0].api_rate_limit.max_requests"
+    );
+    assert_eq!(
+        err_key(&format!("{BASE}[apps.api_rate_limit]\nper = \"off\"\n")),
+        "apps[0].api_rate_limit.per"
+    );
+    assert_eq!(
+        err_key(&format!("{BASE}ping_interval = \"off\"\n")),
+        "apps[0].ping_interval"
+    );
+    assert_eq!(
+        err_key(&format!("{BASE}ping_interval = \"0s\"\n")),
+        "apps[0].ping_interval"
     );
     assert_eq!(
         err_key(&format!("{BASE}presence_max_members = -1\n")),
@@ -142,7 +172,7 @@ fn rejections() {
 fn dotenv_parsing_and_reverb_knobs() {
     let env = parse_dotenv(
         "# comment\nAPP_NAME=\"My App\"\nexport REVERB_APP_ID=123\nREVERB_APP_KEY='key'\nREVERB_APP_SECRET=sec # trailing\n\
-         REVERB_SERVER_PATH=/ws\nREVERB_APP_ACTIVITY_TIMEOUT=30\nREVERB_APP_MAX_MESSAGE_SIZE=20000\n\
+         REVERB_SERVER_PATH=/ws\nREVERB_APP_ACTIVITY_TIMEOUT=30\nREVERB_APP_PING_INTERVAL=60\nREVERB_APP_MAX_MESSAGE_SIZE=20000\n\
          REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM=members\nVITE_REVERB_APP_KEY=\"${REVERB_APP_KEY}\"\n",
     );
     assert_eq!(env["APP_NAME"], "My App");
@@ -151,6 +181,7 @@ fn dotenv_parsing_and_reverb_knobs() {
     let (app, path) = app_from_env(&env).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((&*app.id, &*app.key, &*app.secret), ("123", "key", "sec"));
     assert_eq!(app.activity_timeout, Duration::from_secs(30));
+    assert_eq!(app.ping_interval, Some(Duration::from_secs(60)));
     assert_eq!(app.max_message_size, 20000);
     assert!(app.client_events);
     assert_eq!(path.as_deref(), Some("/ws"));
@@ -159,6 +190,10 @@ fn dotenv_parsing_and_reverb_knobs() {
     assert!(app_from_env(&parse_dotenv("REVERB_APP_ID=1\n")).is_err());
     let bad = parse_dotenv(
         "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nREVERB_APP_ACTIVITY_TIMEOUT=soon\n",
+    );
+    assert!(app_from_env(&bad).is_err());
+    let bad = parse_dotenv(
+        "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nREVERB_APP_PING_INTERVAL=1m\n",
     );
     assert!(app_from_env(&bad).is_err());
 }

@@ -22,6 +22,7 @@ fn shared() -> Shared {
         webhooks: Webhooks::disabled(),
         shutdown: Shutdown::new(),
         counts: Default::default(),
+        rest_windows: Default::default(),
     }
 }
 
@@ -257,4 +258,64 @@ fn cache_info_and_terminate() {
         Ok(json!({}))
     );
     assert!(a.tx.is_closed());
+}
+
+#[test]
+fn api_rate_limit_per_app() {
+    let s = shared();
+    let mut limited = App::new("1", "key", "secret");
+    limited.api_rate_limit = Some(crate::pusher::app::ApiRateLimit {
+        max: 2,
+        per: std::time::Duration::from_secs(60),
+    });
+    s.apps.store(Arc::new(AppRegistry::new([limited])));
+    let body = json!({"name":"ev","data":"{}","channel":"a"}).to_string();
+    for _ in 0..2 {
+        assert!(call(&s, Method::POST, "/apps/1/events", &[], &body).is_ok());
+    }
+    // Any endpoint counts; over the limit: 429 with a JSON error and Retry-After.
+    assert_eq!(
+        call(&s, Method::GET, "/apps/1/channels", &[], ""),
+        Err(StatusCode::TOO_MANY_REQUESTS)
+    );
+    let q = sign_rest(CREDS, "GET", "/apps/1/channels", &[], b"", now());
+    let e = handle(
+        &s,
+        &Call {
+            method: &Method::GET,
+            path: "/apps/1/channels",
+            query: &q,
+            body: b"",
+        },
+    )
+    .err()
+    .unwrap_or(RestError::NotFound);
+    assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry = e.retry_after().unwrap_or(0);
+    assert!((59..=60).contains(&retry), "{retry}");
+    let v: Value = serde_json::from_str(&e.body()).unwrap_or(Value::Null);
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("Too many requests"))
+    );
+    // A forged call is refused by the signature check and spends nothing.
+    let c = Call {
+        method: &Method::GET,
+        path: "/apps/1/channels",
+        query: "auth_key=key&auth_timestamp=1&auth_version=1.0&auth_signature=00",
+        body: b"",
+    };
+    assert_eq!(
+        handle(&s, &c).err().map(|e| e.status()),
+        Some(StatusCode::UNAUTHORIZED)
+    );
+}
+
+#[test]
+fn no_api_rate_limit_by_default() {
+    let s = shared();
+    for _ in 0..500 {
+        assert!(call(&s, Method::GET, "/apps/1/channels", &[], "").is_ok());
+    }
 }
