@@ -52,6 +52,8 @@ pub struct EdgeInner {
     /// keep-alive pools survive.
     clients: parking_lot::Mutex<HashMap<Duration, UpstreamClient>>,
     pub(crate) limits: Limits,
+    /// The port the https listener is bound to (for redirects), once serving.
+    https_port: std::sync::atomic::AtomicU16,
     pub(crate) tls: TlsState,
 }
 
@@ -62,6 +64,19 @@ impl EdgeInner {
 
     pub fn shutdown(&self) -> &Shutdown {
         &self.shutdown
+    }
+
+    /// The bound https port, when a https listener is being served.
+    pub fn https_port(&self) -> Option<u16> {
+        match self.https_port.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            p => Some(p),
+        }
+    }
+
+    pub(crate) fn set_https_port(&self, port: u16) {
+        self.https_port
+            .store(port, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn pusher(&self) -> &PusherFront {
@@ -117,6 +132,7 @@ impl Edge {
             shutdown,
             clients: parking_lot::Mutex::new(HashMap::new()),
             limits: Limits::new(config.server.max_connections),
+            https_port: std::sync::atomic::AtomicU16::new(0),
             tls,
         });
         let rt = inner.build_runtime(config)?;

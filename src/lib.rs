@@ -60,6 +60,9 @@ pub async fn run(
 /// clone for reloads).
 pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Output = ()>) {
     let inner = edge.inner().clone();
+    if let Some(a) = listeners.https.as_ref().and_then(|l| l.local_addr().ok()) {
+        inner.set_https_port(a.port());
+    }
     let sd = edge.shutdown().clone();
     let mut loops = Vec::new();
     for (l, kind) in [
@@ -72,6 +75,12 @@ pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Outpu
         }
     }
     shutdown.await;
+    let delay = edge.config().server.shutdown_delay;
+    if !delay.is_zero() {
+        tracing::info!(delay = ?delay, "shutting down: health endpoint unready, still serving");
+        sd.begin_unready();
+        tokio::time::sleep(delay).await;
+    }
     tracing::info!("shutting down: draining connections");
     sd.begin_drain();
     for l in loops {

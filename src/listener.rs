@@ -115,7 +115,15 @@ pub async fn accept_loop(listener: TcpListener, kind: ListenerKind, edge: Arc<Ed
         shutdown.spawn(async move {
             match kind {
                 ListenerKind::Https => {
-                    if let Some(mut tls) = handshake(io, &edge2, peer, server.handshake_timeout).await {
+                    // A connection still in its handshake has no request to
+                    // finish: draining cuts it instead of waiting out the
+                    // handshake deadline (a silent client would otherwise
+                    // hold up every shutdown for `handshake_timeout`).
+                    let tls = tokio::select! {
+                        tls = handshake(io, &edge2, peer, server.handshake_timeout) => tls,
+                        _ = edge2.shutdown().draining() => None,
+                    };
+                    if let Some(mut tls) = tls {
                         if tls.info.is_acme_challenge() {
                             // TLS-ALPN-01 validator: the handshake was the
                             // answer; never route (RFC 8737 §3).

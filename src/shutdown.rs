@@ -8,6 +8,8 @@
 //! included, which hyper stops tracking once they leave HTTP.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -16,6 +18,8 @@ use tokio_util::task::TaskTracker;
 /// Cloneable handle passed to every subsystem.
 #[derive(Clone, Debug, Default)]
 pub struct Shutdown {
+    /// Set first on SIGTERM: the health endpoint turns 503.
+    unready: Arc<AtomicBool>,
     drain: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
@@ -26,8 +30,19 @@ impl Shutdown {
         Self::default()
     }
 
+    /// Turns the health endpoint unready while everything else still serves.
+    pub fn begin_unready(&self) {
+        self.unready.store(true, Ordering::Relaxed);
+    }
+
+    /// True once shutdown has started (unready or draining).
+    pub fn is_unready(&self) -> bool {
+        self.unready.load(Ordering::Relaxed) || self.drain.is_cancelled()
+    }
+
     /// Starts draining: stop accepting, finish what is in flight.
     pub fn begin_drain(&self) {
+        self.begin_unready();
         self.drain.cancel();
     }
 

@@ -71,6 +71,10 @@ pub struct Server {
     pub header_timeout: Duration,
     /// On SIGTERM, how long in-flight requests get before connections are cut.
     pub grace_period: Duration,
+    /// On SIGTERM, how long the health endpoint answers 503 while portico
+    /// still serves normally, so a load balancer stops sending new clients
+    /// before listeners close.
+    pub shutdown_delay: Duration,
     /// Default request-body limit in bytes (routes may override).
     pub max_body: u64,
     /// Path of portico's own health endpoint.

@@ -23,7 +23,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) upstream: RawUpstream,
     #[serde(default)]
-    pub(crate) routes: Option<Spanned<Vec<RawRoute>>>,
+    /// Each route keeps its own span, so a missing key points at its table.
+    pub(crate) routes: Option<Spanned<Vec<Spanned<RawRoute>>>>,
     #[serde(default)]
     pub(crate) log: RawLog,
     #[serde(default)]
@@ -44,6 +45,7 @@ pub(crate) struct RawServer {
     pub(crate) handshake_timeout: Option<SpStr>,
     pub(crate) header_timeout: Option<SpStr>,
     pub(crate) grace_period: Option<SpStr>,
+    pub(crate) shutdown_delay: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
     pub(crate) health_path: Option<SpStr>,
     pub(crate) http2: Option<bool>,

@@ -142,9 +142,14 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         _ => {}
     }
     if server.https.is_none() && server.http.is_none() && server.plain.is_none() {
+        // Point at a listener key set to "" when there is one.
+        let s = &raw.server;
+        let near = [&s.https, &s.http, &s.plain]
+            .into_iter()
+            .find_map(|v| v.as_ref().map(|v| v.span()));
         return Err(cx.err(
             "server",
-            None,
+            near,
             "no listener is enabled",
             "set at least one of `server.https`, `server.http`, `server.plain`",
         ));
@@ -247,6 +252,12 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
             s.grace_period.as_ref(),
             Duration::from_secs(10),
         )?,
+        shutdown_delay: match &s.shutdown_delay {
+            None => Duration::ZERO,
+            Some(v) => cx
+                .duration("server.shutdown_delay", v)?
+                .unwrap_or(Duration::ZERO),
+        },
         max_body: cx.size_or("server.max_body", s.max_body.as_ref(), DEFAULT_MAX_BODY)?,
         health_path: Arc::from(health),
         http2: s.http2.unwrap_or(true),
@@ -530,7 +541,7 @@ fn routes(
         }
         Some(list) => {
             for (i, r) in list.get_ref().iter().enumerate() {
-                out.push(route(i, r, upstream, server, cx, list.span())?);
+                out.push(route(i, r.get_ref(), upstream, server, cx, r.span())?);
             }
         }
     }
@@ -550,13 +561,13 @@ fn route(
     upstream: &Arc<ProxyTarget>,
     server: &Server,
     cx: &Ctx<'_>,
-    list_span: std::ops::Range<usize>,
+    route_span: std::ops::Range<usize>,
 ) -> Result<Route, ConfigError> {
     let k = |f: &str| format!("routes[{i}].{f}");
     let path_v = r.path.as_ref().ok_or_else(|| {
         cx.err(
             k("path"),
-            Some(list_span.clone()),
+            Some(route_span.clone()),
             "every route needs a `path` prefix",
             "add e.g. `path = \"/api/\"`",
         )
@@ -574,8 +585,10 @@ fn route(
         None => None,
         Some(v) => {
             let h = cx.string(&k("host"), v)?.trim().to_ascii_lowercase();
+            // Check before dropping the port: "https://x" would become "https".
+            let has_scheme_or_path = h.contains('/');
             let h = h.split(':').next().unwrap_or("").to_string();
-            if h.is_empty() || h.contains('/') {
+            if h.is_empty() || has_scheme_or_path {
                 return Err(cx.err(
                     k("host"),
                     Some(v.span()),

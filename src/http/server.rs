@@ -1,13 +1,16 @@
 //! Serves one accepted connection with hyper: HTTP/1.1 (with upgrades) and
 //! HTTP/2, a header-read deadline, and a graceful stop when draining starts.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::service::{ConnInfo, handle};
 use crate::edge::EdgeInner;
@@ -49,10 +52,25 @@ where
     } else {
         builder.http1_only()
     };
+    // hyper's header-read timeout only starts once the protocol is known,
+    // which takes the first bytes: a client that sends nothing at all would
+    // hold its connection (and its cap slots) forever. Cut it at the same
+    // deadline.
+    let (io, heard) = FirstByte::new(io);
+    let silent = async {
+        tokio::time::sleep(settings.header_timeout).await;
+        if heard.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    };
     let conn_fut = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn_fut);
     let result = tokio::select! {
         r = conn_fut.as_mut() => r,
+        _ = silent => {
+            tracing::debug!(peer = %peer, failure = "timeout", "no request within the header timeout");
+            Ok(())
+        }
         _ = shutdown.draining() => {
             conn_fut.as_mut().graceful_shutdown();
             tokio::select! {
@@ -64,5 +82,65 @@ where
     if let Err(e) = result {
         // Client resets and timeouts are routine: debug, not warn.
         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Passes I/O through and records whether the client sent any byte yet.
+struct FirstByte<I> {
+    io: I,
+    heard: Arc<AtomicBool>,
+}
+
+impl<I> FirstByte<I> {
+    fn new(io: I) -> (Self, Arc<AtomicBool>) {
+        let heard = Arc::new(AtomicBool::new(false));
+        (
+            FirstByte {
+                io,
+                heard: heard.clone(),
+            },
+            heard,
+        )
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for FirstByte<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for FirstByte<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }

@@ -45,7 +45,7 @@ pub async fn handle(
         == &*cfg.server.health_path
     {
         (
-            health(edge.shutdown().is_draining()),
+            health(edge.shutdown().is_unready()),
             "health".into(),
             "portico".into(),
         )
@@ -59,7 +59,7 @@ pub async fn handle(
     } else if let (ListenerKind::Http, Some(https)) = (conn.kind, cfg.server.https) {
         let host = host.as_deref().unwrap_or("localhost");
         (
-            redirect::to_https(&req, host, https.port()),
+            redirect::to_https(&req, host, edge.https_port().unwrap_or(https.port())),
             "redirect".into(),
             "https".into(),
         )

@@ -133,7 +133,15 @@ pub async fn forward(
         ));
         return Ok(Response::from_parts(parts, body::empty()));
     }
-    // Anything but a matching 101 is relayed as a normal response.
+    // A 101 that is not a WebSocket answer to a WebSocket request cannot be
+    // relayed: 101 is per hop, and with its Upgrade header stripped the
+    // client would get a switch to nothing.
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(fail(ErrorKind::UpstreamBroken {
+            reason: Arc::from("it switched protocols without a matching WebSocket upgrade"),
+        }));
+    }
+    // Anything else is relayed as a normal response.
     let (mut parts, incoming) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, body::boxed(incoming)))

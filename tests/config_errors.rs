@@ -1,0 +1,404 @@
+//! Every config validation rule has a rejecting test here (house style
+//! rule 10): the error must name the dotted key and the line of the
+//! offending value (rule 9), the file, and a fix. Unknown keys are errors
+//! naming the key, in every table.
+//!
+//! Each case is a whole file; line numbers count from its first line.
+
+use portico::Config;
+
+/// Variables the configs below may use.
+fn env(name: &str) -> Option<String> {
+    match name {
+        "PORT" => Some("8080".into()),
+        _ => None,
+    }
+}
+
+/// Asserts that `toml` is rejected at `key` on `line`.
+#[track_caller]
+fn rejects(toml: &str, key: &str, line: usize) {
+    let err = match Config::from_str_with_env(toml, "bad.toml", &env) {
+        Ok(_) => panic!("accepted, but `{key}` is invalid:\n{toml}"),
+        Err(e) => e,
+    };
+    let d = err.diagnostic().expect("a diagnostic with key and place");
+    assert_eq!(d.key, key, "wrong key in: {err}");
+    assert_eq!(d.line, line, "wrong line in: {err}");
+    assert!(d.column >= 1, "no column in: {err}");
+    assert_eq!(d.file, "bad.toml");
+    assert!(!d.problem.is_empty() && !d.fix.is_empty(), "{err}");
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with(&format!("bad.toml:{line}:{}: `{key}`", d.column)),
+        "{shown}"
+    );
+    assert!(shown.contains("\n  fix: "), "{shown}");
+}
+
+/// Asserts that `toml` is accepted.
+#[track_caller]
+fn accepts(toml: &str) -> Config {
+    Config::from_str_with_env(toml, "good.toml", &env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Four lines: a plain listener and no TLS. Cases append from line 5.
+const BASE: &str = "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n";
+
+fn with(rest: &str) -> String {
+    format!("{BASE}{rest}")
+}
+
+macro_rules! reject {
+    ($($name:ident: $toml:expr => $key:literal at $line:literal;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                rejects(&$toml, $key, $line);
+            }
+        )*
+    };
+}
+
+// ---- [server] ----
+reject! {
+    server_https_not_an_address:
+        "[server]\nhttps = \"localhost:443\"\n" => "server.https" at 2;
+    server_http_not_an_address:
+        "[server]\nhttps = \"127.0.0.1:8443\"\nhttp = \"80\"\n" => "server.http" at 3;
+    server_plain_without_port:
+        "[tls]\nmode = \"off\"\n[server]\nplain = \"0.0.0.0\"\n" => "server.plain" at 4;
+    server_no_listener:
+        "[server]\nhttps = \"\"\nplain = \"\"\n" => "server" at 2;
+    server_trusted_proxy_not_an_ip:
+        "[server]\nplain = \"127.0.0.1:0\"\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n"
+        => "server.trusted_proxies[1]" at 3;
+    server_health_path_relative:
+        "[server]\nhealth_path = \"up\"\nplain = \"127.0.0.1:0\"\n" => "server.health_path" at 2;
+    server_max_connections_zero:
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_connections = 0\n" => "server.max_connections" at 3;
+    server_max_connections_per_ip_negative:
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_connections_per_ip = -1\n"
+        => "server.max_connections_per_ip" at 3;
+    server_max_connections_not_a_number:
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_connections = \"10\"\n" => "server.max_connections" at 3;
+    server_handshake_timeout_not_a_duration:
+        "[server]\nplain = \"127.0.0.1:0\"\nhandshake_timeout = \"soon\"\n"
+        => "server.handshake_timeout" at 3;
+    server_header_timeout_off:
+        "[server]\nplain = \"127.0.0.1:0\"\nheader_timeout = \"off\"\n" => "server.header_timeout" at 3;
+    server_grace_period_bad_unit:
+        "[server]\nplain = \"127.0.0.1:0\"\ngrace_period = \"10 parsecs\"\n" => "server.grace_period" at 3;
+    server_max_body_not_a_size:
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_body = \"lots\"\n" => "server.max_body" at 3;
+    server_http2_not_a_bool:
+        "[server]\nplain = \"127.0.0.1:0\"\nhttp2 = \"yes\"\n" => "server.http2" at 3;
+    env_variable_unset:
+        "[server]\nplain = \"127.0.0.1:${NOPE}\"\n" => "server.plain" at 2;
+    env_variable_bad_name:
+        "[server]\nplain = \"127.0.0.1:${1X}\"\n" => "server.plain" at 2;
+    env_variable_unterminated:
+        "[server]\nplain = \"127.0.0.1:${PORT\"\n" => "server.plain" at 2;
+}
+
+// ---- [tls] ----
+reject! {
+    tls_off_with_https:
+        "[server]\nhttps = \"127.0.0.1:8443\"\n[tls]\nmode = \"off\"\n" => "tls.mode" at 4;
+    tls_unknown_mode:
+        with("").replace("mode = \"off\"", "mode = \"letsencrypt\"") => "tls.mode" at 4;
+    tls_cert_outside_files_mode:
+        with("cert = \"fullchain.pem\"\n") => "tls.cert" at 5;
+    tls_key_outside_files_mode:
+        with("key = \"privkey.pem\"\n") => "tls.key" at 5;
+    tls_dir_outside_dev_mode:
+        with("dir = \"certs\"\n") => "tls.dir" at 5;
+    tls_domains_outside_acme_mode:
+        with("domains = [\"example.com\"]\n") => "tls.domains" at 5;
+    tls_email_outside_acme_mode:
+        with("email = \"ops@example.com\"\n") => "tls.email" at 5;
+    tls_directory_outside_acme_mode:
+        with("directory = \"https://acme.example/dir\"\n") => "tls.directory" at 5;
+    tls_storage_outside_acme_mode:
+        with("storage = \"/var/lib/portico\"\n") => "tls.storage" at 5;
+    tls_eab_kid_outside_acme_mode:
+        with("eab_kid = \"kid\"\n") => "tls.eab_kid" at 5;
+    tls_eab_hmac_key_outside_acme_mode:
+        with("eab_hmac_key = \"a2V5\"\n") => "tls.eab_hmac_key" at 5;
+    tls_ca_root_outside_acme_mode:
+        with("ca_root = \"root.pem\"\n") => "tls.ca_root" at 5;
+    tls_challenges_outside_acme_mode:
+        with("challenges = [\"http-01\"]\n") => "tls.challenges" at 5;
+    tls_renew_check_outside_acme_mode:
+        with("renew_check = \"10m\"\n") => "tls.renew_check" at 5;
+    tls_dev_dir_empty:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"dev\"\ndir = \"\"\n" => "tls.dir" at 5;
+    tls_dev_host_invalid:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"dev\"\nhosts = [\"myapp.test\", \"bad host\"]\n"
+        => "tls.hosts[1]" at 5;
+    tls_files_cert_without_key:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\ncert = \"fullchain.pem\"\n"
+        => "tls.key" at 5;
+    tls_files_key_without_cert:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\nkey = \"privkey.pem\"\n"
+        => "tls.cert" at 5;
+    tls_files_without_certificates:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\n" => "tls.cert" at 4;
+    tls_files_cert_path_empty:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\ncert = \"\"\nkey = \"k.pem\"\n"
+        => "tls.cert" at 5;
+    tls_files_certificates_key_empty:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\n[[tls.certificates]]\ncert = \"a.pem\"\nkey = \"\"\n"
+        => "tls.certificates[0].key" at 7;
+    tls_watch_not_a_bool:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\ncert = \"a\"\nkey = \"b\"\nwatch = 1\n"
+        => "tls.watch" at 7;
+}
+
+// ---- [tls] mode = "acme" ----
+
+/// Five lines: both listeners ACME needs, `mode = "acme"` on line 5.
+const ACME: &str =
+    "[server]\nhttps = \"0.0.0.0:443\"\nhttp = \"0.0.0.0:80\"\n[tls]\nmode = \"acme\"\n";
+
+fn acme(rest: &str) -> String {
+    format!("{ACME}{rest}")
+}
+
+reject! {
+    acme_without_domains:
+        acme("") => "tls.domains" at 5;
+    acme_domains_empty:
+        acme("domains = []\n") => "tls.domains" at 6;
+    acme_domain_wildcard:
+        acme("domains = [\"*.example.com\"]\n") => "tls.domains[0]" at 6;
+    acme_domain_not_public:
+        acme("domains = [\"example.com\",\n  \"localhost\"]\n") => "tls.domains[1]" at 7;
+    acme_domain_ip:
+        acme("domains = [\"203.0.113.7\"]\n") => "tls.domains[0]" at 6;
+    acme_domain_twice:
+        acme("domains = [\"example.com\", \"Example.com.\"]\n") => "tls.domains[1]" at 6;
+    acme_email_invalid:
+        acme("domains = [\"example.com\"]\nemail = \"ops\"\n") => "tls.email" at 7;
+    acme_directory_not_https:
+        acme("domains = [\"example.com\"]\ndirectory = \"http://acme.example/dir\"\n")
+        => "tls.directory" at 7;
+    acme_directory_not_a_url:
+        acme("domains = [\"example.com\"]\ndirectory = \"zerossl please\"\n") => "tls.directory" at 7;
+    acme_storage_empty:
+        acme("domains = [\"example.com\"]\nstorage = \" \"\n") => "tls.storage" at 7;
+    acme_eab_kid_without_key:
+        acme("domains = [\"example.com\"]\neab_kid = \"kid\"\n") => "tls.eab_hmac_key" at 7;
+    acme_eab_key_without_kid:
+        acme("domains = [\"example.com\"]\neab_hmac_key = \"a2V5\"\n") => "tls.eab_kid" at 7;
+    acme_eab_key_not_base64url:
+        acme("domains = [\"example.com\"]\neab_kid = \"kid\"\neab_hmac_key = \"not base64!\"\n")
+        => "tls.eab_hmac_key" at 8;
+    acme_ca_root_empty:
+        acme("domains = [\"example.com\"]\nca_root = \"\"\n") => "tls.ca_root" at 7;
+    acme_unknown_challenge:
+        acme("domains = [\"example.com\"]\nchallenges = [\"dns-01\"]\n") => "tls.challenges[0]" at 7;
+    acme_challenges_empty:
+        acme("domains = [\"example.com\"]\nchallenges = []\n") => "tls.challenges" at 7;
+    acme_renew_check_zero:
+        acme("domains = [\"example.com\"]\nrenew_check = \"0\"\n") => "tls.renew_check" at 7;
+    acme_renew_check_not_a_duration:
+        acme("domains = [\"example.com\"]\nrenew_check = \"often\"\n") => "tls.renew_check" at 7;
+    acme_without_https_listener:
+        "[server]\nhttp = \"0.0.0.0:80\"\n[tls]\nmode = \"acme\"\ndomains = [\"example.com\"]\n"
+        => "server.https" at 4;
+    acme_http01_only_without_http_listener:
+        "[server]\nhttps = \"0.0.0.0:443\"\n[tls]\nmode = \"acme\"\ndomains = [\"example.com\"]\nchallenges = [\"http-01\"]\n"
+        => "tls.challenges" at 6;
+}
+
+// ---- [upstream] (and the same options on routes) ----
+reject! {
+    upstream_fastcgi_not_built:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\n") => "upstream.url" at 6;
+    upstream_unix_socket_not_built:
+        with("[upstream]\nurl = \"unix:/run/php/php-fpm.sock\"\n") => "upstream.url" at 6;
+    upstream_not_a_url:
+        with("[upstream]\nurl = \"http://exa mple\"\n") => "upstream.url" at 6;
+    upstream_no_host:
+        with("[upstream]\nurl = \"http://\"\n") => "upstream.url" at 6;
+    upstream_no_scheme:
+        with("[upstream]\nurl = \"127.0.0.1:8000\"\n") => "upstream.url" at 6;
+    upstream_unsupported_scheme:
+        with("[upstream]\nurl = \"ws://127.0.0.1:8000\"\n") => "upstream.url" at 6;
+    upstream_url_with_path:
+        with("[upstream]\nurl = \"http://127.0.0.1:8000/api\"\n") => "upstream.url" at 6;
+    upstream_url_with_query:
+        with("[upstream]\nurl = \"http://127.0.0.1:8000?x=1\"\n") => "upstream.url" at 6;
+    upstream_connect_timeout_off:
+        with("[upstream]\nconnect_timeout = \"off\"\n") => "upstream.connect_timeout" at 6;
+    upstream_response_timeout_bad:
+        with("[upstream]\nresponse_timeout = \"a while\"\n") => "upstream.response_timeout" at 6;
+    upstream_websocket_idle_timeout_bad:
+        with("[upstream]\nwebsocket_idle_timeout = \"idle\"\n") => "upstream.websocket_idle_timeout" at 6;
+    upstream_host_header_invalid:
+        with("[upstream]\nhost_header = \"bad\\u0007host\"\n") => "upstream.host_header" at 6;
+    upstream_max_body_bad:
+        with("[upstream]\nmax_body = \"1 parsec\"\n") => "upstream.max_body" at 6;
+    upstream_websocket_not_a_bool:
+        with("[upstream]\nwebsocket = \"no\"\n") => "upstream.websocket" at 6;
+}
+
+// ---- [[routes]] ----
+reject! {
+    route_without_path:
+        with("[[routes]]\npath = \"/a/\"\nto = \"pusher\"\n\n[[routes]]\nto = \"pusher\"\n")
+        => "routes[1].path" at 9;
+    route_path_relative:
+        with("[[routes]]\npath = \"api/\"\nto = \"pusher\"\n") => "routes[0].path" at 6;
+    route_host_empty:
+        with("[[routes]]\npath = \"/\"\nhost = \"\"\nto = \"pusher\"\n") => "routes[0].host" at 7;
+    route_host_with_scheme:
+        with("[[routes]]\npath = \"/\"\nhost = \"https://example.com\"\nto = \"pusher\"\n")
+        => "routes[0].host" at 7;
+    route_host_with_path:
+        with("[[routes]]\npath = \"/\"\nhost = \"example.com/app\"\nto = \"pusher\"\n")
+        => "routes[0].host" at 7;
+    route_without_to:
+        with("[[routes]]\npath = \"/api/\"\n") => "routes[0].to" at 6;
+    route_unknown_target:
+        with("[[routes]]\npath = \"/api/\"\nto = \"nowhere\"\n") => "routes[0].to" at 7;
+    route_url_with_path:
+        with("[[routes]]\npath = \"/api/\"\nto = \"http://127.0.0.1:9000/api\"\n") => "routes[0].to" at 7;
+    route_strip_prefix_and_rewrite:
+        with("[[routes]]\npath = \"/a/\"\nto = \"http://127.0.0.1:9000\"\nstrip_prefix = true\nrewrite = \"/b/\"\n")
+        => "routes[0].rewrite" at 9;
+    route_rewrite_relative:
+        with("[[routes]]\npath = \"/a/\"\nto = \"http://127.0.0.1:9000\"\nrewrite = \"b/\"\n")
+        => "routes[0].rewrite" at 8;
+    route_hub_with_connect_timeout:
+        with("[[routes]]\npath = \"/app/\"\nto = \"pusher\"\nconnect_timeout = \"1s\"\n")
+        => "routes[0].connect_timeout" at 8;
+    route_hub_with_response_timeout:
+        with("[[routes]]\npath = \"/app/\"\nto = \"supabase\"\nresponse_timeout = \"1s\"\n")
+        => "routes[0].response_timeout" at 8;
+    route_hub_with_idle_timeout:
+        with("[[routes]]\npath = \"/app/\"\nto = \"pusher\"\nwebsocket_idle_timeout = \"1m\"\n")
+        => "routes[0].websocket_idle_timeout" at 8;
+    route_hub_with_host_header:
+        with("[[routes]]\npath = \"/app/\"\nto = \"pusher\"\nhost_header = \"x\"\n")
+        => "routes[0].host_header" at 8;
+    route_hub_with_rewrite:
+        with("[[routes]]\npath = \"/app/\"\nto = \"supabase\"\nrewrite = \"/x/\"\n")
+        => "routes[0].rewrite" at 8;
+    route_upstream_target_bad_option:
+        with("[[routes]]\npath = \"/slow/\"\nto = \"upstream\"\nconnect_timeout = \"off\"\n")
+        => "routes[0].connect_timeout" at 8;
+    route_response_timeout_bad:
+        with("[[routes]]\npath = \"/a/\"\nto = \"http://127.0.0.1:9000\"\nresponse_timeout = \"x\"\n")
+        => "routes[0].response_timeout" at 8;
+    route_max_body_bad:
+        with("[[routes]]\npath = \"/a/\"\nto = \"http://127.0.0.1:9000\"\nmax_body = \"big\"\n")
+        => "routes[0].max_body" at 8;
+    route_host_header_invalid:
+        with("[[routes]]\npath = \"/a/\"\nto = \"http://127.0.0.1:9000\"\nhost_header = \"a\\nb\"\n")
+        => "routes[0].host_header" at 8;
+    route_path_env_unset:
+        with("[[routes]]\npath = \"${PREFIX}\"\nto = \"pusher\"\n") => "routes[0].path" at 6;
+    routes_not_an_array:
+        format!("routes = \"/\"\n{BASE}") => "routes" at 1;
+}
+
+// ---- [log] ----
+reject! {
+    log_unknown_format:
+        with("[log]\nformat = \"xml\"\n") => "log.format" at 6;
+    log_bad_level:
+        with("[log]\nlevel = \"portico=loud\"\n") => "log.level" at 6;
+    log_access_not_a_bool:
+        with("[log]\naccess = \"yes\"\n") => "log.access" at 6;
+}
+
+// ---- [[apps]] ----
+reject! {
+    // A missing key points at another key of the same [[apps]] table.
+    app_without_secret:
+        with("[[apps]]\nid = \"1\"\nkey = \"k\"\n") => "apps[0].secret" at 6;
+    app_without_id:
+        with("\n[[apps]]\nkey = \"k\"\nsecret = \"s\"\n") => "apps[0].id" at 7;
+    app_key_empty:
+        with("[[apps]]\nid = \"1\"\nkey = \"\"\nsecret = \"s\"\n") => "apps[0].key" at 7;
+    app_secret_from_unset_env:
+        with("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"${REVERB_APP_SECRET}\"\n")
+        => "apps[0].secret" at 8;
+    apps_duplicate_key:
+        with("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps]]\nid = \"2\"\nkey = \"k\"\nsecret = \"t\"\n")
+        => "apps[1].key" at 11;
+    apps_duplicate_id:
+        with("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps]]\nid = \"1\"\nkey = \"k2\"\nsecret = \"t\"\n")
+        => "apps[1].key" at 11;
+}
+
+// ---- TOML syntax ----
+reject! {
+    syntax_unclosed_table:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls\n" => "(syntax)" at 3;
+    syntax_unquoted_string:
+        "[server]\nplain = 127.0.0.1:0\n" => "(syntax)" at 2;
+}
+
+// ---- Unknown keys, in every table ----
+reject! {
+    unknown_top_level_key:
+        format!("listen = \":80\"\n{BASE}") => "listen" at 1;
+    unknown_server_key:
+        "[server]\nplain = \"127.0.0.1:0\"\nlisten = \":80\"\n" => "server.listen" at 3;
+    unknown_tls_key:
+        with("ca = \"x\"\n") => "tls.ca" at 5;
+    unknown_tls_certificates_key:
+        "[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"files\"\n[[tls.certificates]]\ncert = \"a\"\nkey = \"b\"\nchain = \"c\"\n"
+        => "tls.certificates[0].chain" at 8;
+    unknown_upstream_key:
+        with("[upstream]\nurl = \"http://127.0.0.1:8000\"\ntimeout = \"5s\"\n") => "upstream.timeout" at 7;
+    unknown_route_key:
+        with("[[routes]]\npath = \"/\"\nto = \"pusher\"\n[[routes]]\npath = \"/a/\"\nto = \"pusher\"\nproxy_pass = \"x\"\n")
+        => "routes[1].proxy_pass" at 11;
+    unknown_log_key:
+        with("[log]\nfile = \"/var/log/portico.log\"\n") => "log.file" at 6;
+    unknown_apps_key:
+        with("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nname = \"x\"\n") => "apps[0].name" at 9;
+    unknown_pusher_key:
+        with("[pusher]\nenv_file = \".env\"\n") => "pusher.env_file" at 6;
+}
+
+#[test]
+fn unknown_key_message_names_it_and_lists_the_allowed_ones() {
+    let err = Config::from_str_with_env(
+        "[server]\nplain = \"127.0.0.1:0\"\nlisten = \":80\"\n",
+        "bad.toml",
+        &env,
+    )
+    .expect_err("rejected");
+    let d = err.diagnostic().expect("diagnostic");
+    assert!(d.problem.contains("`listen`"), "{err}");
+    assert!(d.fix.contains("plain"), "{err}");
+}
+
+#[test]
+fn the_rules_accept_what_they_should() {
+    let c = accepts(&acme(
+        "domains = [\"example.com\", \"www.example.com\"]\ndirectory = \"letsencrypt-staging\"\n",
+    ));
+    assert!(matches!(c.tls, portico::config::Tls::Acme(_)));
+    // The limits of each rule, from the accepting side.
+    let c = accepts(&with(
+        "[upstream]\nurl = \"https://app.internal:8443\"\nwebsocket_idle_timeout = \"off\"\nhost_header = \"upstream\"\n\
+         [[routes]]\npath = \"/realtime/v1/\"\nto = \"http://127.0.0.1:4000\"\nrewrite = \"/socket/\"\nhost_header = \"realtime-dev\"\n\
+         [[routes]]\npath = \"/\"\nhost = \"*.example.com:443\"\nto = \"upstream\"\nresponse_timeout = \"2m\"\n\
+         [[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"${PORT}\"\n",
+    ));
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(&*c.apps.apps[0].secret, "8080");
+    let c = accepts("[server]\nplain = \":${PORT}\"\n[tls]\nmode = \"off\"\n");
+    assert_eq!(c.server.plain.map(|a| a.port()), Some(8080));
+    let c = accepts(
+        "[server]\nplain = \"127.0.0.1:${NOPE:-9000}\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[tls]\nmode = \"off\"\n",
+    );
+    assert_eq!(c.server.trusted_proxies.len(), 2);
+    assert_eq!(c.server.plain.map(|a| a.port()), Some(9000));
+}

@@ -1,0 +1,36 @@
+//! The edge against real things: portico in-process (`serve` on
+//! `127.0.0.1:0`) or as the real binary, real hyper/WebSocket upstreams
+//! and `php -S`, real TLS with a per-test dev CA the client trusts.
+//!
+//! - `tls`: h1 and h2 over TLS (negotiated versions), plain h1.
+//! - `forwarded`: X-Forwarded-* / X-Real-IP, spoofing, trusted proxies,
+//!   hop-by-hop headers both ways.
+//! - `streaming`: SSE first chunk before the upstream ends; request bodies
+//!   streamed up.
+//! - `errors`: 502 (text and HTML), 504, 413 with and without Content-Length.
+//! - `websocket`: pass-through of large, fragmented, text and binary
+//!   messages; non-101 answers relayed; `websocket = false`.
+//! - `rewrite`: `strip_prefix`, `rewrite`, `host_header` (Supabase Realtime).
+//! - `lifecycle`: drain in-process, reload keeping WebSockets, WebSocket
+//!   idle timeout.
+//! - `port80`: 308 redirect, ACME path, health endpoint.
+//! - `limits`: slowloris header timeout, TLS handshake timeout, per-IP and
+//!   global connection caps.
+//! - `php`: `php -S` behind the TLS listener.
+//! - `binary`: the real binary: SIGHUP reload (routes, TLS files), SIGTERM
+//!   drain, access log.
+//! - `cli`: `check`, `keygen`, `certs-dev`.
+
+mod binary;
+mod cli;
+mod errors;
+mod forwarded;
+mod lifecycle;
+mod limits;
+mod php;
+mod port80;
+mod rewrite;
+mod streaming;
+mod support;
+mod tls;
+mod websocket;
