@@ -24,6 +24,8 @@ install_peers() {
   fi
   SOCKUDO="${SOCKUDO_BIN:-$TOOLS/sockudo/bin/sockudo}"
   if [ "${1:-}" = hub ] && [ ! -x "$SOCKUDO" ]; then
+    # Sockudo's metrics exporter builds protobufs at compile time.
+    command -v protoc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
     log "building sockudo (cargo install sockudo --locked; this takes a while)"
     CARGO_TARGET_DIR="$TOOLS/sockudo-target" cargo install sockudo --locked --root "$TOOLS/sockudo" >&2
   fi
