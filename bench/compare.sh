@@ -61,7 +61,7 @@ run_hub() {
   hub_case idle-10k connections -n 10000 --hold 2 --server-pid @PID@
   hub_case "idle-max" connections -n "$MAX_CONNS" --procs 2 --hold 2 --server-pid @PID@
   OPS=cycles
-  hub_case churn churn --workers 50 --duration "$DURATION"
+  hub_case churn churn --workers 50 --hold-ms 10 --duration "$DURATION"
   hub_case churn-presence churn --workers 20 --presence --watchers 100 --duration "$DURATION"
 }
 
