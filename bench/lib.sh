@@ -77,6 +77,10 @@ wait_port() {
 start() {
   local name=$1 port=$2
   shift 2
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already taken: stop whatever listens there first" >&2
+    return 1
+  fi
   "$@" >"$WORK/$name.out" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
