@@ -172,10 +172,12 @@ pub(crate) async fn run(t: &Target, a: Args, quiet: bool) -> anyhow::Result<()> 
     let published = Arc::new(AtomicU64::new(0));
     let pub_failed = Arc::new(AtomicU64::new(0));
     let pub_lat = Arc::new(Mutex::new(report::histogram()));
+    let pub_errors = Arc::new(Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
     let per_channel = Arc::new(per_channel);
     let mut pubs = Vec::new();
     for w in 0..a.publishers {
         let (t, tls, prx) = (t.clone(), tls.clone(), prx.clone());
+        let pub_errors = pub_errors.clone();
         let (expected, published, pub_failed, pub_lat, per_channel) = (
             expected.clone(),
             published.clone(),
@@ -197,12 +199,16 @@ pub(crate) async fn run(t: &Target, a: Args, quiet: bool) -> anyhow::Result<()> 
                         .await
                         .ok();
                 }
-                let ok = match http.as_mut() {
-                    Some(h) => p::publish(h, &t, &[&ch], "bench", &p::payload(seq, intended))
-                        .await
-                        .is_ok(),
-                    None => false,
+                let res = match http.as_mut() {
+                    Some(h) => p::publish(h, &t, &[&ch], "bench", &p::payload(seq, intended)).await,
+                    None => Err(anyhow::anyhow!("cannot connect for REST")),
                 };
+                if let Err(e) = &res {
+                    let mut m = format!("{e:#}");
+                    m.truncate(80);
+                    *pub_errors.lock().entry(m).or_default() += 1;
+                }
+                let ok = res.is_ok();
                 if ok {
                     published.fetch_add(1, Ordering::Relaxed);
                     expected.fetch_add(per_channel[ch_idx], Ordering::Relaxed);
@@ -276,6 +282,7 @@ pub(crate) async fn run(t: &Target, a: Args, quiet: bool) -> anyhow::Result<()> 
     r.set("publish_rate_offered", a.rate);
     r.set("publishes_ok", published.load(Ordering::Relaxed));
     r.set("publishes_failed", pub_failed.load(Ordering::Relaxed));
+    r.set("errors", report::errors_json(&pub_errors.lock()));
     r.set(
         "deliveries_offered_per_s",
         r1(a.rate * a.subscribers as f64 / c as f64),
