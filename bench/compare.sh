@@ -30,7 +30,7 @@ ulimit -n "$(ulimit -Hn)"
 start_hub() { # start_hub portico|sockudo
   case $1 in
     portico) start portico-hub 16001 "$PORTICO_BIN" run --config "$(render portico-hub.toml)"; HUB_PORT=16001 ;;
-    sockudo) start sockudo 16002 "$SOCKUDO" --config "$(render sockudo.toml)"; HUB_PORT=16002 ;;
+    sockudo) RUST_LOG=warn SOCKUDO_LOG_PROD=warn start sockudo 16002 "$SOCKUDO" --config "$(render sockudo.toml)"; HUB_PORT=16002 ;;
   esac
 }
 

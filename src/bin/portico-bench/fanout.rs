@@ -194,15 +194,26 @@ pub(crate) async fn run(t: &Target, a: Args, quiet: bool) -> anyhow::Result<()> 
                 let ch_idx = (seq % c) as usize;
                 let ch = format!("bench-{ch_idx}");
                 let t_start = Instant::now();
-                if http.is_none() {
-                    http = HttpConn::open(&t, tls.as_ref(), 1_000_000 + w as u64)
-                        .await
-                        .ok();
+                // One retry on a fresh connection: a server may close an idle
+                // keep-alive connection just as we reuse it.
+                let mut res = Err(anyhow::anyhow!("not sent"));
+                for _ in 0..2 {
+                    if http.as_ref().is_none_or(|h| h.closed) {
+                        http = HttpConn::open(&t, tls.as_ref(), 1_000_000 + w as u64)
+                            .await
+                            .ok();
+                    }
+                    res = match http.as_mut() {
+                        Some(h) => {
+                            p::publish(h, &t, &[&ch], "bench", &p::payload(seq, intended)).await
+                        }
+                        None => Err(anyhow::anyhow!("cannot connect for REST")),
+                    };
+                    if res.is_ok() {
+                        break;
+                    }
+                    http = None;
                 }
-                let res = match http.as_mut() {
-                    Some(h) => p::publish(h, &t, &[&ch], "bench", &p::payload(seq, intended)).await,
-                    None => Err(anyhow::anyhow!("cannot connect for REST")),
-                };
                 if let Err(e) = &res {
                     let mut m = format!("{e:#}");
                     m.truncate(80);

@@ -223,6 +223,8 @@ pub(crate) fn connector_for(t: &Target) -> Option<TlsConnector> {
 pub(crate) struct HttpConn {
     io: BufReader<Stream>,
     host: String,
+    /// The server said `Connection: close`: open a new one for the next request.
+    pub(crate) closed: bool,
 }
 
 impl HttpConn {
@@ -236,6 +238,7 @@ impl HttpConn {
         Ok(HttpConn {
             io: BufReader::new(s),
             host: format!("{}:{}", t.host, t.port),
+            closed: false,
         })
     }
 
@@ -276,6 +279,10 @@ impl HttpConn {
             if let Some((k, v)) = l.split_once(':') {
                 if k.eq_ignore_ascii_case("content-length") {
                     len = v.trim().parse::<usize>().ok();
+                } else if k.eq_ignore_ascii_case("connection")
+                    && v.to_ascii_lowercase().contains("close")
+                {
+                    self.closed = true;
                 } else if k.eq_ignore_ascii_case("transfer-encoding")
                     && v.to_ascii_lowercase().contains("chunked")
                 {
