@@ -8,7 +8,7 @@
 # Environment: DURATION (seconds per run, default 10), REPEAT (runs of each
 # case, default 1; the table keeps the median), PORTICO_BIN/BENCH_BIN (skip
 # the build), SOCKUDO_BIN, BENCH_TOOLS (where sockudo is installed),
-# BENCH_WORK (scratch dir), MAX_CONNS (the "largest count" attempt,
+# BENCH_WORK (scratch dir), ONLY (regex: run only the hub cases it matches), MAX_CONNS (the "largest count" attempt,
 # default 19900), OUT (results file).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -38,6 +38,7 @@ start_hub() { # start_hub portico|sockudo
 hub_case() {
   local name=$1
   shift
+  [[ "$name" =~ ${ONLY:-.} ]] || return 0
   for _ in $(seq 1 "$REPEAT"); do
     for srv in portico sockudo; do
       log "hub $name: $srv"

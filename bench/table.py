@@ -53,7 +53,14 @@ def figures_for(case):
 
 
 def main():
-    rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+    # Several files may be given: a case in a later file replaces the same
+    # case from an earlier one (a re-run of one case).
+    rows, seen = [], {}
+    for path in sys.argv[1:]:
+        batch = [json.loads(l) for l in open(path) if l.strip()]
+        cases = {(r["suite"], r["case"]) for r in batch}
+        rows = [r for r in rows if (r["suite"], r["case"]) not in cases] + batch
+    del seen
     by = defaultdict(lambda: defaultdict(list))
     order = []
     for r in rows:
