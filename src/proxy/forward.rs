@@ -96,7 +96,8 @@ pub async fn forward(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
-    let body: Body = if ws {
+    // No request body (most GETs): no length limiter and no boxed stream.
+    let body: Body = if ws || http_body::Body::is_end_stream(&incoming) {
         body::empty()
     } else {
         Limited::new(incoming, usize::try_from(t.max_body).unwrap_or(usize::MAX))
