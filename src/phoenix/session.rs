@@ -253,15 +253,31 @@ impl Session {
         }
     }
 
-    fn push(
+    /// Answers a heartbeat ahead of any queued fan-out, so a socket busy
+    /// with broadcasts is never timed out by the client's heartbeat timer.
+    fn reply_heartbeat(&self, p: &Push) {
+        let payload = wire::reply_payload(ReplyStatus::Ok, &wire::empty_object());
+        let frame = self.encode(
+            &p.topic,
+            p.join_ref.as_deref(),
+            p.r#ref.as_deref(),
+            "phx_reply",
+            &payload,
+        );
+        if let Err(ws::SendError::Full { .. }) = self.conn.tx.try_send_first(frame) {
+            self.conn.tx.evict_slow();
+        }
+    }
+
+    fn encode(
         &self,
         topic: &str,
         join_ref: Option<&str>,
         r#ref: Option<&str>,
         event: &str,
         payload: &RawValue,
-    ) {
-        self.send(Frame::from(codec::encode_text(
+    ) -> Frame {
+        Frame::from(codec::encode_text(
             self.vsn,
             &Outgoing {
                 join_ref,
@@ -270,7 +286,18 @@ impl Session {
                 event,
                 payload,
             },
-        )));
+        ))
+    }
+
+    fn push(
+        &self,
+        topic: &str,
+        join_ref: Option<&str>,
+        r#ref: Option<&str>,
+        event: &str,
+        payload: &RawValue,
+    ) {
+        self.send(self.encode(topic, join_ref, r#ref, event, payload));
     }
 
     fn reply(&self, p: &Push, status: ReplyStatus, response: &RawValue) {
@@ -299,7 +326,7 @@ impl Session {
     fn dispatch(&mut self, p: Push, raw: Frame) -> Result<(), SocketClose> {
         if p.topic == "phoenix" {
             if p.event == "heartbeat" {
-                self.reply(&p, ReplyStatus::Ok, &wire::empty_object());
+                self.reply_heartbeat(&p);
             }
             return Ok(());
         }

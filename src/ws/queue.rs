@@ -184,6 +184,17 @@ pub fn outbound(limits: QueueLimits) -> (OutboundTx, OutboundRx) {
 impl OutboundTx {
     /// Queues a frame without waiting.
     pub fn try_send(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame, false)
+    }
+
+    /// Queues a frame ahead of everything already waiting (protocol
+    /// keep-alive replies such as Phoenix heartbeats, which must not sit
+    /// behind a burst of fan-out). Same limits as [`try_send`](Self::try_send).
+    pub fn try_send_first(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame, true)
+    }
+
+    fn enqueue(&self, frame: Frame, first: bool) -> Result<(), SendError> {
         let len = frame.len();
         let limits = &self.shared.limits;
         let was_empty = {
@@ -200,7 +211,11 @@ impl OutboundTx {
                 });
             }
             st.bytes += len;
-            st.queue.push_back(frame);
+            if first {
+                st.queue.push_front(frame);
+            } else {
+                st.queue.push_back(frame);
+            }
             st.queue.len() == 1
         };
         if was_empty {
@@ -368,6 +383,19 @@ mod tests {
         let work = rx.next(Vec::new()).await;
         assert_eq!(work, Work::Frames(vec![Frame::from("a"), Frame::from("b")]));
         tx.try_send(Frame::from("c")).unwrap();
+    }
+
+    #[tokio::test]
+    async fn first_frames_jump_the_queue() {
+        let (tx, mut rx) = outbound(limits(10, 1 << 20));
+        tx.try_send(Frame::from("fanout-1")).unwrap();
+        tx.try_send(Frame::from("fanout-2")).unwrap();
+        tx.try_send_first(Frame::from("heartbeat-reply")).unwrap();
+        let Work::Frames(frames) = rx.next(Vec::new()).await else {
+            panic!("expected frames");
+        };
+        let order: Vec<&[u8]> = frames.iter().map(Frame::as_bytes).collect();
+        assert_eq!(order, [&b"heartbeat-reply"[..], b"fanout-1", b"fanout-2"]);
     }
 
     #[tokio::test]
