@@ -9,7 +9,9 @@
 # case, default 1; the table keeps the median), PORTICO_BIN/BENCH_BIN (skip
 # the build), SOCKUDO_BIN, BENCH_TOOLS (where sockudo is installed),
 # BENCH_WORK (scratch dir), ONLY (regex: run only the hub cases it matches), MAX_CONNS (the "largest count" attempt,
-# default 19900), OUT (results file).
+# default 19900), OUT (results file), PORTICO_BASE_BIN (an earlier portico
+# build measured as one more peer, "portico-base": before/after in one run),
+# EDGE_SERVERS (default "portico nginx caddy").
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
@@ -27,9 +29,13 @@ install_peers "$([ "$WHAT" = edge ] && echo edge || echo hub)"
 build_portico
 ulimit -n "$(ulimit -Hn)"
 
-start_hub() { # start_hub portico|sockudo
+BASE=()
+[ -n "${PORTICO_BASE_BIN:-}" ] && BASE=(portico-base)
+
+start_hub() { # start_hub portico|portico-base|sockudo
   case $1 in
     portico) start portico-hub 16001 "$PORTICO_BIN" run --config "$(render portico-hub.toml)"; HUB_PORT=16001 ;;
+    portico-base) start portico-base 16001 "$PORTICO_BASE_BIN" run --config "$(render portico-hub.toml)"; HUB_PORT=16001 ;;
     sockudo) RUST_LOG=warn SOCKUDO_LOG_PROD=warn start sockudo 16002 "$SOCKUDO" --config "$(render sockudo.toml)"; HUB_PORT=16002 ;;
   esac
 }
@@ -40,7 +46,7 @@ hub_case() {
   shift
   [[ "$name" =~ ${ONLY:-.} ]] || return 0
   for _ in $(seq 1 "$REPEAT"); do
-    for srv in portico sockudo; do
+    for srv in portico "${BASE[@]}" sockudo; do
       log "hub $name: $srv"
       start_hub "$srv"
       local args=("$@")
@@ -74,9 +80,11 @@ run_edge() {
   log "upstream direct"
   record edge http-plain upstream-direct "$(wrk_json http://127.0.0.1:18000/)"
   for _ in $(seq 1 "$REPEAT"); do
-    for srv in portico nginx caddy; do
+    # shellcheck disable=SC2086
+    for srv in ${EDGE_SERVERS:-portico nginx caddy} "${BASE[@]}"; do
       case $srv in
         portico) start portico-edge 18003 "$PORTICO_BIN" run --config "$(render portico-edge.toml)"; P=18003; S=18403 ;;
+        portico-base) start portico-base 18003 "$PORTICO_BASE_BIN" run --config "$(render portico-edge.toml)"; P=18003; S=18403 ;;
         nginx) start nginx 18001 nginx -c "$(render nginx-proxy.conf)" -e "$WORK/nginx-error.log"; P=18001; S=18401 ;;
         caddy) start caddy 18002 caddy run --adapter caddyfile --config "$(render Caddyfile)"; P=18002; S=18402 ;;
       esac

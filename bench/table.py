@@ -42,7 +42,8 @@ FIGURES = {
                 ("round_trip_p99_ms", "round trip p99 ms", "low"),
                 ("failed", "failed", "low")],
 }
-PEERS = {"hub": ["sockudo"], "edge": ["nginx", "caddy"]}
+# "portico-base" is an earlier portico build (PORTICO_BASE_BIN).
+PEERS = {"hub": ["portico-base", "sockudo"], "edge": ["portico-base", "nginx", "caddy"]}
 
 
 def figures_for(case):

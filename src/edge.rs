@@ -6,9 +6,7 @@
 //! requests already in flight finish on the generation they started with,
 //! and established connections and WebSockets are never touched.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -18,7 +16,7 @@ use crate::limits::Limits;
 use crate::phoenix::SupabaseFront;
 use crate::phoenix::bridge::Bridge;
 use crate::proxy::Upstream;
-use crate::proxy::client::{self, UpstreamClient};
+use crate::proxy::pool::Pool;
 use crate::pusher::PusherFront;
 use crate::shutdown::Shutdown;
 use crate::tls_state::TlsState;
@@ -26,8 +24,6 @@ use crate::tls_state::TlsState;
 /// Why the edge could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
-    #[error("cannot build the upstream HTTP client: {0}")]
-    Client(#[from] rustls::Error),
     #[error(transparent)]
     Tls(#[from] crate::tls_state::TlsSetupError),
 }
@@ -52,9 +48,9 @@ pub struct EdgeInner {
     pusher: PusherFront,
     supabase: SupabaseFront,
     shutdown: Shutdown,
-    /// Upstream clients by connect timeout, kept across reloads so their
-    /// keep-alive pools survive.
-    clients: parking_lot::Mutex<HashMap<Duration, UpstreamClient>>,
+    /// Upstream connection pools, kept across reloads for the upstreams the
+    /// new config still uses, so their keep-alive connections survive.
+    pools: parking_lot::Mutex<Vec<Pool>>,
     pub(crate) limits: Limits,
     /// The port the https listener is bound to (for redirects), once serving.
     https_port: std::sync::atomic::AtomicU16,
@@ -93,21 +89,29 @@ impl EdgeInner {
 
     fn build_runtime(&self, config: Arc<Config>) -> Result<Runtime, EdgeError> {
         let mut upstreams = Vec::with_capacity(config.routes.len());
-        let mut clients = self.clients.lock();
+        let mut pools = self.pools.lock();
+        let old = std::mem::take(&mut *pools);
         for r in &config.routes {
             upstreams.push(match &r.target {
                 Target::Proxy(t) => {
-                    let client = match clients.get(&t.connect_timeout) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = client::build(t.connect_timeout)?;
-                            clients.insert(t.connect_timeout, c.clone());
-                            c
-                        }
+                    let serves = |p: &&Pool| p.serves(&t.scheme, &t.authority, t.connect_timeout);
+                    let pool = match pools
+                        .iter()
+                        .find(serves)
+                        .or_else(|| old.iter().find(serves))
+                    {
+                        Some(p) => p.clone(),
+                        None => Pool::new(t.scheme.clone(), t.authority.clone(), t.connect_timeout),
                     };
+                    if !pools
+                        .iter()
+                        .any(|p| p.serves(&t.scheme, &t.authority, t.connect_timeout))
+                    {
+                        pools.push(pool.clone());
+                    }
                     Some(Upstream {
                         target: t.clone(),
-                        client,
+                        pool,
                     })
                 }
                 Target::Pusher | Target::Supabase => None,
@@ -144,7 +148,7 @@ impl Edge {
             pusher,
             supabase,
             shutdown,
-            clients: parking_lot::Mutex::new(HashMap::new()),
+            pools: parking_lot::Mutex::new(Vec::new()),
             limits: Limits::new(config.server.max_connections),
             https_port: std::sync::atomic::AtomicU16::new(0),
             tls,

@@ -5,6 +5,7 @@
 //! in `/` also matches the same path without the slash (`/app` → `/app/`).
 
 use crate::config::{Rewrite, Route};
+use std::borrow::Cow;
 
 /// The index of the first route that matches. A validated config ends with
 /// a catch-all, so for `config.routes` this is always `Some`.
@@ -28,28 +29,29 @@ fn path_matches(prefix: &str, path: &str) -> bool {
 
 /// The host of a request without port, lower-cased, from the URI authority
 /// (HTTP/2, absolute-form) or the `Host` header.
-pub fn request_host<B>(req: &http::Request<B>) -> Option<String> {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.host().to_string())
-        .or_else(|| {
-            req.headers()
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(strip_port)
-        })?;
-    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+pub fn request_host<B>(req: &http::Request<B>) -> Option<Cow<'_, str>> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.host(),
+        None => strip_port(req.headers().get(http::header::HOST)?.to_str().ok()?),
+    };
+    let host = raw.trim_end_matches('.');
+    // Borrowed in the common case (already lower-case): no allocation per
+    // request.
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
-fn strip_port(h: &str) -> String {
+fn strip_port(h: &str) -> &str {
     if let Some(rest) = h.strip_prefix('[') {
         // [::1]:8443 → ::1
-        return rest.split(']').next().unwrap_or("").to_string();
+        return rest.split(']').next().unwrap_or("");
     }
     match h.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host.to_string(),
-        _ => h.to_string(),
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => h,
     }
 }
 

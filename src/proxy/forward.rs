@@ -9,9 +9,11 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::Upstream;
+use super::dial::DialError;
 use super::headers::{
     ClientSide, is_websocket_upgrade, set_forwarded, strip_hop_by_hop, upgrade_is_websocket,
 };
+use super::pool::UpstreamError;
 use super::tunnel;
 use crate::config::{HostHeader, Route};
 use crate::http::body::{self, Body, BoxError};
@@ -56,31 +58,26 @@ pub async fn forward(
         Some(q) => format!("{path}?{q}"),
         None => path,
     };
-    let uri = Uri::builder()
-        .scheme(t.scheme.clone())
-        .authority(t.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|_| {
-            fail(ErrorKind::BadRequest {
-                reason: "the request path cannot be forwarded",
-            })
-        })?;
+    // Origin-form: the connection already names the upstream.
+    let uri = Uri::builder().path_and_query(pq).build().map_err(|_| {
+        fail(ErrorKind::BadRequest {
+            reason: "the request path cannot be forwarded",
+        })
+    })?;
 
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
-    set_forwarded(
-        headers,
-        client,
-        original_host.as_ref().and_then(|h| h.to_str().ok()),
-    );
+    set_forwarded(headers, client, original_host.as_ref());
     // httpoxy: a client `Proxy` header must never reach a CGI-style app.
     headers.remove("proxy");
     let host = match &t.host_header {
         HostHeader::PassThrough => original_host.clone(),
-        HostHeader::Upstream => HeaderValue::from_str(t.authority.as_str()).ok(),
+        HostHeader::Upstream => None,
         HostHeader::Fixed(v) => Some(v.clone()),
     };
+    // HTTP/1.1 requires a Host: the upstream's authority when there is no
+    // other.
+    let host = host.or_else(|| HeaderValue::from_str(t.authority.as_str()).ok());
     match host {
         Some(h) => {
             headers.insert(header::HOST, h);
@@ -105,14 +102,22 @@ pub async fn forward(
             .boxed()
     };
     let outgoing = Request::from_parts(parts, body);
-    let mut resp = match tokio::time::timeout(t.response_timeout, up.client.request(outgoing)).await
-    {
+    let Some(client_upgrade) = client_upgrade else {
+        // The common case: a pooled keep-alive exchange.
+        let resp = match tokio::time::timeout(t.response_timeout, up.pool.send(outgoing)).await {
+            Err(_) => return Err(fail(ErrorKind::UpstreamResponseTimeout)),
+            Ok(Err(e)) => return Err(classify(&e, t.max_body, &t.url)),
+            Ok(Ok(r)) => r,
+        };
+        return relay(resp, &t.url);
+    };
+    let exchange = up.pool.send_upgrade(outgoing, shutdown);
+    let mut resp = match tokio::time::timeout(t.response_timeout, exchange).await {
         Err(_) => return Err(fail(ErrorKind::UpstreamResponseTimeout)),
         Ok(Err(e)) => return Err(classify(&e, t.max_body, &t.url)),
         Ok(Ok(r)) => r,
     };
-
-    if let Some(client_upgrade) = client_upgrade
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && upgrade_is_websocket(resp.headers())
     {
@@ -134,48 +139,54 @@ pub async fn forward(
         ));
         return Ok(Response::from_parts(parts, body::empty()));
     }
-    // A 101 that is not a WebSocket answer to a WebSocket request cannot be
-    // relayed: 101 is per hop, and with its Upgrade header stripped the
-    // client would get a switch to nothing.
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        return Err(fail(ErrorKind::UpstreamBroken {
-            reason: Arc::from("it switched protocols without a matching WebSocket upgrade"),
-        }));
-    }
-    // Anything else is relayed as a normal response.
-    let (mut parts, incoming) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, body::boxed(incoming)))
+    let (parts, incoming) = resp.into_parts();
+    relay(Response::from_parts(parts, body::boxed(incoming)), &t.url)
 }
 
-/// Maps a client error to what the user sees.
-fn classify(e: &hyper_util::client::legacy::Error, limit: u64, url: &Arc<str>) -> HttpError {
+/// Relays a non-upgrade response. A 101 cannot be relayed: 101 is per hop,
+/// and with its Upgrade header stripped the client would get a switch to
+/// nothing.
+fn relay(resp: Response<Body>, url: &Arc<str>) -> Result<Response<Body>, HttpError> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(HttpError::with_upstream(
+            ErrorKind::UpstreamBroken {
+                reason: Arc::from("it switched protocols without a matching WebSocket upgrade"),
+            },
+            url.clone(),
+        ));
+    }
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Maps an upstream error to what the user sees.
+fn classify(e: &UpstreamError, limit: u64, url: &Arc<str>) -> HttpError {
+    let e = match e {
+        UpstreamError::Dial(DialError::Timeout) => {
+            return HttpError::with_upstream(ErrorKind::UpstreamConnectTimeout, url.clone());
+        }
+        UpstreamError::Dial(d) => {
+            return HttpError::with_upstream(
+                ErrorKind::UpstreamUnreachable {
+                    reason: Arc::from(d.to_string().as_str()),
+                },
+                url.clone(),
+            );
+        }
+        UpstreamError::Http(e) => e,
+    };
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     let mut innermost = e.to_string();
-    let mut timed_out = false;
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
             return HttpError::with_upstream(ErrorKind::BodyTooLarge { limit }, url.clone());
         }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
-        }
         innermost = s.to_string();
         source = s.source();
     }
-    timed_out |= innermost.contains("timed out");
-    let kind = if e.is_connect() {
-        if timed_out {
-            ErrorKind::UpstreamConnectTimeout
-        } else {
-            ErrorKind::UpstreamUnreachable {
-                reason: Arc::from(innermost.as_str()),
-            }
-        }
-    } else {
-        ErrorKind::UpstreamBroken {
-            reason: Arc::from(innermost.as_str()),
-        }
+    let kind = ErrorKind::UpstreamBroken {
+        reason: Arc::from(innermost.as_str()),
     };
     HttpError::with_upstream(kind, url.clone())
 }

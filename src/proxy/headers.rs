@@ -22,6 +22,14 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 /// `TE: trailers` survives (gRPC needs it); other `TE` values do not.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of these: one pass over the names (enum
+    // compares for the standard ones) instead of ten hashed removals.
+    if !headers
+        .keys()
+        .any(|k| k == header::TE || HOP_BY_HOP.contains(k))
+    {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -91,61 +99,70 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// Sets `X-Forwarded-For/-Proto/-Host/-Port` and `X-Real-IP`. Values the
 /// client sent are kept (and extended) only when the TCP peer is a trusted
 /// proxy; otherwise they are replaced, so nobody can spoof their address.
-pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Option<&str>) {
+pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Option<&HeaderValue>) {
     let trusted = client
         .trusted_proxies
         .iter()
         .any(|n| n.contains(&client.peer));
-    let peer = client.peer.to_string();
-    if trusted {
-        let prior: Vec<String> = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .collect();
-        let chain = if prior.is_empty() {
-            peer.clone()
-        } else {
-            format!("{}, {peer}", prior.join(", "))
-        };
-        // The real client is the first address in the chain a trusted proxy gave.
-        let real = chain.split(',').next().unwrap_or(&peer).trim().to_string();
-        set(headers, X_FORWARDED_FOR, &chain);
-        if !headers.contains_key(&X_REAL_IP) {
-            set(headers, X_REAL_IP, &real);
-        }
-        if !headers.contains_key(&X_FORWARDED_PROTO) {
-            set(
-                headers,
-                X_FORWARDED_PROTO,
-                if client.tls { "https" } else { "http" },
-            );
-        }
-        if !headers.contains_key(&X_FORWARDED_HOST)
-            && let Some(h) = host
-        {
-            set(headers, X_FORWARDED_HOST, h);
-        }
-        if !headers.contains_key(&X_FORWARDED_PORT) {
-            set(headers, X_FORWARDED_PORT, &client.local_port.to_string());
-        }
-    } else {
-        set(headers, X_FORWARDED_FOR, &peer);
-        set(headers, X_REAL_IP, &peer);
-        set(
-            headers,
-            X_FORWARDED_PROTO,
-            if client.tls { "https" } else { "http" },
-        );
+    let proto = HeaderValue::from_static(if client.tls { "https" } else { "http" });
+    if !trusted {
+        // The common case, kept free of string formatting: one value for
+        // the peer, shared by two headers.
+        let peer = ip_value(client.peer);
+        headers.insert(X_FORWARDED_FOR, peer.clone());
+        headers.insert(X_REAL_IP, peer);
+        headers.insert(X_FORWARDED_PROTO, proto);
         match host {
-            Some(h) => set(headers, X_FORWARDED_HOST, h),
+            Some(h) => {
+                headers.insert(X_FORWARDED_HOST, h.clone());
+            }
             None => {
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
-        set(headers, X_FORWARDED_PORT, &client.local_port.to_string());
+        headers.insert(X_FORWARDED_PORT, HeaderValue::from(client.local_port));
         headers.remove(header::FORWARDED);
+        return;
     }
+    let host = host.and_then(|h| h.to_str().ok());
+    let peer = client.peer.to_string();
+    let prior: Vec<String> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let chain = if prior.is_empty() {
+        peer.clone()
+    } else {
+        format!("{}, {peer}", prior.join(", "))
+    };
+    // The real client is the first address in the chain a trusted proxy gave.
+    let real = chain.split(',').next().unwrap_or(&peer).trim().to_string();
+    set(headers, X_FORWARDED_FOR, &chain);
+    if !headers.contains_key(&X_REAL_IP) {
+        set(headers, X_REAL_IP, &real);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, proto);
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(h) = host
+    {
+        set(headers, X_FORWARDED_HOST, h);
+    }
+    if !headers.contains_key(&X_FORWARDED_PORT) {
+        set(headers, X_FORWARDED_PORT, &client.local_port.to_string());
+    }
+}
+
+/// An address as a header value, formatted on the stack.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    let _ = write!(w, "{ip}");
+    let len = 48 - w.len();
+    HeaderValue::from_bytes(&buf[..len]).expect("an IP address is a valid header value")
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -217,7 +234,7 @@ mod tests {
             local_port: 8080,
             trusted_proxies: &[],
         };
-        set_forwarded(&mut h, c, Some("app.test"));
+        set_forwarded(&mut h, c, Some(&HeaderValue::from_static("app.test")));
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-real-ip"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -238,7 +255,7 @@ mod tests {
             local_port: 8080,
             trusted_proxies: &nets,
         };
-        set_forwarded(&mut h, c, Some("app.test"));
+        set_forwarded(&mut h, c, Some(&HeaderValue::from_static("app.test")));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-real-ip"], "1.2.3.4");
         assert_eq!(h["x-forwarded-proto"], "https");

@@ -1,10 +1,11 @@
-//! Reverse proxy to HTTP(S) upstreams: request rewriting, the pooled client,
-//! streaming both ways, and WebSocket pass-through.
+//! Reverse proxy to HTTP(S) upstreams: request rewriting, the keep-alive
+//! pool, streaming both ways, and WebSocket pass-through.
 
-pub mod client;
+mod dial;
 mod forward;
 pub mod frames;
 pub mod headers;
+pub mod pool;
 mod tunnel;
 
 use std::sync::Arc;
@@ -13,9 +14,9 @@ pub use forward::forward;
 
 use crate::config::ProxyTarget;
 
-/// An upstream target with the client used to reach it.
+/// An upstream target with the pool of connections used to reach it.
 #[derive(Clone)]
 pub struct Upstream {
     pub target: Arc<ProxyTarget>,
-    pub client: client::UpstreamClient,
+    pub pool: pool::Pool,
 }

@@ -28,6 +28,7 @@ mod forwarded;
 mod lifecycle;
 mod limits;
 mod php;
+mod pool;
 mod port80;
 mod rewrite;
 mod streaming;
