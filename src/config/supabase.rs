@@ -15,6 +15,9 @@
 //!
 //! [supabase.limits]
 //! max_channels_per_socket = 100
+//! max_presence_events_per_channel = 5                 # per socket and channel, per window
+//! presence_events_window = "30s"
+//! handshake_error_delay = "2s"                        # "0s" answers refusals at once
 //!
 //! [[supabase.rules]]
 //! topic = "room:{sub}:*"
@@ -25,7 +28,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Uri;
 use serde::Deserialize;
@@ -53,21 +55,6 @@ pub(crate) struct RawSupabase {
     pub(crate) limits: RawLimits,
     #[serde(default)]
     pub(crate) rules: Vec<RawRule>,
-}
-
-/// `[supabase.limits]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawLimits {
-    pub(crate) max_channels_per_socket: Option<Spanned<i64>>,
-    pub(crate) max_events_per_second: Option<Spanned<i64>>,
-    pub(crate) max_joins_per_second: Option<Spanned<i64>>,
-    pub(crate) max_presence_events_per_second: Option<Spanned<i64>>,
-    pub(crate) max_concurrent_users: Option<Spanned<i64>>,
-    pub(crate) max_payload: Option<SpStr>,
-    pub(crate) idle_timeout: Option<SpStr>,
-    pub(crate) no_channel_timeout: Option<SpStr>,
-    pub(crate) join_error_delay: Option<SpStr>,
 }
 
 /// One `[[supabase.rules]]` entry as written.
@@ -138,45 +125,6 @@ pub struct Upstream {
     pub uri: Uri,
     /// `Host` to send (self-hosted Realtime takes the tenant from it).
     pub host: Option<Arc<str>>,
-}
-
-/// `[supabase.limits]`, with Supabase's tenant defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// Channels one socket may join (100).
-    pub max_channels_per_socket: usize,
-    /// Client messages per second per socket (100).
-    pub max_events_per_second: u32,
-    /// Joins per second per socket (100); beyond it the socket is closed.
-    pub max_joins_per_second: u32,
-    /// Presence track/untrack per second over all sockets (1000).
-    pub max_presence_events_per_second: u32,
-    /// Sockets at once (200).
-    pub max_concurrent_users: usize,
-    /// Largest inbound message and broadcast payload (3000 KB).
-    pub max_payload: usize,
-    /// Close a socket with no inbound frame for this long (60 s).
-    pub idle_timeout: Duration,
-    /// Close a socket that joined no channel for this long (10 min).
-    pub no_channel_timeout: Duration,
-    /// Wait this long before sending a join error (5 s; damps retry storms).
-    pub join_error_delay: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_channels_per_socket: 100,
-            max_events_per_second: 100,
-            max_joins_per_second: 100,
-            max_presence_events_per_second: 1000,
-            max_concurrent_users: 200,
-            max_payload: 3000 * 1024,
-            idle_timeout: Duration::from_secs(60),
-            no_channel_timeout: Duration::from_secs(600),
-            join_error_delay: Duration::from_secs(5),
-        }
-    }
 }
 
 const MIN_SECRET: usize = 32;
@@ -362,79 +310,6 @@ fn rule(
     })
 }
 
-fn limits(cx: &Ctx<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {
-    let d = Limits::default();
-    let k = |f: &str| format!("supabase.limits.{f}");
-    let rate = |f: &str, v: Option<&Spanned<i64>>, def: u32| -> Result<u32, ConfigError> {
-        let n = cx.count(&k(f), v, def as usize)?;
-        u32::try_from(n).map_err(|_| {
-            cx.err(
-                k(f),
-                v.map(Spanned::span),
-                "is too large",
-                "write a number below 4294967296",
-            )
-        })
-    };
-    let max_payload = cx.size_or(
-        &k("max_payload"),
-        l.max_payload.as_ref(),
-        d.max_payload as u64,
-    )?;
-    if max_payload < 1024 {
-        return Err(cx.err(
-            k("max_payload"),
-            l.max_payload.as_ref().map(Spanned::span),
-            format!("{max_payload} bytes cannot even hold a join message"),
-            "write at least \"1KiB\" (Supabase's default is \"3000KB\")",
-        ));
-    }
-    Ok(Limits {
-        max_channels_per_socket: cx.count(
-            &k("max_channels_per_socket"),
-            l.max_channels_per_socket.as_ref(),
-            d.max_channels_per_socket,
-        )?,
-        max_events_per_second: rate(
-            "max_events_per_second",
-            l.max_events_per_second.as_ref(),
-            d.max_events_per_second,
-        )?,
-        max_joins_per_second: rate(
-            "max_joins_per_second",
-            l.max_joins_per_second.as_ref(),
-            d.max_joins_per_second,
-        )?,
-        max_presence_events_per_second: rate(
-            "max_presence_events_per_second",
-            l.max_presence_events_per_second.as_ref(),
-            d.max_presence_events_per_second,
-        )?,
-        max_concurrent_users: cx.count(
-            &k("max_concurrent_users"),
-            l.max_concurrent_users.as_ref(),
-            d.max_concurrent_users,
-        )?,
-        max_payload: usize::try_from(max_payload).unwrap_or(usize::MAX),
-        idle_timeout: cx.duration_or(
-            &k("idle_timeout"),
-            l.idle_timeout.as_ref(),
-            d.idle_timeout,
-        )?,
-        no_channel_timeout: cx.duration_or(
-            &k("no_channel_timeout"),
-            l.no_channel_timeout.as_ref(),
-            d.no_channel_timeout,
-        )?,
-        join_error_delay: match &l.join_error_delay {
-            None => d.join_error_delay,
-            Some(v) => cx
-                .duration(&k("join_error_delay"), v)?
-                .unwrap_or(Duration::ZERO),
-        },
-    })
-}
-
 fn upstream(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Option<Upstream>, ConfigError> {
     let Some(v) = &raw.upstream else {
         if let Some(h) = &raw.upstream_host {
@@ -578,12 +453,16 @@ pub(crate) fn validate(
         claim_validators,
         private_only: raw.private_only.unwrap_or(false),
         policy: Policy { rules },
-        limits: limits(cx, &raw.limits)?,
+        limits: limits::validate(cx, &raw.limits)?,
         upstream: upstream(cx, raw)?,
         postgres_changes,
         pusher_app,
     })))
 }
+
+mod limits;
+pub use limits::Limits;
+pub(crate) use limits::RawLimits;
 
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,10 @@ fn minimal_with_defaults() {
     assert_eq!(s.limits, super::Limits::default());
     assert_eq!(s.limits.max_channels_per_socket, 100);
     assert_eq!(s.limits.max_payload, 3000 * 1024);
+    assert_eq!(s.limits.join_error_delay, Duration::from_secs(5));
+    assert_eq!(s.limits.handshake_error_delay, Duration::from_secs(2));
+    assert_eq!(s.limits.max_presence_events_per_channel, 5);
+    assert_eq!(s.limits.presence_events_window, Duration::from_secs(30));
     assert!(!s.private_only && s.upstream.is_none() && s.pusher_app.is_none());
 }
 
@@ -71,6 +75,9 @@ max_payload = "64KiB"
 idle_timeout = "90s"
 no_channel_timeout = "1m"
 join_error_delay = "off"
+handshake_error_delay = "250ms"
+max_presence_events_per_channel = 8
+presence_events_window = "1m"
 
 [[supabase.rules]]
 topic = "room:{{sub}}:*"
@@ -95,6 +102,9 @@ presence = ["read"]
     assert_eq!(s.limits.max_payload, 64 * 1024);
     assert_eq!(s.limits.idle_timeout, Duration::from_secs(90));
     assert_eq!(s.limits.join_error_delay, Duration::ZERO);
+    assert_eq!(s.limits.handshake_error_delay, Duration::from_millis(250));
+    assert_eq!(s.limits.max_presence_events_per_channel, 8);
+    assert_eq!(s.limits.presence_events_window, Duration::from_secs(60));
     assert_eq!(s.policy.rules.len(), 1);
     let g = s.policy.rules[0].grants;
     assert!(g.broadcast_read && g.broadcast_write && g.presence_read && !g.presence_write);
@@ -298,6 +308,39 @@ fn rejects_bad_durations() {
         "supabase.limits.join_error_delay",
         "not a duration",
     );
+    rejects(
+        &with_limit("handshake_error_delay = \"later\""),
+        "supabase.limits.handshake_error_delay",
+        "not a duration",
+    );
+}
+
+#[test]
+fn handshake_error_delay_off_is_zero() {
+    let c = load(&with_limit("handshake_error_delay = \"off\"")).unwrap();
+    assert_eq!(
+        c.supabase.unwrap().limits.handshake_error_delay,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn rejects_bad_presence_channel_limits() {
+    rejects(
+        &with_limit("max_presence_events_per_channel = 0"),
+        "supabase.limits.max_presence_events_per_channel",
+        "at least 1",
+    );
+    rejects(
+        &with_limit("presence_events_window = \"0s\""),
+        "supabase.limits.presence_events_window",
+        "zero-length window",
+    );
+    rejects(
+        &with_limit("presence_events_window = \"off\""),
+        "supabase.limits.presence_events_window",
+        "cannot be turned off",
+    );
 }
 
 fn with_upstream(u: &str) -> String {
@@ -386,5 +429,17 @@ fn rejects_accept_with_upstream() {
         &with_upstream("upstream = \"ws://realtime:4000/socket\"\npostgres_changes = \"accept\""),
         "supabase.postgres_changes",
         "both set",
+    );
+}
+
+#[test]
+fn check_shows_the_limits_and_delays() {
+    let c = load("[supabase]\njwt_secrets = [\"${JWT}\"]\n").unwrap();
+    let shown = c.effective().to_string();
+    assert!(
+        shown.contains(
+            "5 presence call(s) per channel per 30s, handshake errors after 2s, join errors after 5s"
+        ),
+        "{shown}"
     );
 }
