@@ -216,3 +216,78 @@ async fn token_refresh_extends_and_bad_token_closes() {
     assert_eq!(sys.payload["status"], "error");
     assert_eq!(c.recv().await.event, "phx_close");
 }
+
+/// The test base config with `handshake_error_delay` set to `d`.
+fn with_handshake_delay(d: &str, extra: &str) -> String {
+    let base = BASE.replace(
+        "handshake_error_delay = \"0s\"",
+        &format!("handshake_error_delay = \"{d}\""),
+    );
+    assert_ne!(base, BASE, "the base config sets handshake_error_delay");
+    format!("{base}{extra}")
+}
+
+#[tokio::test]
+async fn handshake_refusals_wait_the_configured_delay() {
+    let s = start_with(&with_handshake_delay("400ms", "")).await;
+    let delay = Duration::from_millis(400);
+    // A bad key: refused with the same status and reason, after the delay.
+    let t0 = std::time::Instant::now();
+    let (status, _, body) = http(
+        s.addr,
+        "GET",
+        "/realtime/v1/websocket?apikey=nope&vsn=2.0.0",
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert!(t0.elapsed() >= delay, "answered after {:?}", t0.elapsed());
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not a valid JWT"), "{body}");
+    // A missing key too.
+    let t0 = std::time::Instant::now();
+    let (status, _, body) = http(
+        s.addr,
+        "GET",
+        "/realtime/v1/websocket?vsn=2.0.0",
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert!(t0.elapsed() >= delay, "answered after {:?}", t0.elapsed());
+    assert_eq!(status, 401);
+    assert!(body.contains("No API key"), "{body}");
+}
+
+#[tokio::test]
+async fn a_delayed_refusal_holds_nothing_shared() {
+    // One user at most, and refusals that would wait a minute.
+    let s = start_with(&with_handshake_delay("60s", "max_concurrent_users = 1\n")).await;
+    let addr = s.addr;
+    let refused = tokio::spawn(async move {
+        http(
+            addr,
+            "GET",
+            "/realtime/v1/websocket?apikey=nope&vsn=2.0.0",
+            &WS_HEADERS,
+            b"",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Meanwhile the one user slot is free and the hub serves a join.
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let (_, r) = c
+        .join("realtime:busy", join_payload(false, false, false))
+        .await;
+    assert_eq!(r.payload["status"], "ok");
+    assert!(!refused.is_finished(), "the refusal did not wait");
+    // A drain answers the waiting refusal at once, reason intact.
+    drop(s);
+    let (status, _, body) = tokio::time::timeout(WAIT, refused)
+        .await
+        .expect("the drain cut the delay short")
+        .expect("task");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not a valid JWT"), "{body}");
+}
