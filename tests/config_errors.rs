@@ -366,6 +366,29 @@ reject! {
         => "supabase.limits.presence_events_window" at 8;
 }
 
+// ---- [supabase] jwks ----
+reject! {
+    supabase_jwks_not_a_key_set:
+        with("[supabase]\njwks = '{\"keys\": 3}'\n") => "supabase.jwks" at 6;
+    supabase_jwks_without_signing_keys:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"use\":\"enc\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_key_without_kid:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_duplicate_kid:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":\"a\"},{\"kty\":\"oct\",\"k\":\"AAAB\",\"kid\":\"a\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_key_unusable:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":\"a\",\"alg\":\"RSA-OAEP\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_file_unreadable:
+        with("[supabase]\njwks_file = \"/nonexistent/portico/jwks.json\"\n") => "supabase.jwks_file" at 6;
+    supabase_jwks_and_jwks_file:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":\"a\"}]}'\njwks_file = \"/x.json\"\n")
+        => "supabase.jwks_file" at 7;
+}
+
 // ---- Unknown keys, in every table ----
 reject! {
     unknown_top_level_key:

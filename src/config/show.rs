@@ -107,8 +107,9 @@ impl fmt::Display for Effective<'_> {
             Some(s) => {
                 writeln!(
                     f,
-                    "supabase: {} jwt secret(s), {} api key(s), {} rule(s){}{}{}",
+                    "supabase: {} jwt secret(s), {} jwks key(s), {} api key(s), {} rule(s){}{}{}",
                     s.jwt_secrets.len(),
+                    s.jwks.as_ref().map_or(0, |j| j.len()),
                     s.api_keys.len(),
                     s.policy.rules.len(),
                     if s.private_only { ", private only" } else { "" },

@@ -8,6 +8,7 @@
 //! ```toml
 //! [supabase]
 //! jwt_secrets = ["${SUPABASE_JWT_SECRET}"]            # first signs nothing; all verify (rotation)
+//! jwks_file = "/etc/portico/jwks.json"                # or jwks = '{"keys":[..]}'; RS/ES by kid
 //! api_keys = { sb_publishable_abc = "anon", sb_secret_xyz = "service_role" }
 //! private_only = false
 //! upstream = "wss://<ref>.supabase.co/realtime/v1"    # postgres_changes splice (optional)
@@ -37,6 +38,7 @@ use super::ConfigError;
 use super::apps::Apps;
 use super::raw::SpStr;
 use super::validate::Ctx;
+use crate::phoenix::jwks::Jwks;
 use crate::phoenix::policy::{Grants, Policy, Rule, TopicPattern};
 
 /// `[supabase]` as written.
@@ -44,6 +46,8 @@ use crate::phoenix::policy::{Grants, Policy, Rule, TopicPattern};
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSupabase {
     pub(crate) jwt_secrets: Option<Spanned<Vec<SpStr>>>,
+    pub(crate) jwks: Option<SpStr>,
+    pub(crate) jwks_file: Option<SpStr>,
     pub(crate) api_keys: Option<Spanned<BTreeMap<String, SpStr>>>,
     pub(crate) claim_validators: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
     pub(crate) private_only: Option<bool>,
@@ -73,6 +77,8 @@ pub(crate) struct RawRule {
 pub struct Supabase {
     /// HS256/384/512 secrets, all tried when verifying (rotation).
     pub jwt_secrets: Vec<Arc<[u8]>>,
+    /// Keys for RS/PS/ES/EdDSA (and `kid`-selected HS) tokens.
+    pub jwks: Option<Arc<Jwks>>,
     /// Opaque `sb_…` key → role.
     pub api_keys: HashMap<Arc<str>, Arc<str>>,
     /// Claims every token must carry with exactly these values.
@@ -95,6 +101,7 @@ impl std::fmt::Debug for Supabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supabase")
             .field("jwt_secrets", &self.jwt_secrets.len())
+            .field("jwks", &self.jwks)
             .field("api_keys", &self.api_keys.len())
             .field("private_only", &self.private_only)
             .field("rules", &self.policy.rules.len())
@@ -187,6 +194,38 @@ fn secrets(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Vec<Arc<[u8]>>, ConfigErro
         out.push(Arc::from(s.into_bytes()));
     }
     Ok(out)
+}
+
+/// `jwks` (the JSON inline) or `jwks_file` (a path to it), not both.
+fn jwks(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Option<Arc<Jwks>>, ConfigError> {
+    let fix = "give the project's key set, e.g. the JSON of https://<ref>.supabase.co/auth/v1/.well-known/jwks.json";
+    let (key, v, text) = match (&raw.jwks, &raw.jwks_file) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(f)) => {
+            return Err(cx.err(
+                "supabase.jwks_file",
+                Some(f.span()),
+                "`jwks` and `jwks_file` are both set",
+                "keep one: the key set inline (`jwks`) or a path to it (`jwks_file`)",
+            ));
+        }
+        (Some(v), None) => ("supabase.jwks", v, cx.string("supabase.jwks", v)?),
+        (None, Some(f)) => {
+            let path = cx.string("supabase.jwks_file", f)?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                cx.err(
+                    "supabase.jwks_file",
+                    Some(f.span()),
+                    format!("cannot read {path}: {e}"),
+                    "point jwks_file at a JSON key set (relative to where portico runs)",
+                )
+            })?;
+            ("supabase.jwks_file", f, text)
+        }
+    };
+    Jwks::parse(&text)
+        .map(|j| Some(Arc::new(j)))
+        .map_err(|e| cx.err(key, Some(v.span()), e.to_string(), fix))
 }
 
 fn api_keys(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<HashMap<Arc<str>, Arc<str>>, ConfigError> {
@@ -381,12 +420,13 @@ pub(crate) fn validate(
     let section = sp.span();
     let raw = sp.get_ref();
     let jwt_secrets = secrets(cx, raw)?;
+    let jwks = jwks(cx, raw)?;
     let api_keys = api_keys(cx, raw)?;
-    if jwt_secrets.is_empty() && api_keys.is_empty() {
+    if jwt_secrets.is_empty() && jwks.is_none() && api_keys.is_empty() {
         return Err(cx.err(
             "supabase.jwt_secrets",
             Some(section.start..section.start),
-            "no way to authenticate clients: neither `jwt_secrets` nor `api_keys` is set",
+            "no way to authenticate clients: none of `jwt_secrets`, `jwks` and `api_keys` is set",
             "add `jwt_secrets = [\"${SUPABASE_JWT_SECRET}\"]` (your project's JWT secret)",
         ));
     }
@@ -449,6 +489,7 @@ pub(crate) fn validate(
     };
     Ok(Some(Arc::new(Supabase {
         jwt_secrets,
+        jwks,
         api_keys,
         claim_validators,
         private_only: raw.private_only.unwrap_or(false),

@@ -120,6 +120,7 @@ fn verifier_for(c: &Supabase) -> Verifier {
         c.api_keys.clone(),
         c.claim_validators.clone(),
     )
+    .with_jwks(c.jwks.clone())
 }
 
 impl Shared {

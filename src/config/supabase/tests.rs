@@ -443,3 +443,56 @@ fn check_shows_the_limits_and_delays() {
         "{shown}"
     );
 }
+
+/// A JWKS with one P-256 key (any point parses), as TOML-safe JSON.
+fn jwks_json(kid: &str) -> String {
+    use base64::Engine;
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = kp.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    serde_json::json!({"keys":[{"kty":"EC","crv":"P-256","kid":kid,"x":b64(&raw[1..33]),"y":b64(&raw[33..65])}]})
+        .to_string()
+}
+
+#[test]
+fn jwks_inline_or_from_a_file_is_enough_auth() {
+    let c = load(&format!("[supabase]\njwks = '{}'\n", jwks_json("k1"))).unwrap();
+    assert_eq!(c.supabase.unwrap().jwks.as_ref().unwrap().len(), 1);
+    let path = std::env::temp_dir().join(format!("portico-jwks-{}.json", std::process::id()));
+    std::fs::write(&path, jwks_json("k2")).unwrap();
+    let c = load(&format!(
+        "[supabase]\njwt_secrets = [\"{SECRET}\"]\njwks_file = \"{}\"\n",
+        path.display()
+    ))
+    .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(c.effective().to_string().contains("1 jwks key(s)"));
+    assert_eq!(c.supabase.unwrap().jwks.as_ref().unwrap().len(), 1);
+}
+
+#[test]
+fn rejects_bad_jwks() {
+    rejects(
+        &format!(
+            "[supabase]\njwks = '{}'\njwks_file = \"/x.json\"\n",
+            jwks_json("a")
+        ),
+        "supabase.jwks_file",
+        "both set",
+    );
+    rejects(
+        "[supabase]\njwks = '{\"keys\": 3}'\n",
+        "supabase.jwks",
+        "not a JSON Web Key Set",
+    );
+    rejects(
+        "[supabase]\njwks = '{\"keys\": []}'\n",
+        "supabase.jwks",
+        "no signing keys",
+    );
+    rejects(
+        "[supabase]\njwks_file = \"/nonexistent/portico/jwks.json\"\n",
+        "supabase.jwks_file",
+        "cannot read",
+    );
+}
