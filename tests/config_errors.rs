@@ -342,6 +342,53 @@ reject! {
         "[server]\nplain = 127.0.0.1:0\n" => "(syntax)" at 2;
 }
 
+// ---- [supabase.limits] ----
+/// `[supabase]` with a secret and an open `[supabase.limits]` table: the
+/// limit under test is on line 8.
+fn supabase_limit(line: &str) -> String {
+    with(&format!(
+        "[supabase]\njwt_secrets = [\"super-secret-jwt-token-with-at-least-32-characters-long\"]\n[supabase.limits]\n{line}\n"
+    ))
+}
+
+reject! {
+    supabase_handshake_error_delay_not_a_duration:
+        supabase_limit("handshake_error_delay = \"soon\"")
+        => "supabase.limits.handshake_error_delay" at 8;
+    supabase_presence_events_per_channel_zero:
+        supabase_limit("max_presence_events_per_channel = 0")
+        => "supabase.limits.max_presence_events_per_channel" at 8;
+    supabase_presence_events_window_zero:
+        supabase_limit("presence_events_window = \"0s\"")
+        => "supabase.limits.presence_events_window" at 8;
+    supabase_presence_events_window_off:
+        supabase_limit("presence_events_window = \"off\"")
+        => "supabase.limits.presence_events_window" at 8;
+}
+
+// ---- [supabase] jwks ----
+reject! {
+    supabase_jwks_not_a_key_set:
+        with("[supabase]\njwks = '{\"keys\": 3}'\n") => "supabase.jwks" at 6;
+    supabase_jwks_without_signing_keys:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"use\":\"enc\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_key_without_kid:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_duplicate_kid:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":\"a\"},{\"kty\":\"oct\",\"k\":\"AAAB\",\"kid\":\"a\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_key_unusable:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":\"a\",\"alg\":\"RSA-OAEP\"}]}'\n")
+        => "supabase.jwks" at 6;
+    supabase_jwks_file_unreadable:
+        with("[supabase]\njwks_file = \"/nonexistent/portico/jwks.json\"\n") => "supabase.jwks_file" at 6;
+    supabase_jwks_and_jwks_file:
+        with("[supabase]\njwks = '{\"keys\": [{\"kty\":\"oct\",\"k\":\"AAAA\",\"kid\":\"a\"}]}'\njwks_file = \"/x.json\"\n")
+        => "supabase.jwks_file" at 7;
+}
+
 // ---- Unknown keys, in every table ----
 reject! {
     unknown_top_level_key:

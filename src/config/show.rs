@@ -104,21 +104,35 @@ impl fmt::Display for Effective<'_> {
         }
         match &c.supabase {
             None => writeln!(f, "supabase: not configured")?,
-            Some(s) => writeln!(
-                f,
-                "supabase: {} jwt secret(s), {} api key(s), {} rule(s){}{}{}",
-                s.jwt_secrets.len(),
-                s.api_keys.len(),
-                s.policy.rules.len(),
-                if s.private_only { ", private only" } else { "" },
-                s.upstream.as_ref().map_or(String::new(), |u| format!(
-                    ", postgres_changes via {}",
-                    u.url
-                )),
-                s.pusher_app
-                    .as_ref()
-                    .map_or(String::new(), |a| format!(", bridged to pusher app {a}")),
-            )?,
+            Some(s) => {
+                writeln!(
+                    f,
+                    "supabase: {} jwt secret(s), {} jwks key(s), {} api key(s), {} rule(s){}{}{}",
+                    s.jwt_secrets.len(),
+                    s.jwks.as_ref().map_or(0, |j| j.len()),
+                    s.api_keys.len(),
+                    s.policy.rules.len(),
+                    if s.private_only { ", private only" } else { "" },
+                    s.upstream.as_ref().map_or(String::new(), |u| format!(
+                        ", postgres_changes via {}",
+                        u.url
+                    )),
+                    s.pusher_app
+                        .as_ref()
+                        .map_or(String::new(), |a| format!(", bridged to pusher app {a}")),
+                )?;
+                let l = &s.limits;
+                writeln!(
+                    f,
+                    "  limits: {} channel(s)/socket, {} event(s)/s, {} presence call(s) per channel per {}, handshake errors after {}, join errors after {}",
+                    l.max_channels_per_socket,
+                    l.max_events_per_second,
+                    l.max_presence_events_per_channel,
+                    humantime::format_duration(l.presence_events_window),
+                    humantime::format_duration(l.handshake_error_delay),
+                    humantime::format_duration(l.join_error_delay),
+                )?;
+            }
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! ```toml
 //! [supabase]
 //! jwt_secrets = ["${SUPABASE_JWT_SECRET}"]            # first signs nothing; all verify (rotation)
+//! jwks_file = "/etc/portico/jwks.json"                # or jwks = '{"keys":[..]}'; RS/ES by kid
 //! api_keys = { sb_publishable_abc = "anon", sb_secret_xyz = "service_role" }
 //! private_only = false
 //! upstream = "wss://<ref>.supabase.co/realtime/v1"    # postgres_changes splice (optional)
@@ -15,6 +16,9 @@
 //!
 //! [supabase.limits]
 //! max_channels_per_socket = 100
+//! max_presence_events_per_channel = 5                 # per socket and channel, per window
+//! presence_events_window = "30s"
+//! handshake_error_delay = "2s"                        # "0s" answers refusals at once
 //!
 //! [[supabase.rules]]
 //! topic = "room:{sub}:*"
@@ -25,7 +29,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::Uri;
 use serde::Deserialize;
@@ -35,6 +38,7 @@ use super::ConfigError;
 use super::apps::Apps;
 use super::raw::SpStr;
 use super::validate::Ctx;
+use crate::phoenix::jwks::Jwks;
 use crate::phoenix::policy::{Grants, Policy, Rule, TopicPattern};
 
 /// `[supabase]` as written.
@@ -42,6 +46,8 @@ use crate::phoenix::policy::{Grants, Policy, Rule, TopicPattern};
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSupabase {
     pub(crate) jwt_secrets: Option<Spanned<Vec<SpStr>>>,
+    pub(crate) jwks: Option<SpStr>,
+    pub(crate) jwks_file: Option<SpStr>,
     pub(crate) api_keys: Option<Spanned<BTreeMap<String, SpStr>>>,
     pub(crate) claim_validators: Option<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
     pub(crate) private_only: Option<bool>,
@@ -53,21 +59,6 @@ pub(crate) struct RawSupabase {
     pub(crate) limits: RawLimits,
     #[serde(default)]
     pub(crate) rules: Vec<RawRule>,
-}
-
-/// `[supabase.limits]` as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawLimits {
-    pub(crate) max_channels_per_socket: Option<Spanned<i64>>,
-    pub(crate) max_events_per_second: Option<Spanned<i64>>,
-    pub(crate) max_joins_per_second: Option<Spanned<i64>>,
-    pub(crate) max_presence_events_per_second: Option<Spanned<i64>>,
-    pub(crate) max_concurrent_users: Option<Spanned<i64>>,
-    pub(crate) max_payload: Option<SpStr>,
-    pub(crate) idle_timeout: Option<SpStr>,
-    pub(crate) no_channel_timeout: Option<SpStr>,
-    pub(crate) join_error_delay: Option<SpStr>,
 }
 
 /// One `[[supabase.rules]]` entry as written.
@@ -86,6 +77,8 @@ pub(crate) struct RawRule {
 pub struct Supabase {
     /// HS256/384/512 secrets, all tried when verifying (rotation).
     pub jwt_secrets: Vec<Arc<[u8]>>,
+    /// Keys for RS/PS/ES/EdDSA (and `kid`-selected HS) tokens.
+    pub jwks: Option<Arc<Jwks>>,
     /// Opaque `sb_…` key → role.
     pub api_keys: HashMap<Arc<str>, Arc<str>>,
     /// Claims every token must carry with exactly these values.
@@ -108,6 +101,7 @@ impl std::fmt::Debug for Supabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supabase")
             .field("jwt_secrets", &self.jwt_secrets.len())
+            .field("jwks", &self.jwks)
             .field("api_keys", &self.api_keys.len())
             .field("private_only", &self.private_only)
             .field("rules", &self.policy.rules.len())
@@ -138,45 +132,6 @@ pub struct Upstream {
     pub uri: Uri,
     /// `Host` to send (self-hosted Realtime takes the tenant from it).
     pub host: Option<Arc<str>>,
-}
-
-/// `[supabase.limits]`, with Supabase's tenant defaults.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// Channels one socket may join (100).
-    pub max_channels_per_socket: usize,
-    /// Client messages per second per socket (100).
-    pub max_events_per_second: u32,
-    /// Joins per second per socket (100); beyond it the socket is closed.
-    pub max_joins_per_second: u32,
-    /// Presence track/untrack per second over all sockets (1000).
-    pub max_presence_events_per_second: u32,
-    /// Sockets at once (200).
-    pub max_concurrent_users: usize,
-    /// Largest inbound message and broadcast payload (3000 KB).
-    pub max_payload: usize,
-    /// Close a socket with no inbound frame for this long (60 s).
-    pub idle_timeout: Duration,
-    /// Close a socket that joined no channel for this long (10 min).
-    pub no_channel_timeout: Duration,
-    /// Wait this long before sending a join error (5 s; damps retry storms).
-    pub join_error_delay: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_channels_per_socket: 100,
-            max_events_per_second: 100,
-            max_joins_per_second: 100,
-            max_presence_events_per_second: 1000,
-            max_concurrent_users: 200,
-            max_payload: 3000 * 1024,
-            idle_timeout: Duration::from_secs(60),
-            no_channel_timeout: Duration::from_secs(600),
-            join_error_delay: Duration::from_secs(5),
-        }
-    }
 }
 
 const MIN_SECRET: usize = 32;
@@ -239,6 +194,38 @@ fn secrets(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Vec<Arc<[u8]>>, ConfigErro
         out.push(Arc::from(s.into_bytes()));
     }
     Ok(out)
+}
+
+/// `jwks` (the JSON inline) or `jwks_file` (a path to it), not both.
+fn jwks(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Option<Arc<Jwks>>, ConfigError> {
+    let fix = "give the project's key set, e.g. the JSON of https://<ref>.supabase.co/auth/v1/.well-known/jwks.json";
+    let (key, v, text) = match (&raw.jwks, &raw.jwks_file) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(f)) => {
+            return Err(cx.err(
+                "supabase.jwks_file",
+                Some(f.span()),
+                "`jwks` and `jwks_file` are both set",
+                "keep one: the key set inline (`jwks`) or a path to it (`jwks_file`)",
+            ));
+        }
+        (Some(v), None) => ("supabase.jwks", v, cx.string("supabase.jwks", v)?),
+        (None, Some(f)) => {
+            let path = cx.string("supabase.jwks_file", f)?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                cx.err(
+                    "supabase.jwks_file",
+                    Some(f.span()),
+                    format!("cannot read {path}: {e}"),
+                    "point jwks_file at a JSON key set (relative to where portico runs)",
+                )
+            })?;
+            ("supabase.jwks_file", f, text)
+        }
+    };
+    Jwks::parse(&text)
+        .map(|j| Some(Arc::new(j)))
+        .map_err(|e| cx.err(key, Some(v.span()), e.to_string(), fix))
 }
 
 fn api_keys(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<HashMap<Arc<str>, Arc<str>>, ConfigError> {
@@ -362,79 +349,6 @@ fn rule(
     })
 }
 
-fn limits(cx: &Ctx<'_>, l: &RawLimits) -> Result<Limits, ConfigError> {
-    let d = Limits::default();
-    let k = |f: &str| format!("supabase.limits.{f}");
-    let rate = |f: &str, v: Option<&Spanned<i64>>, def: u32| -> Result<u32, ConfigError> {
-        let n = cx.count(&k(f), v, def as usize)?;
-        u32::try_from(n).map_err(|_| {
-            cx.err(
-                k(f),
-                v.map(Spanned::span),
-                "is too large",
-                "write a number below 4294967296",
-            )
-        })
-    };
-    let max_payload = cx.size_or(
-        &k("max_payload"),
-        l.max_payload.as_ref(),
-        d.max_payload as u64,
-    )?;
-    if max_payload < 1024 {
-        return Err(cx.err(
-            k("max_payload"),
-            l.max_payload.as_ref().map(Spanned::span),
-            format!("{max_payload} bytes cannot even hold a join message"),
-            "write at least \"1KiB\" (Supabase's default is \"3000KB\")",
-        ));
-    }
-    Ok(Limits {
-        max_channels_per_socket: cx.count(
-            &k("max_channels_per_socket"),
-            l.max_channels_per_socket.as_ref(),
-            d.max_channels_per_socket,
-        )?,
-        max_events_per_second: rate(
-            "max_events_per_second",
-            l.max_events_per_second.as_ref(),
-            d.max_events_per_second,
-        )?,
-        max_joins_per_second: rate(
-            "max_joins_per_second",
-            l.max_joins_per_second.as_ref(),
-            d.max_joins_per_second,
-        )?,
-        max_presence_events_per_second: rate(
-            "max_presence_events_per_second",
-            l.max_presence_events_per_second.as_ref(),
-            d.max_presence_events_per_second,
-        )?,
-        max_concurrent_users: cx.count(
-            &k("max_concurrent_users"),
-            l.max_concurrent_users.as_ref(),
-            d.max_concurrent_users,
-        )?,
-        max_payload: usize::try_from(max_payload).unwrap_or(usize::MAX),
-        idle_timeout: cx.duration_or(
-            &k("idle_timeout"),
-            l.idle_timeout.as_ref(),
-            d.idle_timeout,
-        )?,
-        no_channel_timeout: cx.duration_or(
-            &k("no_channel_timeout"),
-            l.no_channel_timeout.as_ref(),
-            d.no_channel_timeout,
-        )?,
-        join_error_delay: match &l.join_error_delay {
-            None => d.join_error_delay,
-            Some(v) => cx
-                .duration(&k("join_error_delay"), v)?
-                .unwrap_or(Duration::ZERO),
-        },
-    })
-}
-
 fn upstream(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Option<Upstream>, ConfigError> {
     let Some(v) = &raw.upstream else {
         if let Some(h) = &raw.upstream_host {
@@ -506,12 +420,13 @@ pub(crate) fn validate(
     let section = sp.span();
     let raw = sp.get_ref();
     let jwt_secrets = secrets(cx, raw)?;
+    let jwks = jwks(cx, raw)?;
     let api_keys = api_keys(cx, raw)?;
-    if jwt_secrets.is_empty() && api_keys.is_empty() {
+    if jwt_secrets.is_empty() && jwks.is_none() && api_keys.is_empty() {
         return Err(cx.err(
             "supabase.jwt_secrets",
             Some(section.start..section.start),
-            "no way to authenticate clients: neither `jwt_secrets` nor `api_keys` is set",
+            "no way to authenticate clients: none of `jwt_secrets`, `jwks` and `api_keys` is set",
             "add `jwt_secrets = [\"${SUPABASE_JWT_SECRET}\"]` (your project's JWT secret)",
         ));
     }
@@ -574,16 +489,21 @@ pub(crate) fn validate(
     };
     Ok(Some(Arc::new(Supabase {
         jwt_secrets,
+        jwks,
         api_keys,
         claim_validators,
         private_only: raw.private_only.unwrap_or(false),
         policy: Policy { rules },
-        limits: limits(cx, &raw.limits)?,
+        limits: limits::validate(cx, &raw.limits)?,
         upstream: upstream(cx, raw)?,
         postgres_changes,
         pusher_app,
     })))
 }
+
+mod limits;
+pub use limits::Limits;
+pub(crate) use limits::RawLimits;
 
 #[cfg(test)]
 mod tests;

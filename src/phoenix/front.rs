@@ -8,9 +8,12 @@
 //! sockets to `session::run`, spawned on the edge's shutdown tracker; REST
 //! calls to `rest::handle`. Every refused handshake is an HTTP error with
 //! `{"error": reason}` and an info log line naming the peer and the reason,
-//! because a browser shows the client nothing but close code 1006.
+//! because a browser shows the client nothing but close code 1006. Auth and
+//! capacity refusals are answered after `handshake_error_delay`, as Supabase
+//! delays its `connect` errors to damp reconnect storms.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -126,7 +129,10 @@ impl SupabaseFront {
     pub async fn handle(&self, req: Request<Incoming>, ctx: RequestCtx) -> Response<Body> {
         let path = realtime_path(req.uri().path(), &ctx.route_path).to_string();
         if path == "/websocket" {
-            return self.websocket(req, &ctx);
+            return match self.websocket(req, &ctx) {
+                Ok(r) => r,
+                Err(refusal) => refusal.send(&ctx).await,
+            };
         }
         if path == "/api/broadcast" || path.starts_with("/api/broadcast/") {
             return cors(self.rest(req, &path).await);
@@ -137,12 +143,17 @@ impl SupabaseFront {
         )
     }
 
-    fn websocket(&self, mut req: Request<Incoming>, ctx: &RequestCtx) -> Response<Body> {
-        let config = self.shared.config();
-        if config.is_none() {
+    /// The 101 upgrade, or the refusal to send (after its delay).
+    fn websocket(
+        &self,
+        mut req: Request<Incoming>,
+        ctx: &RequestCtx,
+    ) -> Result<Response<Body>, Refusal> {
+        let Some(config) = self.shared.config() else {
             // Said first: no other answer helps before `[supabase]` exists.
-            return self.refused(&HandshakeError::NotConfigured, ctx);
-        }
+            return Err(refused(HandshakeError::NotConfigured, Duration::ZERO, ctx));
+        };
+        let delay = config.limits.handshake_error_delay;
         let verifier = self.shared.verifier();
         let query = req.uri().query().map(str::to_string);
         let mut checked = handshake::check(
@@ -155,18 +166,14 @@ impl SupabaseFront {
         if checked.is_ok() && self.shared.shutdown.is_draining() {
             checked = Err(HandshakeError::Draining);
         }
-        let (acc, config) = match (checked, config) {
-            (Ok(a), Some(c)) => (a, c),
-            (Ok(_), None) => return self.refused(&HandshakeError::NotConfigured, ctx),
-            (Err(e), _) => return self.refused(&e, ctx),
-        };
+        let acc = checked.map_err(|e| refused(e, delay, ctx))?;
         let slot = match self
             .shared
             .app
             .connect(Some(config.limits.max_concurrent_users))
         {
             Ok(s) => s,
-            Err(_) => return self.refused(&HandshakeError::TooManyConnections, ctx),
+            Err(_) => return Err(refused(HandshakeError::TooManyConnections, delay, ctx)),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let shared = self.shared.clone();
@@ -178,19 +185,13 @@ impl SupabaseFront {
                 Err(e) => tracing::debug!(%peer, error = %e, "supabase websocket upgrade failed"),
             }
         });
-        Response::builder()
+        Ok(Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(UPGRADE, "websocket")
             .header(CONNECTION, "Upgrade")
             .header(SEC_WEBSOCKET_ACCEPT, accept)
             .body(empty())
-            .unwrap_or_else(|_| Response::new(empty()))
-    }
-
-    fn refused(&self, e: &HandshakeError, ctx: &RequestCtx) -> Response<Body> {
-        let status = e.status();
-        tracing::info!(peer = %ctx.peer, status = status.as_u16(), reason = %e, "supabase realtime handshake refused");
-        json(status, e.body())
+            .unwrap_or_else(|_| Response::new(empty())))
     }
 
     async fn rest(&self, req: Request<Incoming>, path: &str) -> Response<Body> {
@@ -219,6 +220,41 @@ impl SupabaseFront {
         };
         let r = rest::handle(&self.shared, &parts.headers, path, parts.uri.query(), &body);
         json(r.status, r.body)
+    }
+}
+
+/// A refused handshake, logged when it was decided and answered after its
+/// delay.
+struct Refusal {
+    error: HandshakeError,
+    delay: Duration,
+}
+
+/// Logs the refusal now and says how long its answer waits.
+fn refused(error: HandshakeError, delay: Duration, ctx: &RequestCtx) -> Refusal {
+    let status = error.status();
+    tracing::info!(peer = %ctx.peer, status = status.as_u16(), reason = %error, "supabase realtime handshake refused");
+    let delay = if error.delayed() {
+        delay
+    } else {
+        Duration::ZERO
+    };
+    Refusal { error, delay }
+}
+
+impl Refusal {
+    /// Waits out the delay (Supabase's `connect_error` damping of reconnect
+    /// storms), then answers `{"error": reason}`. Only this request waits:
+    /// nothing shared is held (the upgrade never started and no connection
+    /// slot was taken), and a drain cuts the wait short.
+    async fn send(self, ctx: &RequestCtx) -> Response<Body> {
+        if !self.delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(self.delay) => {}
+                () = ctx.shutdown.draining() => {}
+            }
+        }
+        json(self.error.status(), self.error.body())
     }
 }
 

@@ -70,6 +70,21 @@ impl HandshakeError {
         }
     }
 
+    /// Whether the refusal waits `handshake_error_delay` before it is sent,
+    /// as Supabase's `connect` errors do. Refusals Phoenix gives before
+    /// `connect` (not an upgrade, bad `vsn`) go out at once, as do those
+    /// with no config to read the delay from or while draining (the client
+    /// should reconnect elsewhere without waiting).
+    pub const fn delayed(&self) -> bool {
+        match self {
+            HandshakeError::Auth(_) | HandshakeError::TooManyConnections => true,
+            HandshakeError::NotWebSocket
+            | HandshakeError::Vsn(_)
+            | HandshakeError::NotConfigured
+            | HandshakeError::Draining => false,
+        }
+    }
+
     /// `{"error": reason}`, as Supabase answers.
     pub fn body(&self) -> String {
         serde_json::json!({ "error": self.to_string() }).to_string()
@@ -320,6 +335,24 @@ mod tests {
             HandshakeError::Draining.status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[test]
+    fn only_connect_errors_are_delayed() {
+        assert!(HandshakeError::Auth(JwtError::Missing).delayed());
+        assert!(HandshakeError::TooManyConnections.delayed());
+        assert!(!HandshakeError::NotWebSocket.delayed());
+        assert!(!HandshakeError::NotConfigured.delayed());
+        assert!(!HandshakeError::Draining.delayed());
+        let vsn = check(
+            &Method::GET,
+            &ws_headers(),
+            Some("vsn=3.0.0"),
+            Some(&verifier()),
+            NOW,
+        )
+        .unwrap_err();
+        assert!(!vsn.delayed());
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //! Signature checking is `jsonwebtoken` (RustCrypto backend); the claim rules
 //! are Supabase's (realtime `jwt_verification.ex`): `exp` must be a number
 //! greater than now (no leeway), `role` a string, `iat` a number if present.
+//! With a JWKS ([`super::jwks`]), RS/PS/ES/EdDSA tokens are verified by the
+//! key their `kid` names, and an HS token whose `kid` names an `oct` key uses
+//! that key instead of the secrets, as Supabase does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +22,8 @@ use std::sync::Arc;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
+
+use super::jwks::Jwks;
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,11 +37,20 @@ pub enum JwtError {
     /// No configured secret verifies the signature.
     #[error("Failed to validate JWT signature")]
     BadSignature,
-    /// An algorithm other than HS256/384/512.
-    #[error("Token algorithm {alg} is not supported: sign with HS256, HS384 or HS512")]
+    /// An algorithm that is neither HMAC nor a JWKS signature algorithm.
+    #[error(
+        "Token algorithm {alg} is not supported: sign with HS256/384/512, or RS/PS/ES/EdDSA with a key in [supabase] jwks"
+    )]
     UnsupportedAlgorithm {
         /// The `alg` header.
         alg: String,
+    },
+    /// An asymmetric token whose `kid` names no JWKS key for its `alg`
+    /// (Supabase's `JwtSignerError` wording).
+    #[error("{}", signer_error(kid.as_deref()))]
+    UnknownSigningKey {
+        /// The `kid` header, if any.
+        kid: Option<String>,
     },
     /// `exp` or `role` is missing or of the wrong type.
     #[error("Fields `role` and `exp` are required in JWT")]
@@ -59,6 +73,15 @@ pub enum JwtError {
     /// An `sb_…` key that is not configured.
     #[error("Unknown API key: opaque keys must be listed in [supabase.api_keys]")]
     UnknownApiKey,
+}
+
+fn signer_error(kid: Option<&str>) -> String {
+    match kid {
+        Some(k) => format!(
+            "Failed to generate JWT signer for key ID (kid) {k:?}, check your JWT secret or JWKS configuration"
+        ),
+        None => "Failed to generate JWT signer, check your JWT secret or JWKS configuration".into(),
+    }
 }
 
 /// A verified identity.
@@ -97,6 +120,7 @@ pub struct Verifier {
     api_keys: HashMap<Arc<str>, Arc<str>>,
     validators: Vec<(Arc<str>, Value)>,
     validation: Validation,
+    jwks: Option<Arc<Jwks>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -104,6 +128,7 @@ impl std::fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field("secrets", &self.keys.len())
             .field("api_keys", &self.api_keys.len())
+            .field("jwks", &self.jwks.as_ref().map_or(0, |j| j.len()))
             .finish_non_exhaustive()
     }
 }
@@ -131,7 +156,14 @@ impl Verifier {
             api_keys,
             validators,
             validation,
+            jwks: None,
         }
+    }
+
+    /// Also verifies with the keys of `jwks`, selected by `kid`.
+    pub fn with_jwks(mut self, jwks: Option<Arc<Jwks>>) -> Verifier {
+        self.jwks = jwks;
+        self
     }
 
     /// Whether `token` is an opaque key rather than a JWT.
@@ -161,22 +193,50 @@ impl Verifier {
 
     fn signature(&self, token: &str) -> Result<Map<String, Value>, JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
-        if !self.validation.algorithms.contains(&header.alg) {
-            return Err(JwtError::UnsupportedAlgorithm {
-                alg: format!("{:?}", header.alg),
+        let hmac = matches!(
+            header.alg,
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+        );
+        let jwks_key = match (&self.jwks, &header.kid) {
+            (Some(j), Some(kid)) => j.key(kid, header.alg),
+            _ => None,
+        };
+        if let Some(key) = jwks_key {
+            let mut v = self.validation.clone();
+            v.algorithms = vec![header.alg];
+            return Self::decode(token, key, &v);
+        }
+        if !hmac {
+            return Err(if self.jwks.is_some() {
+                JwtError::UnknownSigningKey { kid: header.kid }
+            } else {
+                JwtError::UnsupportedAlgorithm {
+                    alg: format!("{:?}", header.alg),
+                }
             });
         }
         let mut last = JwtError::BadSignature;
         for key in &self.keys {
-            match jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation) {
-                Ok(data) => return Ok(data.claims),
-                Err(e) => match e.kind() {
-                    ErrorKind::InvalidSignature => last = JwtError::BadSignature,
-                    _ => return Err(JwtError::Malformed),
-                },
+            match Self::decode(token, key, &self.validation) {
+                Err(JwtError::BadSignature) => last = JwtError::BadSignature,
+                other => return other,
             }
         }
         Err(last)
+    }
+
+    fn decode(
+        token: &str,
+        key: &DecodingKey,
+        v: &Validation,
+    ) -> Result<Map<String, Value>, JwtError> {
+        match jsonwebtoken::decode::<Map<String, Value>>(token, key, v) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => Err(match e.kind() {
+                ErrorKind::InvalidSignature => JwtError::BadSignature,
+                _ => JwtError::Malformed,
+            }),
+        }
     }
 
     fn check_claims(&self, all: Map<String, Value>, now: u64) -> Result<Claims, JwtError> {
@@ -326,6 +386,81 @@ mod tests {
         let t = "eyJhbGciOiJSUzI1NiJ9.eyJyb2xlIjoiYW5vbiIsImV4cCI6MTl9.AAAA";
         assert!(matches!(
             verifier().verify(t, NOW),
+            Err(JwtError::UnsupportedAlgorithm { .. })
+        ));
+    }
+
+    /// A fresh P-256 key: (its JWK with `kid`, PKCS#8 DER to sign with).
+    fn es256_key(kid: &str) -> (Value, Vec<u8>) {
+        use base64::Engine;
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = kp.public_key_raw();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwk = json!({"kty":"EC","crv":"P-256","kid":kid,"use":"sig",
+            "x":b64(&raw[1..33]),"y":b64(&raw[33..65])});
+        (jwk, kp.serialize_der())
+    }
+
+    fn sign_es(claims: &Value, kid: Option<&str>, der: &[u8]) -> String {
+        let mut h = jsonwebtoken::Header::new(Algorithm::ES256);
+        h.kid = kid.map(str::to_string);
+        let k = jsonwebtoken::EncodingKey::from_ec_der(der);
+        jsonwebtoken::encode(&h, claims, &k).unwrap()
+    }
+
+    #[test]
+    fn jwks_keys_are_selected_by_kid() {
+        let (jwk1, pem1) = es256_key("k1");
+        let (_, other) = es256_key("k1");
+        let oct =
+            json!({"kty":"oct","kid":"h1","k":"b2N0LWtleS1vY3Qta2V5LW9jdC1rZXktb2N0LWtleS0xMjM"});
+        let set = Jwks::parse(&json!({"keys":[jwk1, oct]}).to_string()).unwrap();
+        let v = verifier().with_jwks(Some(Arc::new(set)));
+        let claims = json!({"role":"authenticated","sub":"u1","exp":NOW+60});
+        let c = v.verify(&sign_es(&claims, Some("k1"), &pem1), NOW).unwrap();
+        assert_eq!(c.claim_str("sub").as_deref(), Some("u1"));
+        // Supabase's claim rules still apply.
+        let old = json!({"role":"anon","exp":NOW-2});
+        assert_eq!(
+            v.verify(&sign_es(&old, Some("k1"), &pem1), NOW),
+            Err(JwtError::Expired { ago: 2 })
+        );
+        // Another key under the same kid, an unknown kid, no kid.
+        assert_eq!(
+            v.verify(&sign_es(&claims, Some("k1"), &other), NOW),
+            Err(JwtError::BadSignature)
+        );
+        let e = v
+            .verify(&sign_es(&claims, Some("k9"), &pem1), NOW)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            JwtError::UnknownSigningKey {
+                kid: Some("k9".into())
+            }
+        );
+        assert!(e.to_string().contains("(kid) \"k9\""), "{e}");
+        assert_eq!(
+            v.verify(&sign_es(&claims, None, &pem1), NOW),
+            Err(JwtError::UnknownSigningKey { kid: None })
+        );
+        // HS with the kid of an `oct` key uses it; other HS tokens the secrets.
+        let mut h = jsonwebtoken::Header::new(Algorithm::HS256);
+        h.kid = Some("h1".into());
+        let t = jsonwebtoken::encode(
+            &h,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"oct-key-oct-key-oct-key-oct-key-123"),
+        )
+        .unwrap();
+        assert!(v.verify(&t, NOW).is_ok());
+        assert!(
+            v.verify(&tok(json!({"role":"anon","exp":NOW+5})), NOW)
+                .is_ok()
+        );
+        // Without a JWKS an ES256 token is simply unsupported.
+        assert!(matches!(
+            verifier().verify(&sign_es(&claims, Some("k1"), &pem1), NOW),
             Err(JwtError::UnsupportedAlgorithm { .. })
         ));
     }

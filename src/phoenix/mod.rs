@@ -15,6 +15,7 @@
 //! - [`wire`]: reply statuses, join refusals, channel ends and close codes.
 //! - [`join`]: the `phx_join` payload.
 //! - [`jwt`]: HS256/384/512 verification with secret rotation, opaque keys.
+//! - [`jwks`]: a JSON Web Key Set (RS/PS/ES/EdDSA and `oct` keys by `kid`).
 //! - [`policy`]: the private-channel rule table.
 
 pub mod bridge;
@@ -23,6 +24,7 @@ pub mod fanout;
 mod front;
 pub mod handshake;
 pub mod join;
+pub mod jwks;
 pub mod jwt;
 pub mod policy;
 pub mod presence;

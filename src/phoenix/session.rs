@@ -28,7 +28,7 @@ use super::codec::{self, Outgoing, Payload, Push, Vsn};
 use super::handshake::Accepted;
 use super::jwt::Claims;
 use super::policy::Grants;
-use super::state::{Shared, Window};
+use super::state::{Budget, Shared, Window};
 use super::wire::{self, ChannelEnd, ReplyStatus, SocketClose};
 use crate::config::supabase::Supabase;
 use crate::hub::{Conn, ConnRef, ConnSlot};
@@ -64,6 +64,8 @@ struct Chan {
     expires: Option<Instant>,
     /// Relayed to the postgres_changes upstream instead of the hub.
     spliced: bool,
+    /// Presence calls on this channel (`max_presence_events_per_channel`).
+    presence_budget: Budget,
 }
 
 /// One socket's state.

@@ -69,6 +69,37 @@ impl Window {
     }
 }
 
+/// A call budget over a window that opens at the first call after the
+/// previous one closed (Supabase's per-channel presence limit: 5 calls,
+/// then nothing until 30 s after the first).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Budget {
+    /// When the current window closes; `None` before the first call.
+    closes: Option<Instant>,
+    used: u32,
+}
+
+impl Budget {
+    /// Spends one call; false when `max` were already spent in this window
+    /// (the refused call is not counted).
+    pub(crate) fn spend(&mut self, now: Instant, max: u32, window: Duration) -> bool {
+        match self.closes {
+            Some(c) if now < c => {
+                if self.used >= max {
+                    return false;
+                }
+                self.used += 1;
+                true
+            }
+            _ => {
+                self.closes = Some(now + window);
+                self.used = 1;
+                max >= 1
+            }
+        }
+    }
+}
+
 /// Shared by all sessions and REST calls.
 pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
@@ -89,6 +120,7 @@ fn verifier_for(c: &Supabase) -> Verifier {
         c.api_keys.clone(),
         c.claim_validators.clone(),
     )
+    .with_jwks(c.jwks.clone())
 }
 
 impl Shared {
@@ -238,6 +270,23 @@ mod tests {
         assert!(w.hit(t0, 2));
         assert!(!w.hit(t0, 2));
         assert!(w.hit(t0 + Duration::from_secs(1), 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_window_opens_at_the_first_call() {
+        let w = Duration::from_secs(30);
+        let mut b = Budget::default();
+        let t0 = Instant::now() + Duration::from_secs(100);
+        for i in 0..3 {
+            assert!(b.spend(t0 + Duration::from_secs(i), 3, w), "call {i}");
+        }
+        assert!(!b.spend(t0 + Duration::from_secs(5), 3, w));
+        assert!(!b.spend(t0 + Duration::from_millis(29_999), 3, w));
+        // The window closes 30 s after its first call, not after the last.
+        assert!(b.spend(t0 + w, 3, w));
+        assert!(b.spend(t0 + w, 3, w));
+        assert!(b.spend(t0 + w, 3, w));
+        assert!(!b.spend(t0 + w, 3, w));
     }
 
     #[test]

@@ -124,7 +124,8 @@ pub enum ChannelEnd {
     TokenExpired,
     /// The token refresh was refused or removed read access.
     AccessRevoked,
-    /// Too many events per second (after a system message).
+    /// Too many events per second, or too many presence calls on the
+    /// channel (after a system message).
     RateLimited,
     /// The postgres_changes upstream dropped: the client should rejoin.
     UpstreamLost,

@@ -23,6 +23,7 @@ jwt_secrets = ["${SECRET}"]
 api_keys = { sb_publishable_node = "anon" }
 [supabase.limits]
 join_error_delay = "0s"
+handshake_error_delay = "0s"
 [[supabase.rules]]
 topic = "user:{sub}"
 roles = ["authenticated"]

@@ -26,6 +26,7 @@ jwt_secrets = ["${SECRET}"]
 pusher_app = "app-id"
 [supabase.limits]
 join_error_delay = "0s"
+handshake_error_delay = "0s"
 `;
 
 let portico;

@@ -216,3 +216,145 @@ async fn token_refresh_extends_and_bad_token_closes() {
     assert_eq!(sys.payload["status"], "error");
     assert_eq!(c.recv().await.event, "phx_close");
 }
+
+/// The test base config with `handshake_error_delay` set to `d`.
+fn with_handshake_delay(d: &str, extra: &str) -> String {
+    let base = BASE.replace(
+        "handshake_error_delay = \"0s\"",
+        &format!("handshake_error_delay = \"{d}\""),
+    );
+    assert_ne!(base, BASE, "the base config sets handshake_error_delay");
+    format!("{base}{extra}")
+}
+
+#[tokio::test]
+async fn handshake_refusals_wait_the_configured_delay() {
+    let s = start_with(&with_handshake_delay("400ms", "")).await;
+    let delay = Duration::from_millis(400);
+    // A bad key: refused with the same status and reason, after the delay.
+    let t0 = std::time::Instant::now();
+    let (status, _, body) = http(
+        s.addr,
+        "GET",
+        "/realtime/v1/websocket?apikey=nope&vsn=2.0.0",
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert!(t0.elapsed() >= delay, "answered after {:?}", t0.elapsed());
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not a valid JWT"), "{body}");
+    // A missing key too.
+    let t0 = std::time::Instant::now();
+    let (status, _, body) = http(
+        s.addr,
+        "GET",
+        "/realtime/v1/websocket?vsn=2.0.0",
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert!(t0.elapsed() >= delay, "answered after {:?}", t0.elapsed());
+    assert_eq!(status, 401);
+    assert!(body.contains("No API key"), "{body}");
+}
+
+#[tokio::test]
+async fn a_delayed_refusal_holds_nothing_shared() {
+    // One user at most, and refusals that would wait a minute.
+    let s = start_with(&with_handshake_delay("60s", "max_concurrent_users = 1\n")).await;
+    let addr = s.addr;
+    let refused = tokio::spawn(async move {
+        http(
+            addr,
+            "GET",
+            "/realtime/v1/websocket?apikey=nope&vsn=2.0.0",
+            &WS_HEADERS,
+            b"",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Meanwhile the one user slot is free and the hub serves a join.
+    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let (_, r) = c
+        .join("realtime:busy", join_payload(false, false, false))
+        .await;
+    assert_eq!(r.payload["status"], "ok");
+    assert!(!refused.is_finished(), "the refusal did not wait");
+    // A drain answers the waiting refusal at once, reason intact.
+    drop(s);
+    let (status, _, body) = tokio::time::timeout(WAIT, refused)
+        .await
+        .expect("the drain cut the delay short")
+        .expect("task");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not a valid JWT"), "{body}");
+}
+
+/// A fresh P-256 key: its JWK (with `kid`) and a signer of ES256 tokens.
+fn es256(
+    kid: &str,
+) -> (
+    serde_json::Value,
+    impl Fn(serde_json::Value, &str) -> String,
+) {
+    use base64::Engine;
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = kp.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = json!({"kty":"EC","crv":"P-256","kid":kid,"alg":"ES256","use":"sig",
+        "x":b64(&raw[1..33]),"y":b64(&raw[33..65])});
+    let der = kp.serialize_der();
+    let sign = move |claims: serde_json::Value, kid: &str| {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        h.kid = Some(kid.to_string());
+        jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&der)).unwrap()
+    };
+    (jwk, sign)
+}
+
+#[tokio::test]
+async fn jwks_file_keys_verify_es256_tokens_by_kid() {
+    let (jwk, sign) = es256("key-1");
+    let path =
+        std::env::temp_dir().join(format!("portico-phoenix-jwks-{}.json", std::process::id()));
+    std::fs::write(&path, json!({"keys":[jwk]}).to_string()).unwrap();
+    let cfg = BASE.replace(
+        "[supabase.limits]",
+        &format!("jwks_file = \"{}\"\n[supabase.limits]", path.display()),
+    );
+    let s = start_with(&format!("{cfg}{RULES}")).await;
+    let _ = std::fs::remove_file(&path);
+    let user = sign(
+        json!({"role":"authenticated","sub":"u7","exp": now() + 3600}),
+        "key-1",
+    );
+    // The handshake and a private join both verify the ES256 token.
+    let mut c = connect(s.addr, "2.0.0", &user).await;
+    let (_, r) = c
+        .join("realtime:user:u7", join_payload(false, false, true))
+        .await;
+    assert_eq!(r.payload["status"], "ok", "{r:?}");
+    // A kid the set does not hold is refused with Supabase's wording.
+    let stray = sign(json!({"role":"anon","exp": now() + 3600}), "key-9");
+    let (status, _, body) = http(
+        s.addr,
+        "GET",
+        &format!("/realtime/v1/websocket?apikey={stray}&vsn=2.0.0"),
+        &WS_HEADERS,
+        b"",
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body.contains("Failed to generate JWT signer for key ID (kid) \\\"key-9\\\""),
+        "{body}"
+    );
+    // HS tokens still verify with the secret.
+    let mut h = connect(s.addr, "1.0.0", &anon()).await;
+    let (_, r) = h
+        .join("realtime:pub", join_payload(false, false, false))
+        .await;
+    assert_eq!(r.payload["status"], "ok");
+}

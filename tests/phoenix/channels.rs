@@ -176,3 +176,78 @@ async fn rest_rate_limit_is_429() {
     assert_eq!(status, 429);
     assert_eq!(body, r#"{"message":"You have exceeded your rate limit"}"#);
 }
+
+#[tokio::test]
+async fn presence_calls_are_limited_per_channel() {
+    let s = start("max_presence_events_per_channel = 2\npresence_events_window = \"1h\"\n").await;
+    let mut a = connect(s.addr, "2.0.0", &anon()).await;
+    let (ja, _) = a
+        .join("realtime:pl", join_payload(false, false, false))
+        .await;
+    a.expect_event("presence_state").await;
+    let (jo, _) = a
+        .join("realtime:other", join_payload(false, false, false))
+        .await;
+    a.expect_event("presence_state").await;
+    let track = |n: u32| json!({"type":"presence","event":"track","payload":{"n": n}});
+    // Two calls (a track and an untrack) are within the budget.
+    a.send(Some(&ja), "t1", "realtime:pl", "presence", track(1))
+        .await;
+    let r = a.expect_event("phx_reply").await;
+    assert_eq!(
+        (&r.r#ref, &r.payload["status"]),
+        (&json!("t1"), &json!("ok"))
+    );
+    a.expect_event("presence_diff").await;
+    a.send(
+        Some(&ja),
+        "t2",
+        "realtime:pl",
+        "presence",
+        json!({"type":"presence","event":"untrack"}),
+    )
+    .await;
+    let r = a.expect_event("phx_reply").await;
+    assert_eq!(
+        (&r.r#ref, &r.payload["status"]),
+        (&json!("t2"), &json!("ok"))
+    );
+    a.expect_event("presence_diff").await;
+    // The third: Supabase's system message, then the channel closes; the
+    // call itself gets no reply.
+    a.send(Some(&ja), "t3", "realtime:pl", "presence", track(3))
+        .await;
+    let sys = a.recv().await;
+    assert_eq!(sys.event, "system", "{sys:?}");
+    assert_eq!(sys.join_ref, json!(ja));
+    assert_eq!(
+        sys.payload,
+        json!({"extension":"system","status":"error","message":"Client presence rate limit exceeded","channel":"pl"})
+    );
+    let close = a.recv().await;
+    assert_eq!(
+        (close.event.as_str(), &close.join_ref),
+        ("phx_close", &json!(ja))
+    );
+    // Another channel of the same socket has its own budget.
+    a.send(Some(&jo), "o1", "realtime:other", "presence", track(1))
+        .await;
+    let r = a.expect_event("phx_reply").await;
+    assert_eq!(
+        (&r.r#ref, &r.payload["status"]),
+        (&json!("o1"), &json!("ok"))
+    );
+    // So does another socket on the same channel.
+    let mut b = connect(s.addr, "1.0.0", &anon()).await;
+    let (jb, _) = b
+        .join("realtime:pl", join_payload(false, false, false))
+        .await;
+    b.expect_event("presence_state").await;
+    for i in 0..2 {
+        let rf = format!("b{i}");
+        b.send(Some(&jb), &rf, "realtime:pl", "presence", track(i))
+            .await;
+        let r = b.expect_event("phx_reply").await;
+        assert_eq!((&r.r#ref, &r.payload["status"]), (&json!(rf), &json!("ok")));
+    }
+}

@@ -42,6 +42,7 @@ jwt_secrets = ["super-secret-jwt-token-with-at-least-32-characters-long"]
 api_keys = { sb_publishable_test = "anon", sb_secret_test = "service_role" }
 [supabase.limits]
 join_error_delay = "0s"
+handshake_error_delay = "0s"
 "#;
 
 pub(crate) async fn start(extra: &str) -> Server {

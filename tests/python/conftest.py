@@ -32,6 +32,7 @@ jwt_secrets = ["{SECRET}"]
 api_keys = {{ sb_publishable_py = "anon" }}
 [supabase.limits]
 join_error_delay = "0s"
+handshake_error_delay = "0s"
 [[supabase.rules]]
 topic = "user:{{sub}}"
 roles = ["authenticated"]

@@ -40,6 +40,10 @@ fn minimal_with_defaults() {
     assert_eq!(s.limits, super::Limits::default());
     assert_eq!(s.limits.max_channels_per_socket, 100);
     assert_eq!(s.limits.max_payload, 3000 * 1024);
+    assert_eq!(s.limits.join_error_delay, Duration::from_secs(5));
+    assert_eq!(s.limits.handshake_error_delay, Duration::from_secs(2));
+    assert_eq!(s.limits.max_presence_events_per_channel, 5);
+    assert_eq!(s.limits.presence_events_window, Duration::from_secs(30));
     assert!(!s.private_only && s.upstream.is_none() && s.pusher_app.is_none());
 }
 
@@ -71,6 +75,9 @@ max_payload = "64KiB"
 idle_timeout = "90s"
 no_channel_timeout = "1m"
 join_error_delay = "off"
+handshake_error_delay = "250ms"
+max_presence_events_per_channel = 8
+presence_events_window = "1m"
 
 [[supabase.rules]]
 topic = "room:{{sub}}:*"
@@ -95,6 +102,9 @@ presence = ["read"]
     assert_eq!(s.limits.max_payload, 64 * 1024);
     assert_eq!(s.limits.idle_timeout, Duration::from_secs(90));
     assert_eq!(s.limits.join_error_delay, Duration::ZERO);
+    assert_eq!(s.limits.handshake_error_delay, Duration::from_millis(250));
+    assert_eq!(s.limits.max_presence_events_per_channel, 8);
+    assert_eq!(s.limits.presence_events_window, Duration::from_secs(60));
     assert_eq!(s.policy.rules.len(), 1);
     let g = s.policy.rules[0].grants;
     assert!(g.broadcast_read && g.broadcast_write && g.presence_read && !g.presence_write);
@@ -298,6 +308,39 @@ fn rejects_bad_durations() {
         "supabase.limits.join_error_delay",
         "not a duration",
     );
+    rejects(
+        &with_limit("handshake_error_delay = \"later\""),
+        "supabase.limits.handshake_error_delay",
+        "not a duration",
+    );
+}
+
+#[test]
+fn handshake_error_delay_off_is_zero() {
+    let c = load(&with_limit("handshake_error_delay = \"off\"")).unwrap();
+    assert_eq!(
+        c.supabase.unwrap().limits.handshake_error_delay,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn rejects_bad_presence_channel_limits() {
+    rejects(
+        &with_limit("max_presence_events_per_channel = 0"),
+        "supabase.limits.max_presence_events_per_channel",
+        "at least 1",
+    );
+    rejects(
+        &with_limit("presence_events_window = \"0s\""),
+        "supabase.limits.presence_events_window",
+        "zero-length window",
+    );
+    rejects(
+        &with_limit("presence_events_window = \"off\""),
+        "supabase.limits.presence_events_window",
+        "cannot be turned off",
+    );
 }
 
 fn with_upstream(u: &str) -> String {
@@ -386,5 +429,70 @@ fn rejects_accept_with_upstream() {
         &with_upstream("upstream = \"ws://realtime:4000/socket\"\npostgres_changes = \"accept\""),
         "supabase.postgres_changes",
         "both set",
+    );
+}
+
+#[test]
+fn check_shows_the_limits_and_delays() {
+    let c = load("[supabase]\njwt_secrets = [\"${JWT}\"]\n").unwrap();
+    let shown = c.effective().to_string();
+    assert!(
+        shown.contains(
+            "5 presence call(s) per channel per 30s, handshake errors after 2s, join errors after 5s"
+        ),
+        "{shown}"
+    );
+}
+
+/// A JWKS with one P-256 key (any point parses), as TOML-safe JSON.
+fn jwks_json(kid: &str) -> String {
+    use base64::Engine;
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = kp.public_key_raw();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    serde_json::json!({"keys":[{"kty":"EC","crv":"P-256","kid":kid,"x":b64(&raw[1..33]),"y":b64(&raw[33..65])}]})
+        .to_string()
+}
+
+#[test]
+fn jwks_inline_or_from_a_file_is_enough_auth() {
+    let c = load(&format!("[supabase]\njwks = '{}'\n", jwks_json("k1"))).unwrap();
+    assert_eq!(c.supabase.unwrap().jwks.as_ref().unwrap().len(), 1);
+    let path = std::env::temp_dir().join(format!("portico-jwks-{}.json", std::process::id()));
+    std::fs::write(&path, jwks_json("k2")).unwrap();
+    let c = load(&format!(
+        "[supabase]\njwt_secrets = [\"{SECRET}\"]\njwks_file = \"{}\"\n",
+        path.display()
+    ))
+    .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(c.effective().to_string().contains("1 jwks key(s)"));
+    assert_eq!(c.supabase.unwrap().jwks.as_ref().unwrap().len(), 1);
+}
+
+#[test]
+fn rejects_bad_jwks() {
+    rejects(
+        &format!(
+            "[supabase]\njwks = '{}'\njwks_file = \"/x.json\"\n",
+            jwks_json("a")
+        ),
+        "supabase.jwks_file",
+        "both set",
+    );
+    rejects(
+        "[supabase]\njwks = '{\"keys\": 3}'\n",
+        "supabase.jwks",
+        "not a JSON Web Key Set",
+    );
+    rejects(
+        "[supabase]\njwks = '{\"keys\": []}'\n",
+        "supabase.jwks",
+        "no signing keys",
+    );
+    rejects(
+        "[supabase]\njwks_file = \"/nonexistent/portico/jwks.json\"\n",
+        "supabase.jwks_file",
+        "cannot read",
     );
 }

@@ -14,7 +14,7 @@ use crate::phoenix::fanout::Broadcast;
 use crate::phoenix::join;
 use crate::phoenix::jwt::{Claims, Verifier};
 use crate::phoenix::policy::Grants;
-use crate::phoenix::state::{hub_channel, unix_now};
+use crate::phoenix::state::{Budget, hub_channel, unix_now};
 use crate::phoenix::upstream;
 use crate::phoenix::wire::{self, ChannelEnd, JoinRefusal, ReplyStatus, SocketClose};
 use crate::ws::Frame;
@@ -41,6 +41,10 @@ fn accepted_bindings(bindings: &[Value]) -> Vec<Value> {
         })
         .collect()
 }
+
+/// The system message when one socket tracks too often on one channel
+/// (Supabase's wording, logged there as `ClientPresenceRateLimitReached`).
+pub(crate) const CLIENT_PRESENCE_LIMITED: &str = "Client presence rate limit exceeded";
 
 fn random_key() -> String {
     let b: [u8; 16] = rand::random();
@@ -181,6 +185,7 @@ impl Session {
             claims,
             grants,
             spliced: false,
+            presence_budget: Budget::default(),
         };
         if self
             .shared
@@ -242,6 +247,7 @@ impl Session {
                 grants: Grants::default(),
                 expires: None,
                 spliced: true,
+                presence_budget: Budget::default(),
             },
         );
         self.empty_since = None;
@@ -306,12 +312,27 @@ impl Session {
     }
 
     pub(super) fn presence(&mut self, p: &Push) {
-        let Some(c) = self.chans.get(p.topic.as_str()) else {
-            return;
-        };
         let Some(raw) = json_payload(p) else { return };
         let Ok(msg) = serde_json::from_str::<Map<String, Value>>(raw.get()) else {
             self.reply_error(p, "Presence payload must be a map");
+            return;
+        };
+        let l = &self.config.limits;
+        let (max, window) = (l.max_presence_events_per_channel, l.presence_events_window);
+        // Supabase counts every presence call (track and untrack) per
+        // channel process, before any other check, and closes the channel
+        // past the limit without replying to the call.
+        let spent = match self.chans.get_mut(p.topic.as_str()) {
+            Some(c) => c.presence_budget.spend(Instant::now(), max, window),
+            None => return,
+        };
+        if !spent {
+            tracing::info!(peer = %self.peer, topic = %p.topic, max, window = ?window, "supabase: client presence rate limit exceeded; closing channel");
+            self.system(&p.topic, ReplyStatus::Error, CLIENT_PRESENCE_LIMITED);
+            self.end_channel(&p.topic, ChannelEnd::RateLimited);
+            return;
+        }
+        let Some(c) = self.chans.get(p.topic.as_str()) else {
             return;
         };
         if c.private && !c.grants.presence_write {
