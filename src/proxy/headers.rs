@@ -21,36 +21,42 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 /// `TE: trailers` survives (gRPC needs it); other `TE` values do not.
+///
+/// One pass over the names finds what must go (enum compares for the
+/// standard names, no allocation for `Connection` tokens); only those are
+/// removed.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none of these: one pass over the names (enum
-    // compares for the standard ones) instead of ten hashed removals.
-    if !headers
-        .keys()
-        .any(|k| k == header::TE || HOP_BY_HOP.contains(k))
-    {
-        return;
+    // Looked up once; most messages have no `Connection` or only
+    // `keep-alive`, which is hop-by-hop anyway.
+    let connection = headers.get_all(header::CONNECTION);
+    let has_connection = connection.iter().next().is_some();
+    let listed = |name: &HeaderName| {
+        has_connection
+            && connection.iter().any(|v| {
+                v.to_str().is_ok_and(|v| {
+                    v.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case(name.as_str()))
+                })
+            })
+    };
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    let mut te_trailers = false;
+    for name in headers.keys() {
+        if name == header::TE {
+            te_trailers = headers.get_all(header::TE).iter().any(|v| {
+                v.to_str().is_ok_and(|v| {
+                    v.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+                })
+            });
+            doomed.push(name.clone());
+        } else if HOP_BY_HOP.contains(name) || listed(name) {
+            doomed.push(name.clone());
+        }
     }
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
+    for name in doomed {
         headers.remove(name);
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    let te_trailers = headers
-        .get(header::TE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        });
-    headers.remove(header::TE);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
@@ -105,6 +111,8 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Opti
         .iter()
         .any(|n| n.contains(&client.peer));
     let proto = HeaderValue::from_static(if client.tls { "https" } else { "http" });
+    // Room for the five headers at once rather than growing step by step.
+    headers.reserve(5);
     if !trusted {
         // The common case, kept free of string formatting: one value for
         // the peer, shared by two headers.
@@ -155,14 +163,34 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Opti
     }
 }
 
-/// An address as a header value, formatted on the stack.
+/// An address as a header value, without the formatting machinery for
+/// the common IPv4 case.
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    use std::io::Write;
-    let mut buf = [0u8; 48];
-    let mut w = &mut buf[..];
-    let _ = write!(w, "{ip}");
-    let len = 48 - w.len();
-    HeaderValue::from_bytes(&buf[..len]).expect("an IP address is a valid header value")
+    let IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string())
+            .expect("an IP address is a valid header value");
+    };
+    let mut buf = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            buf[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&buf[..len]).expect("digits and dots are a valid header value")
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -189,6 +217,31 @@ mod tests {
             );
         }
         h
+    }
+
+    #[test]
+    fn ip_values() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+        ] {
+            assert_eq!(ip_value(ip.parse().unwrap()), ip);
+        }
+    }
+
+    #[test]
+    fn strips_nothing_when_nothing_is_hop_by_hop() {
+        let mut h = map(&[("host", "a"), ("x-kept", "yes"), ("te", "trailers")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 3, "{h:?}");
+        assert_eq!(h["te"], "trailers");
+        let mut h = map(&[("connection", "keep-alive"), ("content-length", "2")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
     }
 
     #[test]

@@ -224,8 +224,10 @@ impl Pool {
 }
 
 impl Inner {
-    fn put_back(&self, mut conn: Box<Conn>) {
-        if !conn.reusable() {
+    fn put_back(&self, conn: Box<Conn>) {
+        // Checkout polls the connection before use; here only what is
+        // already known is checked.
+        if conn.driver.is_none() || conn.sender.is_closed() {
             return;
         }
         let mut idle = self.idle.lock();
