@@ -8,7 +8,8 @@
 //!   connection the TLS handshake ([`tls_state`]) on `https`.
 //! - [`http::server`]: hyper HTTP/1.1 + HTTP/2 on the connection.
 //! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:
-//!   - [`proxy`]: HTTP(S) upstreams, streaming, WebSocket pass-through;
+//!   - [`proxy`]: HTTP(S) upstreams through a keep-alive pool driven by the
+//!     request's own task, streaming, WebSocket pass-through;
 //!   - [`pusher`]: the in-process Pusher hub front, over [`ws`] sockets
 //!     and the protocol-agnostic fan-out core [`hub`];
 //!   - [`phoenix`]: the in-process Supabase Realtime (Phoenix channels) front.
