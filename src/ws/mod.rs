@@ -78,7 +78,10 @@ mod tests {
     fn config_is_small() {
         let c = config(10_000);
         assert_eq!(c.read_buffer_size, READ_BUFFER);
-        assert_eq!(c.write_buffer_size, 0, "frames are gathered by Coalesce, not tungstenite");
+        assert_eq!(
+            c.write_buffer_size, 0,
+            "frames are gathered by Coalesce, not tungstenite"
+        );
         assert_eq!(c.max_message_size, Some(10_000));
     }
 }
