@@ -7,7 +7,8 @@
 #   BASE_BIN=/path/to/old/portico PORTICO_BIN=/path/to/new/portico \
 #   BENCH_BIN=/path/to/portico-bench bench/ab.sh CASE
 #
-# CASE is fanout-10k (default), fanout-1k or idle-10k. Environment:
+# CASE is fanout-10k (default), fanout-10k-300k (the same at 30 publishes/s,
+# for when a build keeps up with 200k deliveries/s), fanout-1k or idle-10k. Environment:
 # DURATION (default 10), REPEAT (rounds, default 3; tables keep the median),
 # SOCKUDO_BIN, OUT (results file). Both portico binaries must differ
 # (checked with sha256sum), or the A/B would compare a build with itself.
@@ -39,6 +40,7 @@ ulimit -n "$(ulimit -Hn)"
 
 case $CASE in
   fanout-10k) OPS=deliveries_received; ARGS=(fanout --subscribers 10000 --rate 20 --duration "$DURATION") ;;
+  fanout-10k-300k) OPS=deliveries_received; ARGS=(fanout --subscribers 10000 --rate 30 --duration "$DURATION") ;;
   fanout-1k) OPS=deliveries_received; ARGS=(fanout --subscribers 1000 --rate 100 --duration "$DURATION") ;;
   idle-10k) OPS=connections_ok; ARGS=(connections -n 10000 --hold 2 --server-pid @PID@) ;;
   *) echo "unknown case $CASE" >&2; exit 2 ;;
