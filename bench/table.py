@@ -42,8 +42,10 @@ FIGURES = {
                 ("round_trip_p99_ms", "round trip p99 ms", "low"),
                 ("failed", "failed", "low")],
 }
-# "portico-base" is an earlier portico build (PORTICO_BASE_BIN).
-PEERS = {"hub": ["portico-base", "sockudo"], "edge": ["portico-base", "nginx", "caddy"]}
+PEERS = {"hub": ["sockudo"], "edge": ["nginx", "caddy"]}
+# Another portico build measured in the same run (bench/ab.sh): shown as a
+# column, with portico's ratio to it and its own ratio to the peers.
+BASE = "portico-base"
 
 
 def figures_for(case):
@@ -73,10 +75,14 @@ def main():
     print("Same machine, same run, back to back; ratio = portico / peer.\n")
     for suite, case in order:
         servers = by[(suite, case)]
-        peers = [p for p in PEERS[suite] + ["upstream-direct"] if p in servers]
+        peers = [p for p in [BASE] + PEERS[suite] + ["upstream-direct"] if p in servers]
+        # (numerator, denominator) of each ratio column.
+        pairs = [("portico", p) for p in peers if p != "upstream-direct"]
+        if BASE in servers:
+            pairs += [(BASE, p) for p in PEERS[suite] if p in servers]
         print(f"## {suite}: {case}\n")
         head = "| figure | portico | " + " | ".join(peers) + " | " + " | ".join(
-            f"portico/{p}" for p in peers if p != "upstream-direct") + " |"
+            f"{a}/{b}" for a, b in pairs) + " |"
         print(head)
         print("|" + "---|" * (head.count("|") - 1))
         for key, label, _better in figures_for(case) + [CPU]:
@@ -89,10 +95,8 @@ def main():
             fmt = lambda v: "—" if v is None else (f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}")
             cells = [fmt(vals.get("portico"))] + [fmt(vals.get(p)) for p in peers]
             ratios = []
-            for p in peers:
-                if p == "upstream-direct":
-                    continue
-                a, b = vals.get("portico"), vals.get(p)
+            for num, den in pairs:
+                a, b = vals.get(num), vals.get(den)
                 ratios.append(f"{a / b:.2f}×" if a is not None and b else "—")
             print(f"| {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
         if case.startswith("idle"):

@@ -2,15 +2,18 @@
 //!
 //! Owns: the tungstenite configuration tuned for memory, the bounded
 //! per-socket outbound queue ([`queue`]), the single writer task per socket
-//! ([`writer`]) and the reader-side helpers ([`reader`]). Receives: an
+//! ([`writer`]), the write coalescing under it ([`coalesce`]) and the
+//! reader-side helpers ([`reader`]). Receives: an
 //! upgraded byte stream (any `AsyncRead + AsyncWrite + Unpin + Send`, e.g.
 //! `TokioIo<hyper::upgrade::Upgraded>`). Hands on: inbound messages to the
 //! front's session loop, and frames from the hub/session to the peer.
 
+pub mod coalesce;
 pub mod queue;
 pub mod reader;
 pub mod writer;
 
+pub use coalesce::Coalesce;
 pub use queue::{CloseSpec, Frame, OutboundRx, OutboundTx, QueueLimits, SendError, outbound};
 pub use reader::{Inbound, ReadError, next_inbound};
 pub use writer::{WriterExit, run_writer};
@@ -25,10 +28,12 @@ pub const READ_BUFFER: usize = 2 * 1024;
 
 /// Memory-tuned tungstenite configuration for a server socket.
 ///
-/// `max_message_size` caps one inbound message (and frame); outbound writes
-/// go straight to the stream (`write_buffer_size` 0) with a small ceiling on
-/// what tungstenite may buffer when the peer is slow, because our own queue
-/// does the buffering.
+/// `max_message_size` caps one inbound message (and frame). tungstenite hands
+/// each outbound frame straight on (`write_buffer_size` 0, so its own buffer
+/// never holds more than one frame) to the [`Coalesce`] layer of
+/// [`server_socket`], which gathers a batch until the writer flushes and then
+/// frees its buffer; the ceiling on what tungstenite may buffer when the peer
+/// is slow is small, because our own queue does the buffering.
 pub fn config(max_message_size: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
@@ -39,12 +44,17 @@ pub fn config(max_message_size: usize) -> WebSocketConfig {
 }
 
 /// Wraps an already-upgraded stream (the HTTP handshake is done by the edge)
-/// as a server-side WebSocket.
-pub async fn server_socket<S>(io: S, max_message_size: usize) -> WebSocketStream<S>
+/// as a server-side WebSocket whose writes are gathered until each flush.
+pub async fn server_socket<S>(io: S, max_message_size: usize) -> WebSocketStream<Coalesce<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    WebSocketStream::from_raw_socket(io, Role::Server, Some(config(max_message_size))).await
+    WebSocketStream::from_raw_socket(
+        Coalesce::new(io),
+        Role::Server,
+        Some(config(max_message_size)),
+    )
+    .await
 }
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
@@ -68,7 +78,10 @@ mod tests {
     fn config_is_small() {
         let c = config(10_000);
         assert_eq!(c.read_buffer_size, READ_BUFFER);
-        assert_eq!(c.write_buffer_size, 0);
+        assert_eq!(
+            c.write_buffer_size, 0,
+            "frames are gathered by Coalesce, not tungstenite"
+        );
         assert_eq!(c.max_message_size, Some(10_000));
     }
 }

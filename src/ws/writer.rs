@@ -3,7 +3,9 @@
 //! Owns: the sink half of the socket; nobody else writes to it. Receives:
 //! [`Work`] from the socket's [`OutboundRx`] (data frames, ping requests, the
 //! close request). Hands on: frames to the peer, each batch fed then flushed
-//! once under a write deadline, and finally a close frame; returns a
+//! once under a write deadline (under [`super::server_socket`] the whole
+//! batch then leaves in one socket write, see [`super::coalesce`]), and
+//! finally a close frame; returns a
 //! [`WriterExit`] saying why it stopped so the session can end.
 
 use std::time::Duration;
@@ -96,8 +98,14 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ws::coalesce::{Coalesce, testing::CountingIo};
     use crate::ws::queue::{QueueLimits, outbound};
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::sync::mpsc;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
     use tokio_util::sync::PollSender;
 
     fn sink() -> (PollSender<Message>, mpsc::Receiver<Message>) {
@@ -159,6 +167,87 @@ mod tests {
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.evict_slow();
+        let exit = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert!(matches!(
+            exit,
+            Ok(Ok(WriterExit::Closed(CloseSpec { code: 4100, .. })))
+        ));
+    }
+
+    /// A server socket over an in-memory pipe of `cap` bytes, as the fronts
+    /// build it (through [`Coalesce`]), with its socket writes counted, and
+    /// the client end.
+    async fn ws_pair(
+        cap: usize,
+    ) -> (
+        futures_util::stream::SplitSink<WebSocketStream<Coalesce<CountingIo>>, Message>,
+        futures_util::stream::SplitStream<WebSocketStream<Coalesce<CountingIo>>>,
+        WebSocketStream<tokio::io::DuplexStream>,
+        Arc<AtomicUsize>,
+    ) {
+        let (server_io, client_io) = tokio::io::duplex(cap);
+        let (io, writes) = CountingIo::new(server_io);
+        let server = crate::ws::server_socket(io, 1 << 16).await;
+        let (sink, stream) = server.split();
+        let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        (sink, stream, client, writes)
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_out_in_one_write_in_order_then_the_close() {
+        let (tx, rx) = outbound(QueueLimits::default());
+        for i in 0..100 {
+            tx.try_send(Frame::from(format!("message {i}"))).unwrap();
+        }
+        tx.close(CloseSpec::new(4200, "bye"));
+        let (sink, _stream, mut client, writes) = ws_pair(1 << 20).await;
+        let exit = run_writer(sink, rx, Duration::from_secs(1)).await;
+        assert_eq!(exit, WriterExit::Closed(CloseSpec::new(4200, "bye")));
+        // One socket write for the 100 frames, one for the close frame.
+        assert_eq!(writes.load(Ordering::Relaxed), 2);
+        for i in 0..100 {
+            let msg = client.next().await.unwrap().unwrap();
+            assert_eq!(msg, Message::Text(format!("message {i}").into()));
+        }
+        match client.next().await {
+            Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4200),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_after_the_first_are_written_whole_too() {
+        let (tx, rx) = outbound(QueueLimits::default());
+        let (sink, _stream, mut client, writes) = ws_pair(1 << 20).await;
+        let task = tokio::spawn(run_writer(sink, rx, Duration::from_secs(1)));
+        for round in 0..3 {
+            for i in 0..10 {
+                tx.try_send(Frame::from(format!("{round}.{i}"))).unwrap();
+            }
+            for i in 0..10 {
+                let msg = client.next().await.unwrap().unwrap();
+                assert_eq!(msg, Message::Text(format!("{round}.{i}").into()));
+            }
+            // The frames were queued before the writer woke: one write each round.
+            assert_eq!(writes.load(Ordering::Relaxed), round + 1);
+        }
+        tx.close(CloseSpec::new(1000, ""));
+        assert!(matches!(task.await.unwrap(), WriterExit::Closed(_)));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_is_still_evicted() {
+        let (tx, rx) = outbound(QueueLimits::default());
+        // 4 KiB of pipe that the client never reads.
+        let (sink, _stream, _client, _writes) = ws_pair(4096).await;
+        let task = tokio::spawn(run_writer(sink, rx, Duration::from_secs(3600)));
+        let big = "x".repeat(1000);
+        for _ in 0..20 {
+            tx.try_send(Frame::from(big.clone())).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!task.is_finished(), "the write should be stuck");
         tx.evict_slow();
         let exit = tokio::time::timeout(Duration::from_secs(2), task).await;
         assert!(matches!(
