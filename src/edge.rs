@@ -136,7 +136,7 @@ impl Edge {
         // One hub for both fronts; its publish seam is the Pusher↔Supabase
         // bridge (a no-op unless `[supabase] pusher_app` is set).
         let bridge = Arc::new(Bridge::default());
-        let hub = Arc::new(Hub::new(Some(bridge.clone())));
+        let hub = Arc::new(Hub::new(vec![bridge.clone()]));
         let pusher = PusherFront::with_hub(&config.apps, hub.clone(), shutdown.clone());
         let supabase = SupabaseFront::new(hub, config.supabase.clone(), shutdown.clone(), bridge);
         let placeholder = Runtime {

@@ -96,8 +96,12 @@ pub struct OverQuota {
 pub struct Hub {
     apps: RwLock<HashMap<Arc<str>, Arc<AppHub>>>,
     next_conn: AtomicU64,
-    scale: Option<Arc<dyn ScaleAdapter>>,
+    observers: Observers,
 }
+
+/// Everything that sees local publishes: the Pusher↔Supabase bridge today,
+/// a Redis scale adapter next. Fixed when the hub is built.
+type Observers = Arc<[Arc<dyn ScaleAdapter>]>;
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,17 +113,17 @@ impl std::fmt::Debug for Hub {
 
 impl Default for Hub {
     fn default() -> Self {
-        Hub::new(None)
+        Hub::new(Vec::new())
     }
 }
 
 impl Hub {
-    /// A hub; `scale` (if any) sees every local publish.
-    pub fn new(scale: Option<Arc<dyn ScaleAdapter>>) -> Hub {
+    /// A hub; each of `observers` sees every local publish, in order.
+    pub fn new(observers: Vec<Arc<dyn ScaleAdapter>>) -> Hub {
         Hub {
             apps: RwLock::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-            scale,
+            observers: observers.into(),
         }
     }
 
@@ -137,7 +141,7 @@ impl Hub {
                     connections: AtomicUsize::new(0),
                     users: Mutex::new(Users::default()),
                     cache: Mutex::new(CacheStore::default()),
-                    scale: self.scale.clone(),
+                    observers: self.observers.clone(),
                 })
             })
             .clone()
@@ -161,7 +165,7 @@ pub struct AppHub {
     connections: AtomicUsize,
     users: Mutex<Users>,
     cache: Mutex<CacheStore>,
-    scale: Option<Arc<dyn ScaleAdapter>>,
+    observers: Observers,
 }
 
 impl std::fmt::Debug for AppHub {
@@ -231,10 +235,10 @@ impl AppHub {
     }
 
     /// Delivers `frames` to every local subscriber of `channel` except the
-    /// socket `except`, and tells the scale adapter.
+    /// socket `except`, and tells every observer.
     pub fn publish(&self, channel: &str, frames: &Frames, except: Option<&str>) -> Delivery {
-        if let Some(scale) = &self.scale {
-            scale.local_publish(&self.id, channel, frames, except);
+        for o in self.observers.iter() {
+            o.local_publish(&self.id, channel, frames, except);
         }
         self.channels.publish(channel, frames, except)
     }

@@ -1,4 +1,6 @@
-//! The seam to other nodes (a future Redis scale adapter).
+//! The seam to other nodes (a future Redis scale adapter) and to the other
+//! front (the Pusher↔Supabase bridge): the hub holds a list of these
+//! observers, fixed at build time.
 //!
 //! Owns: nothing yet. Receives: every local publish through
 //! [`ScaleAdapter::local_publish`] (called before local delivery, without

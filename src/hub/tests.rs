@@ -261,9 +261,10 @@ impl scale::ScaleAdapter for Recorder {
 }
 
 #[test]
-fn scale_adapter_sees_local_publishes_only() {
+fn every_observer_sees_local_publishes_only() {
     let rec = Arc::new(Recorder::default());
-    let hub = Hub::new(Some(rec.clone()));
+    let second = Arc::new(Recorder::default());
+    let hub = Hub::new(vec![rec.clone(), second.clone()]);
     let app = hub.app("1");
     let (c, _r) = conn(&hub, "1.1", QueueLimits::default());
     app.subscribe("x", &c).unwrap();
@@ -273,6 +274,7 @@ fn scale_adapter_sees_local_publishes_only() {
         *rec.0.lock(),
         vec![("1".into(), "x".into(), Some("9.9".into()))]
     );
+    assert_eq!(*second.0.lock(), *rec.0.lock());
 }
 
 #[test]

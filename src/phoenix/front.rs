@@ -108,7 +108,7 @@ impl SupabaseFront {
     /// `[supabase]` is absent: every request gets a 503 saying so).
     ///
     /// `bridge` must be the publish seam `hub` was built with
-    /// ([`Hub::new`]`(Some(bridge))`) for Pusher → Supabase mapping to work.
+    /// ([`Hub::new`]`(vec![bridge])`) for Pusher → Supabase mapping to work.
     pub fn new(
         hub: Arc<Hub>,
         config: Option<Arc<Supabase>>,

@@ -9,7 +9,6 @@
 //! reason in the body: a browser only ever shows such failures as close code
 //! 1006, so the body and the log line are the only place the reason shows.
 
-use http::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
 use http::{HeaderMap, Method, StatusCode};
 
 use super::codec::{CodecError, Vsn};
@@ -121,28 +120,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `Sec-WebSocket-Accept` if this is a valid RFC 6455 upgrade request.
-pub fn upgrade_accept(method: &Method, headers: &HeaderMap) -> Option<String> {
-    let has_token = |name, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    if method != Method::GET
-        || !has_token(UPGRADE, "websocket")
-        || !has_token(CONNECTION, "upgrade")
-    {
-        return None;
-    }
-    if headers.get(SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
-        return None;
-    }
-    Some(crate::ws::accept_key(
-        headers.get(SEC_WEBSOCKET_KEY)?.as_bytes(),
-    ))
-}
-
 /// The API key of a request: `x-api-key`, else `apikey` in the query.
 pub fn api_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     headers
@@ -161,7 +138,7 @@ pub fn check(
     verifier: Option<&Verifier>,
     now: u64,
 ) -> Result<Accepted, HandshakeError> {
-    let accept = upgrade_accept(method, headers).ok_or(HandshakeError::NotWebSocket)?;
+    let accept = crate::ws::upgrade_accept(method, headers).ok_or(HandshakeError::NotWebSocket)?;
     let vsn = Vsn::negotiate(query_param(query, "vsn").as_deref()).map_err(HandshakeError::Vsn)?;
     let verifier = verifier.ok_or(HandshakeError::NotConfigured)?;
     let token = api_key(headers, query).ok_or(HandshakeError::Auth(JwtError::Missing))?;
@@ -178,6 +155,8 @@ pub fn check(
 mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
+
+    use http::header::{CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
 
     use jsonwebtoken::Algorithm;
     use serde_json::json;

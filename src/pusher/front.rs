@@ -10,11 +10,8 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use http::header::{
-    CONNECTION, CONTENT_TYPE, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
-};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::header::{CONNECTION, CONTENT_TYPE, ORIGIN, SEC_WEBSOCKET_ACCEPT, UPGRADE};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -112,7 +109,7 @@ impl PusherFront {
     }
 
     fn websocket(&self, mut req: Request<Incoming>, key: &str, ctx: &RequestCtx) -> Response<Body> {
-        let Some(accept) = upgrade_accept(req.method(), req.headers()) else {
+        let Some(accept) = crate::ws::upgrade_accept(req.method(), req.headers()) else {
             return json_response(
                 StatusCode::UPGRADE_REQUIRED,
                 serde_json::json!({"error": "this is a Pusher WebSocket endpoint: connect with a WebSocket client"}).to_string(),
@@ -234,28 +231,6 @@ fn pusher_path<'a>(path: &'a str, route_path: &str, prefix: Option<&str>) -> &'a
     path
 }
 
-/// `Sec-WebSocket-Accept` if this is a valid RFC 6455 upgrade request.
-fn upgrade_accept(method: &Method, headers: &HeaderMap) -> Option<String> {
-    let has_token = |name, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    if method != Method::GET
-        || !has_token(UPGRADE, "websocket")
-        || !has_token(CONNECTION, "upgrade")
-    {
-        return None;
-    }
-    if headers.get(SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
-        return None;
-    }
-    Some(crate::ws::accept_key(
-        headers.get(SEC_WEBSOCKET_KEY)?.as_bytes(),
-    ))
-}
-
 fn json_response(status: StatusCode, body: String) -> Response<Body> {
     Response::builder()
         .status(status)
@@ -311,37 +286,5 @@ mod tests {
             check_handshake(Some(Arc::new(disabled)), Some("7"), None).unwrap_err(),
             SessionError::AppDisabled
         );
-    }
-
-    #[test]
-    fn upgrade_detection() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            UPGRADE,
-            "WebSocket".parse().unwrap_or_else(|_| unreachable!()),
-        );
-        h.insert(
-            CONNECTION,
-            "keep-alive, Upgrade"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
-        );
-        h.insert(
-            SEC_WEBSOCKET_VERSION,
-            "13".parse().unwrap_or_else(|_| unreachable!()),
-        );
-        h.insert(
-            SEC_WEBSOCKET_KEY,
-            "dGhlIHNhbXBsZSBub25jZQ=="
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
-        );
-        assert_eq!(
-            upgrade_accept(&Method::GET, &h).as_deref(),
-            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
-        );
-        assert_eq!(upgrade_accept(&Method::POST, &h), None);
-        h.remove(SEC_WEBSOCKET_KEY);
-        assert_eq!(upgrade_accept(&Method::GET, &h), None);
     }
 }

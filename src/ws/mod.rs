@@ -1,6 +1,7 @@
 //! Shared WebSocket plumbing for the hub's fronts (Pusher now, Phoenix later).
 //!
-//! Owns: the tungstenite configuration tuned for memory, the bounded
+//! Owns: the opening handshake check ([`handshake`]), the tungstenite
+//! configuration tuned for memory, the bounded
 //! per-socket outbound queue ([`queue`]), the single writer task per socket
 //! ([`writer`]), the write coalescing under it ([`coalesce`]) and the
 //! reader-side helpers ([`reader`]). Receives: an
@@ -9,11 +10,13 @@
 //! front's session loop, and frames from the hub/session to the peer.
 
 pub mod coalesce;
+pub mod handshake;
 pub mod queue;
 pub mod reader;
 pub mod writer;
 
 pub use coalesce::Coalesce;
+pub use handshake::{accept_key, upgrade_accept};
 pub use queue::{CloseSpec, Frame, OutboundRx, OutboundTx, QueueLimits, SendError, outbound};
 pub use reader::{Inbound, ReadError, next_inbound};
 pub use writer::{WriterExit, run_writer};
@@ -57,22 +60,9 @@ where
     .await
 }
 
-/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
-pub fn accept_key(key: &[u8]) -> String {
-    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accept_key_matches_rfc6455_example() {
-        assert_eq!(
-            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-        );
-    }
 
     #[test]
     fn config_is_small() {
