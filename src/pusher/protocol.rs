@@ -14,6 +14,7 @@
 //! `bind('pusher:subscription_error')` listen to — and the socket stays open.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 mod encode;
 mod roundtrip;
@@ -60,8 +61,9 @@ pub enum ClientMessage {
         event: String,
         /// Target channel.
         channel: String,
-        /// The data as sent (a JSON string or any JSON value).
-        data: Value,
+        /// The data's JSON text exactly as sent (a JSON string or any JSON
+        /// value), relayed verbatim so no number loses digits.
+        data: String,
     },
     /// Any other event; ignored.
     Other {
@@ -93,12 +95,12 @@ pub enum ParseError {
 struct Envelope {
     event: Option<Value>,
     channel: Option<Value>,
-    data: Option<Value>,
+    data: Option<Box<RawValue>>,
 }
 
 /// `data` may be an object or a JSON-encoded string of one.
-fn data_object(data: Option<Value>) -> serde_json::Map<String, Value> {
-    match data {
+fn data_object(data: Option<&RawValue>) -> serde_json::Map<String, Value> {
+    match data.and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok()) {
         Some(Value::Object(m)) => m,
         Some(Value::String(s)) => match serde_json::from_str(&s) {
             Ok(Value::Object(m)) => m,
@@ -135,7 +137,7 @@ pub fn parse(frame: &[u8]) -> Result<ClientMessage, ParseError> {
     };
     Ok(match event.as_str() {
         "pusher:subscribe" => {
-            let mut d = data_object(env.data);
+            let mut d = data_object(env.data.as_deref());
             ClientMessage::Subscribe {
                 channel: take_str(&mut d, "pusher:subscribe", "channel")?,
                 auth: opt_str(&mut d, "auth"),
@@ -143,7 +145,7 @@ pub fn parse(frame: &[u8]) -> Result<ClientMessage, ParseError> {
             }
         }
         "pusher:unsubscribe" => {
-            let mut d = data_object(env.data);
+            let mut d = data_object(env.data.as_deref());
             ClientMessage::Unsubscribe {
                 channel: take_str(&mut d, "pusher:unsubscribe", "channel")?,
             }
@@ -151,7 +153,7 @@ pub fn parse(frame: &[u8]) -> Result<ClientMessage, ParseError> {
         "pusher:ping" => ClientMessage::Ping,
         "pusher:pong" => ClientMessage::Pong,
         "pusher:signin" => {
-            let mut d = data_object(env.data);
+            let mut d = data_object(env.data.as_deref());
             ClientMessage::Signin {
                 auth: take_str(&mut d, "pusher:signin", "auth")?,
                 user_data: take_str(&mut d, "pusher:signin", "user_data")?,
@@ -167,7 +169,9 @@ pub fn parse(frame: &[u8]) -> Result<ClientMessage, ParseError> {
             ClientMessage::ClientEvent {
                 event,
                 channel,
-                data: env.data.unwrap_or(Value::Null),
+                data: env
+                    .data
+                    .map_or_else(|| "null".to_owned(), |raw| Box::<str>::from(raw).into()),
             }
         }
         _ => ClientMessage::Other { event },

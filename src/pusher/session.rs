@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, sleep_until};
 
@@ -455,7 +454,7 @@ impl Session {
         &mut self,
         event: String,
         channel: String,
-        data: Value,
+        data: String,
     ) -> Result<(), SessionError> {
         if !self.app.client_events {
             return Err(SessionError::ClientEventsDisabled);
@@ -474,9 +473,12 @@ impl Session {
                 max: MAX_EVENT_NAME,
             });
         }
-        let data_str = match &data {
-            Value::String(s) => s.clone(),
-            v => v.to_string(),
+        // What the webhook reports and the size limit counts: a JSON string
+        // decoded, any other value as its text.
+        let data_str = if data.starts_with('"') {
+            serde_json::from_str::<String>(&data).unwrap_or_else(|_| data.clone())
+        } else {
+            data.clone()
         };
         if data_str.len() > self.app.max_event_size {
             return Err(SessionError::ClientEventTooLarge {

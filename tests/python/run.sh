@@ -1,25 +1,14 @@
 #!/usr/bin/env bash
-# Builds portico, installs the `pusher` Python library, runs the tests.
+# Builds portico (unless PORTICO_BIN is set), installs the Python clients
+# (the `pusher` REST library and Supabase's `realtime`) in a venv, and runs
+# the tests. Arguments go to pytest.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if [ -z "${PORTICO_BIN:-}" ]; then
-  # A shared CARGO_TARGET_DIR may hold a build of another checkout of the
-  # same crate: touch our sources, build, copy, and check the copy is ours
-  # (it must know this branch's [[apps]] keys), retrying a few times.
-  probe="$work/probe.toml"
-  printf '[server]\nplain = "127.0.0.1:0"\n[[apps]]\nid = "1"\nkey = "k"\nsecret = "s"\nclient_events = true\n' > "$probe"
-  for attempt in 1 2 3; do
-    find "$root/src" -name '*.rs' -exec touch {} +
-    (cd "$root" && cargo build --quiet)
-    cp "${CARGO_TARGET_DIR:-$root/target}/debug/portico" "$work/portico"
-    if "$work/portico" check --config "$probe" >/dev/null 2>&1; then break; fi
-    echo "built binary is not this checkout's (attempt $attempt), rebuilding" >&2
-  done
-  export PORTICO_BIN="$work/portico"
-fi
+# shellcheck source=../support/portico-bin.sh
+source "$root/tests/support/portico-bin.sh"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet pusher
-exec "$work/venv/bin/python" "$here/test_pusher_python.py" -v
+"$work/venv/bin/pip" install --quiet -r "$here/requirements.txt"
+exec "$work/venv/bin/python" -m pytest -q "$here" "$@"

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::ws::Frame;
 
@@ -222,6 +222,11 @@ pub fn event(channel: &str, event: &str, data: &str, user_id: Option<&str>) -> F
 
 /// A client event relayed to the other subscribers, `data` as the client
 /// sent it, with `user_id` on presence channels.
-pub fn client_event(channel: &str, event: &str, data: &Value, user_id: Option<&str>) -> Frame {
-    encode(event, Some(channel), Some(data), user_id)
+pub fn client_event(channel: &str, event: &str, data: &str, user_id: Option<&str>) -> Frame {
+    // `data` is the JSON text the client sent (the parser checked it):
+    // relayed as is. Anything else goes as a JSON string.
+    match serde_json::from_str::<&RawValue>(data) {
+        Ok(raw) => encode(event, Some(channel), Some(raw), user_id),
+        Err(_) => encode(event, Some(channel), Some(data), user_id),
+    }
 }

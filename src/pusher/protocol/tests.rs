@@ -69,8 +69,23 @@ fn parses_other_client_messages() {
         Ok(ClientMessage::ClientEvent {
             event: "client-typing".into(),
             channel: "private-a".into(),
-            data: json!({"x":1})
+            data: r#"{"x":1}"#.into()
         })
+    );
+    // Relayed verbatim: long decimals keep every digit.
+    let exact = br#"{"event":"client-x","channel":"private-a","data":{"v":0.30000000000000004441,"big":123456789012345678901234567890}}"#;
+    let Ok(ClientMessage::ClientEvent { data, .. }) = parse(exact) else {
+        panic!("client event");
+    };
+    assert_eq!(
+        data,
+        r#"{"v":0.30000000000000004441,"big":123456789012345678901234567890}"#
+    );
+    let relayed = client_event("private-a", "client-x", &data, None);
+    assert!(
+        std::str::from_utf8(relayed.as_bytes()).unwrap().contains(
+            r#""data":{"v":0.30000000000000004441,"big":123456789012345678901234567890}"#
+        )
     );
     assert!(matches!(
         parse(br#"{"event":"client-typing","data":{}}"#),
@@ -208,7 +223,7 @@ fn server_message_shapes() {
         v(&client_event(
             "presence-a",
             "client-t",
-            &json!({"x":1}),
+            r#"{"x":1}"#,
             Some("7")
         )),
         json!({"event":"client-t","channel":"presence-a","data":{"x":1},"user_id":"7"})
