@@ -18,16 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::support::client::Client;
 use crate::support::{edge, within};
 
-const TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-plain = "${PLAIN}"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
-"#;
+const TOML: &str = edge::PROXY_TOML;
 
 /// How the raw upstream treats a connection after each answer.
 #[derive(Clone, Copy)]

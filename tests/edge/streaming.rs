@@ -14,16 +14,7 @@ use crate::support::client::Client;
 use crate::support::upstream::tokio_stream_from;
 use crate::support::{edge, upstream, within};
 
-const TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-plain = "${PLAIN}"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
-"#;
+const TOML: &str = edge::PROXY_TOML;
 
 async fn first_sse_event_arrives_before_the_end(mut c: Client, up: &upstream::Upstream) {
     let resp = c.get_streaming("/events/sse").await;

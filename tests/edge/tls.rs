@@ -7,16 +7,7 @@ use rustls::ProtocolVersion;
 use crate::support::client::{self, Client};
 use crate::support::{edge, upstream};
 
-const TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-plain = "${PLAIN}"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
-"#;
+const TOML: &str = edge::PROXY_TOML;
 
 #[tokio::test]
 async fn h2_over_tls_with_dev_ca() {

@@ -15,6 +15,19 @@ use tokio::task::JoinHandle;
 
 use super::{TempDir, within};
 
+/// The common case: https and plain listeners with dev certs, everything
+/// proxied to `${UP}`.
+pub(crate) const PROXY_TOML: &str = r#"
+[server]
+https = "${HTTPS}"
+plain = "${PLAIN}"
+[tls]
+mode = "dev"
+dir = "${CERTS}"
+[upstream]
+url = "${UP}"
+"#;
+
 /// A running in-process edge; stopped (abruptly) on drop.
 pub(crate) struct TestEdge {
     pub(crate) https: Option<SocketAddr>,
