@@ -17,6 +17,8 @@
 //!   storage, renewal; publishes into the TLS state and answers challenges.
 //! - [`edge`]: the current config generation and reload.
 //! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
+//! - [`workers`]: optional per-core current-thread runtimes that run the
+//!   connections (`PORTICO_WORKERS=per-core`).
 
 pub mod acme;
 pub mod banner;
@@ -33,15 +35,18 @@ pub mod pusher;
 pub mod shutdown;
 pub mod tls;
 pub mod tls_state;
+pub mod workers;
 pub mod ws;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::Config;
 pub use edge::{Edge, EdgeError};
 pub use listener::Listeners;
 pub use shutdown::Shutdown;
+pub use workers::Workers;
 
 /// Extra time after the grace period for tasks to notice the abort.
 const HARD_DEADLINE: Duration = Duration::from_secs(5);
@@ -60,8 +65,19 @@ pub async fn run(
 }
 
 /// Like [`run`] for an already built [`Edge`] (so the caller can keep a
-/// clone for reloads).
+/// clone for reloads); connections run on the caller's runtime.
 pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+    serve_with(edge, listeners, Arc::new(Workers::shared()), shutdown).await;
+}
+
+/// Like [`serve`], with connections run on `workers`. The caller stops the
+/// workers ([`Workers::stop`]) after this returns.
+pub async fn serve_with(
+    edge: Edge,
+    listeners: Listeners,
+    workers: Arc<Workers>,
+    shutdown: impl Future<Output = ()>,
+) {
     let inner = edge.inner().clone();
     if let Some(a) = listeners.https.as_ref().and_then(|l| l.local_addr().ok()) {
         inner.set_https_port(a.port());
@@ -74,7 +90,12 @@ pub async fn serve(edge: Edge, listeners: Listeners, shutdown: impl Future<Outpu
         (listeners.plain, http::ListenerKind::Plain),
     ] {
         if let Some(l) = l {
-            loops.push(tokio::spawn(listener::accept_loop(l, kind, inner.clone())));
+            loops.push(tokio::spawn(listener::accept_loop(
+                l,
+                kind,
+                inner.clone(),
+                workers.clone(),
+            )));
         }
     }
     shutdown.await;

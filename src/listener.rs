@@ -13,7 +13,8 @@ use crate::edge::EdgeInner;
 use crate::http::ListenerKind;
 use crate::http::server::{ConnSettings, serve};
 use crate::http::service::ConnInfo;
-use crate::limits::{Guarded, Refused};
+use crate::limits::{ConnGuard, Guarded, Refused};
+use crate::workers::Workers;
 
 /// The sockets portico serves on; tests bind `127.0.0.1:0` themselves.
 #[derive(Debug, Default)]
@@ -70,8 +71,14 @@ pub fn bind_one(key: &'static str, addr: SocketAddr) -> Result<TcpListener, Bind
     TcpListener::from_std(sock.into()).map_err(err)
 }
 
-/// Accepts until draining starts.
-pub async fn accept_loop(listener: TcpListener, kind: ListenerKind, edge: Arc<EdgeInner>) {
+/// Accepts until draining starts; each connection runs on the next of
+/// `workers` (or on this runtime when there are none).
+pub async fn accept_loop(
+    listener: TcpListener,
+    kind: ListenerKind,
+    edge: Arc<EdgeInner>,
+    workers: Arc<Workers>,
+) {
     let shutdown = edge.shutdown().clone();
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -110,40 +117,80 @@ pub async fn accept_loop(listener: TcpListener, kind: ListenerKind, edge: Arc<Ed
             header_timeout: server.header_timeout,
             http2: server.http2,
         };
-        let edge2 = edge.clone();
-        let io = Guarded::new(stream, guard);
-        shutdown.spawn(async move {
-            match kind {
-                ListenerKind::Https => {
-                    // A connection still in its handshake has no request to
-                    // finish: draining cuts it instead of waiting out the
-                    // handshake deadline (a silent client would otherwise
-                    // hold up every shutdown for `handshake_timeout`).
-                    let tls = tokio::select! {
-                        tls = handshake(io, &edge2, peer, server.handshake_timeout) => tls,
-                        _ = edge2.shutdown().draining() => None,
-                    };
-                    if let Some(mut tls) = tls {
-                        if tls.info.is_acme_challenge() {
-                            // TLS-ALPN-01 validator: the handshake was the
-                            // answer; never route (RFC 8737 §3).
-                            tracing::debug!(peer = %peer, sni = ?tls.info.sni, "ACME tls-alpn-01 validation handshake; closing");
-                            let close = tokio::io::AsyncWriteExt::shutdown(&mut tls.stream);
-                            let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
-                            return;
+        let conn = Conn {
+            info,
+            settings,
+            handshake_timeout: server.handshake_timeout,
+            edge: edge.clone(),
+        };
+        match workers.next() {
+            None => drop(shutdown.spawn(conn.run(stream, guard))),
+            // Moved to the worker's reactor: deregister here, register there.
+            Some(worker) => match stream.into_std() {
+                Ok(std) => drop(shutdown.spawn_on(
+                    async move {
+                        match TcpStream::from_std(std) {
+                            Ok(stream) => conn.run(stream, guard).await,
+                            Err(e) => tracing::debug!(peer = %peer, error = %e, "cannot move the connection to its worker"),
                         }
-                        serve(tls.stream, info, settings, edge2).await;
-                    }
-                }
-                ListenerKind::Http | ListenerKind::Plain => {
-                    // h2 needs ALPN; cleartext listeners speak HTTP/1.1
-                    // (h2c prior knowledge is still detected by hyper).
-                    serve(io, info, settings, edge2).await;
-                }
-            }
-        });
+                    },
+                    worker,
+                )),
+                Err(e) => tracing::debug!(peer = %peer, error = %e, "cannot move the connection to its worker"),
+            },
+        }
     }
     tracing::debug!(listener = kind.name(), "stopped accepting");
+}
+
+/// An accepted connection on its way to its task.
+struct Conn {
+    info: ConnInfo,
+    settings: ConnSettings,
+    handshake_timeout: Duration,
+    edge: Arc<EdgeInner>,
+}
+
+impl Conn {
+    /// The connection task: TLS handshake on `https`, then HTTP.
+    async fn run(self, stream: TcpStream, guard: ConnGuard) {
+        let Conn {
+            info,
+            settings,
+            handshake_timeout,
+            edge,
+        } = self;
+        let peer = info.peer;
+        let io = Guarded::new(stream, guard);
+        match info.kind {
+            ListenerKind::Https => {
+                // A connection still in its handshake has no request to
+                // finish: draining cuts it instead of waiting out the
+                // handshake deadline (a silent client would otherwise
+                // hold up every shutdown for `handshake_timeout`).
+                let tls = tokio::select! {
+                    tls = handshake(io, &edge, peer, handshake_timeout) => tls,
+                    _ = edge.shutdown().draining() => None,
+                };
+                if let Some(mut tls) = tls {
+                    if tls.info.is_acme_challenge() {
+                        // TLS-ALPN-01 validator: the handshake was the
+                        // answer; never route (RFC 8737 §3).
+                        tracing::debug!(peer = %peer, sni = ?tls.info.sni, "ACME tls-alpn-01 validation handshake; closing");
+                        let close = tokio::io::AsyncWriteExt::shutdown(&mut tls.stream);
+                        let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+                        return;
+                    }
+                    serve(tls.stream, info, settings, edge).await;
+                }
+            }
+            ListenerKind::Http | ListenerKind::Plain => {
+                // h2 needs ALPN; cleartext listeners speak HTTP/1.1
+                // (h2c prior knowledge is still detected by hyper).
+                serve(io, info, settings, edge).await;
+            }
+        }
+    }
 }
 
 async fn handshake(

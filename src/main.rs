@@ -2,10 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use portico::config::{Config, LogFormat};
-use portico::{Edge, Listeners, Shutdown};
+use portico::workers::Mode;
+use portico::{Edge, Listeners, Shutdown, Workers};
 
 #[derive(Parser)]
 #[command(
@@ -102,14 +104,29 @@ fn main() -> ExitCode {
                 }
             };
             init_tracing(&cfg);
-            let rt = match tokio::runtime::Runtime::new() {
+            let mode = match Mode::parse(std::env::var("PORTICO_WORKERS").ok().as_deref()) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            // Per-core workers run the connections; the main runtime keeps
+            // signals, accept loops, ACME and reloads on one thread.
+            let rt = match mode {
+                Mode::Shared => tokio::runtime::Runtime::new(),
+                Mode::PerCore => tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build(),
+            };
+            let rt = match rt {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(run(cfg, path)) {
+            match rt.block_on(run(cfg, path, mode)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -158,12 +175,21 @@ fn init_tracing(cfg: &Config) {
     }
 }
 
-async fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run(cfg: Config, path: Option<PathBuf>, mode: Mode) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&cfg.server)?;
     let edge = Edge::new(cfg, Shutdown::new())?;
+    let workers = Arc::new(Workers::start(mode)?);
+    if !workers.is_empty() {
+        tracing::info!(
+            workers = workers.len(),
+            "connections run on per-core runtimes"
+        );
+    }
     print_banner(&edge, &listeners);
     let signals = signals(edge.clone(), path)?;
-    portico::serve(edge, listeners, signals).await;
+    portico::serve_with(edge, listeners, workers.clone(), signals).await;
+    // Joining threads blocks: off the async thread.
+    let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
     Ok(())
 }
 

@@ -87,6 +87,20 @@ impl Shutdown {
         self.tracker.spawn(fut)
     }
 
+    /// Spawns a task that shutdown waits for on another runtime (a
+    /// connection worker, see [`crate::workers`]).
+    pub fn spawn_on<F>(
+        &self,
+        fut: F,
+        handle: &tokio::runtime::Handle,
+    ) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn_on(fut, handle)
+    }
+
     /// Number of tracked tasks still running.
     pub fn tasks(&self) -> usize {
         self.tracker.len()
