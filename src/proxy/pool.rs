@@ -10,6 +10,9 @@
 //! dropped; a request that found its reused connection closed before any
 //! byte was written is retried on the next one.
 //!
+//! On per-core workers ([`crate::workers`]) a connection is only reused by
+//! the worker that opened it, so its socket stays on that worker's reactor.
+//!
 //! WebSocket upgrades take a fresh connection whose driver is spawned on the
 //! shutdown tracker, since the upgraded socket outlives the request.
 
@@ -31,6 +34,7 @@ use parking_lot::Mutex;
 use super::dial::{DialError, UpstreamIo, dial};
 use crate::http::body::{Body, BoxError};
 use crate::shutdown::Shutdown;
+use crate::workers;
 
 type Driver = http1::Connection<TokioIo<UpstreamIo>, Body>;
 
@@ -67,6 +71,9 @@ struct Inner {
 struct Idle {
     conn: Box<Conn>,
     since: Instant,
+    /// The connection worker whose reactor the socket is registered with
+    /// (`None` on a shared runtime); checkout only hands it to that worker.
+    home: Option<usize>,
 }
 
 /// One upstream connection: the request half and the connection driver.
@@ -212,8 +219,15 @@ impl Pool {
     /// The warmest idle connection that is still open, and how long it
     /// was idle.
     fn checkout(&self) -> Option<(Box<Conn>, Duration)> {
+        let home = workers::current();
         loop {
-            let Idle { mut conn, since } = self.inner.idle.lock().pop()?;
+            let Idle {
+                mut conn, since, ..
+            } = {
+                let mut idle = self.inner.idle.lock();
+                let i = idle.iter().rposition(|i| i.home == home)?;
+                idle.remove(i)
+            };
             let idle_for = since.elapsed();
             if idle_for < self.inner.idle_timeout && conn.reusable() {
                 return Some((conn, idle_for));
@@ -241,6 +255,7 @@ impl Inner {
             idle.push(Idle {
                 conn,
                 since: Instant::now(),
+                home: workers::current(),
             });
             None
         } else {
