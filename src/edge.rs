@@ -95,20 +95,18 @@ impl EdgeInner {
             upstreams.push(match &r.target {
                 Target::Proxy(t) => {
                     let serves = |p: &&Pool| p.serves(&t.scheme, &t.authority, t.connect_timeout);
-                    let pool = match pools
-                        .iter()
-                        .find(serves)
-                        .or_else(|| old.iter().find(serves))
-                    {
+                    // One pool per upstream: shared by routes of this
+                    // generation, carried over from the last one.
+                    let pool = match pools.iter().find(serves) {
                         Some(p) => p.clone(),
-                        None => Pool::new(t.scheme.clone(), t.authority.clone(), t.connect_timeout),
+                        None => {
+                            let p = old.iter().find(serves).cloned().unwrap_or_else(|| {
+                                Pool::new(t.scheme.clone(), t.authority.clone(), t.connect_timeout)
+                            });
+                            pools.push(p.clone());
+                            p
+                        }
                     };
-                    if !pools
-                        .iter()
-                        .any(|p| p.serves(&t.scheme, &t.authority, t.connect_timeout))
-                    {
-                        pools.push(pool.clone());
-                    }
                     Some(Upstream {
                         target: t.clone(),
                         pool,

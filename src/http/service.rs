@@ -100,13 +100,7 @@ pub async fn handle(
                 }
             }
             Target::Pusher => {
-                let ctx = RequestCtx {
-                    peer: conn.peer,
-                    local: conn.local,
-                    tls: conn.kind == ListenerKind::Https,
-                    route_path: route.path.clone(),
-                    shutdown: edge.shutdown().clone(),
-                };
+                let ctx = hub_ctx(&edge, &conn, &route.path);
                 (
                     edge.pusher().handle(req, ctx).await,
                     route_label,
@@ -114,13 +108,7 @@ pub async fn handle(
                 )
             }
             Target::Supabase => {
-                let ctx = RequestCtx {
-                    peer: conn.peer,
-                    local: conn.local,
-                    tls: conn.kind == ListenerKind::Https,
-                    route_path: route.path.clone(),
-                    shutdown: edge.shutdown().clone(),
-                };
+                let ctx = hub_ctx(&edge, &conn, &route.path);
                 (
                     edge.supabase().handle(req, ctx).await,
                     route_label,
@@ -144,6 +132,17 @@ pub async fn handle(
         started,
     };
     Ok(Response::from_parts(parts, Logged::wrap(body, entry)))
+}
+
+/// What a hub front needs to know about the request's connection and route.
+fn hub_ctx(edge: &EdgeInner, conn: &ConnInfo, route_path: &Arc<str>) -> RequestCtx {
+    RequestCtx {
+        peer: conn.peer,
+        local: conn.local,
+        tls: conn.kind == ListenerKind::Https,
+        route_path: route_path.clone(),
+        shutdown: edge.shutdown().clone(),
+    }
 }
 
 fn health(draining: bool) -> Response<Body> {

@@ -269,7 +269,8 @@ impl Verifier {
     }
 }
 
-/// Signs `claims` with `secret` (HS256). For tests and `portico` tooling.
+/// Signs `claims` with `secret` under an HMAC `alg` (HS256/384/512; any
+/// other algorithm panics). For tests only.
 pub fn sign_hs(alg: Algorithm, claims: &Value, secret: &[u8]) -> String {
     let header = jsonwebtoken::Header::new(alg);
     jsonwebtoken::encode(
