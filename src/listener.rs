@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::config::Server;
 use crate::edge::EdgeInner;
 use crate::http::ListenerKind;
-use crate::http::server::{ConnSettings, serve};
+use crate::http::server::{ConnSettings, serve, serve_hyper};
 use crate::http::service::ConnInfo;
 use crate::limits::{ConnGuard, Guarded, Refused};
 use crate::workers::Workers;
@@ -181,7 +181,11 @@ impl Conn {
                         let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
                         return;
                     }
-                    serve(tls.stream, info, settings, edge).await;
+                    if tls.info.is_h2() {
+                        Box::pin(serve_hyper(tls.stream, info, settings, edge)).await;
+                    } else {
+                        serve(tls.stream, info, settings, edge).await;
+                    }
                 }
             }
             ListenerKind::Http | ListenerKind::Plain => {

@@ -60,20 +60,28 @@ impl Logged {
 
     fn finish(&mut self, complete: bool) {
         if let Some(e) = self.entry.take() {
-            tracing::info!(
-                target: "access",
-                method = %e.method,
-                path = %e.path,
-                status = e.status.as_u16(),
-                bytes = self.bytes,
-                ms = e.started.elapsed().as_secs_f64() * 1000.0,
-                route = %e.route,
-                upstream = %e.target,
-                peer = %e.peer,
-                listener = e.listener,
-                complete,
-            );
+            e.write(self.bytes, complete);
         }
+    }
+}
+
+impl Entry {
+    /// Writes the line: `bytes` of body sent, `complete` when the body
+    /// went out whole.
+    pub fn write(self, bytes: u64, complete: bool) {
+        tracing::info!(
+            target: "access",
+            method = %self.method,
+            path = %self.path,
+            status = self.status.as_u16(),
+            bytes,
+            ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            route = %self.route,
+            upstream = %self.target,
+            peer = %self.peer,
+            listener = self.listener,
+            complete,
+        );
     }
 }
 

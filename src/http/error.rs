@@ -125,6 +125,19 @@ impl HttpError {
 
     /// The response: HTML when the client prefers it, text otherwise.
     pub fn to_response(&self, wants_html: bool) -> Response<Body> {
+        let (status, ctype, body) = self.page(wants_html);
+        let mut resp = Response::new(full(body));
+        *resp.status_mut() = status;
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+
+    /// The status, content type and body of [`Self::to_response`]; the
+    /// response also carries `cache-control: no-store`.
+    pub fn page(&self, wants_html: bool) -> (StatusCode, &'static str, String) {
         let (status, _) = self.status();
         let msg = self.message();
         let (ctype, body) = if wants_html {
@@ -145,13 +158,7 @@ impl HttpError {
         } else {
             ("text/plain; charset=utf-8", format!("{msg}\n"))
         };
-        let mut resp = Response::new(full(body));
-        *resp.status_mut() = status;
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        resp
+        (status, ctype, body)
     }
 }
 

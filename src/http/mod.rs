@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod body;
 pub mod error;
+mod h1;
 pub mod redirect;
 pub mod router;
 pub mod server;

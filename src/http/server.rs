@@ -1,4 +1,5 @@
-//! Serves one accepted connection with hyper: HTTP/1.1 (with upgrades) and
+//! Serves one accepted connection (the hand-written HTTP/1.1 path first,
+//! see [`super::h1`]), then with hyper: HTTP/1.1 (with upgrades) and
 //! HTTP/2, a header-read deadline, and a graceful stop when draining starts.
 
 use std::pin::Pin;
@@ -24,8 +25,17 @@ pub struct ConnSettings {
 }
 
 /// Runs the connection until the client leaves, it upgrades, or shutdown
-/// cuts it.
+/// cuts it: first on the hand-written HTTP/1.1 path ([`super::h1`]), which
+/// hands it to hyper at the first request it does not serve.
 pub async fn serve<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<EdgeInner>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    super::h1::serve(io, conn, settings, edge).await;
+}
+
+/// Runs the connection on hyper: HTTP/1.1 with upgrades, and HTTP/2.
+pub async fn serve_hyper<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<EdgeInner>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

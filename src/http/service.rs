@@ -14,7 +14,7 @@ use super::access_log::{Entry, Logged, redact_query};
 use super::body::{Body, full};
 use super::error::{ErrorKind, HttpError, Side, wants_html};
 use super::{ListenerKind, RequestCtx, redirect, router};
-use crate::config::Target;
+use crate::config::{Config, Target};
 use crate::edge::EdgeInner;
 use crate::proxy::headers::ClientSide;
 
@@ -47,76 +47,76 @@ pub async fn handle(
     let host = router::request_host(&req);
     let path = req.uri().path();
 
-    let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) = if path
-        == &*cfg.server.health_path
-    {
-        (
-            health(edge.shutdown().is_unready()),
-            "health".into(),
-            "portico".into(),
-        )
-    } else if conn.kind == ListenerKind::Http && path.starts_with(redirect::ACME_CHALLENGE_PREFIX) {
-        let token = &path[redirect::ACME_CHALLENGE_PREFIX.len()..];
-        let resp = match edge.tls.http01(token) {
-            Some(key_auth) => redirect::acme_answer(&key_auth),
-            None => redirect::acme_not_configured(),
-        };
-        (resp, "acme".into(), "portico".into())
-    } else if let (ListenerKind::Http, Some(https)) = (conn.kind, cfg.server.https) {
-        let host = host.as_deref().unwrap_or("localhost");
-        (
-            redirect::to_https(&req, host, edge.https_port().unwrap_or(https.port())),
-            "redirect".into(),
-            "https".into(),
-        )
-    } else {
-        let idx = router::find(&cfg.routes, host.as_deref(), path).unwrap_or(cfg.routes.len() - 1);
-        let route = &cfg.routes[idx];
-        let route_label = route.path.clone();
-        match &route.target {
-            Target::Proxy(_) => {
-                let up = rt.upstream(idx);
-                let client = ClientSide {
-                    peer: conn.peer.ip(),
-                    tls: conn.kind == ListenerKind::Https,
-                    local_port: conn.local.port(),
-                    trusted_proxies: &cfg.server.trusted_proxies,
+    let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) =
+        match dispatch(cfg, conn.kind, host.as_deref(), path) {
+            Dispatch::Health => (
+                health(edge.shutdown().is_unready()),
+                "health".into(),
+                "portico".into(),
+            ),
+            Dispatch::Acme(token) => {
+                let resp = match edge.tls.http01(token) {
+                    Some(key_auth) => redirect::acme_answer(&key_auth),
+                    None => redirect::acme_not_configured(),
                 };
-                let resp = match up {
-                    Some(up) => {
-                        crate::proxy::forward(req, route, up, client, edge.shutdown()).await
+                (resp, "acme".into(), "portico".into())
+            }
+            Dispatch::Redirect(https) => {
+                let host = host.as_deref().unwrap_or("localhost");
+                (
+                    redirect::to_https(&req, host, edge.https_port().unwrap_or(https)),
+                    "redirect".into(),
+                    "https".into(),
+                )
+            }
+            Dispatch::Route(idx) => {
+                let route = &cfg.routes[idx];
+                let route_label = route.path.clone();
+                match &route.target {
+                    Target::Proxy(_) => {
+                        let up = rt.upstream(idx);
+                        let client = ClientSide {
+                            peer: conn.peer.ip(),
+                            tls: conn.kind == ListenerKind::Https,
+                            local_port: conn.local.port(),
+                            trusted_proxies: &cfg.server.trusted_proxies,
+                        };
+                        let resp = match up {
+                            Some(up) => {
+                                crate::proxy::forward(req, route, up, client, edge.shutdown()).await
+                            }
+                            None => Err(HttpError::new(ErrorKind::NotBuilt {
+                                what: "this upstream",
+                            })),
+                        };
+                        let target = up.map_or_else(|| Arc::from("?"), |u| u.target.url.clone());
+                        match resp {
+                            Ok(r) => (r, route_label, target),
+                            Err(e) => {
+                                log_error(&e, &route_label, conn.peer);
+                                (e.to_response(html), route_label, target)
+                            }
+                        }
                     }
-                    None => Err(HttpError::new(ErrorKind::NotBuilt {
-                        what: "this upstream",
-                    })),
-                };
-                let target = up.map_or_else(|| Arc::from("?"), |u| u.target.url.clone());
-                match resp {
-                    Ok(r) => (r, route_label, target),
-                    Err(e) => {
-                        log_error(&e, &route_label, conn.peer);
-                        (e.to_response(html), route_label, target)
+                    Target::Pusher => {
+                        let ctx = hub_ctx(&edge, &conn, &route.path);
+                        (
+                            edge.pusher().handle(req, ctx).await,
+                            route_label,
+                            "pusher".into(),
+                        )
+                    }
+                    Target::Supabase => {
+                        let ctx = hub_ctx(&edge, &conn, &route.path);
+                        (
+                            edge.supabase().handle(req, ctx).await,
+                            route_label,
+                            "supabase".into(),
+                        )
                     }
                 }
             }
-            Target::Pusher => {
-                let ctx = hub_ctx(&edge, &conn, &route.path);
-                (
-                    edge.pusher().handle(req, ctx).await,
-                    route_label,
-                    "pusher".into(),
-                )
-            }
-            Target::Supabase => {
-                let ctx = hub_ctx(&edge, &conn, &route.path);
-                (
-                    edge.supabase().handle(req, ctx).await,
-                    route_label,
-                    "supabase".into(),
-                )
-            }
-        }
-    };
+        };
     let Some((method, logged_path)) = logged else {
         return Ok(resp);
     };
@@ -132,6 +132,42 @@ pub async fn handle(
         started,
     };
     Ok(Response::from_parts(parts, Logged::wrap(body, entry)))
+}
+
+/// Where a request goes, from what the listener, host and path say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch<'a> {
+    /// The health endpoint.
+    Health,
+    /// An ACME HTTP-01 challenge on port 80, with its token.
+    Acme(&'a str),
+    /// Port 80 with https on: a redirect to this https port.
+    Redirect(u16),
+    /// The route at this index in `config.routes`.
+    Route(usize),
+}
+
+/// Decides where a request goes. Shared by the hyper path and the
+/// hand-written HTTP/1.1 path ([`super::h1`]), so both route alike.
+pub fn dispatch<'a>(
+    cfg: &Config,
+    kind: ListenerKind,
+    host: Option<&str>,
+    path: &'a str,
+) -> Dispatch<'a> {
+    if path == &*cfg.server.health_path {
+        return Dispatch::Health;
+    }
+    if kind == ListenerKind::Http {
+        if let Some(token) = path.strip_prefix(redirect::ACME_CHALLENGE_PREFIX) {
+            return Dispatch::Acme(token);
+        }
+        if let Some(https) = cfg.server.https {
+            return Dispatch::Redirect(https.port());
+        }
+    }
+    // A validated config ends with a catch-all route.
+    Dispatch::Route(router::find(&cfg.routes, host, path).unwrap_or(cfg.routes.len() - 1))
 }
 
 /// What a hub front needs to know about the request's connection and route.
@@ -160,7 +196,7 @@ fn health(draining: bool) -> Response<Body> {
     r
 }
 
-fn log_error(e: &HttpError, route: &str, peer: SocketAddr) {
+pub(super) fn log_error(e: &HttpError, route: &str, peer: SocketAddr) {
     let (status, side) = e.status();
     let upstream = e.upstream.as_deref().unwrap_or("-");
     match side {

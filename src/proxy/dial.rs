@@ -30,7 +30,7 @@ pub enum DialError {
 }
 
 /// A plain or TLS connection to an upstream.
-pub(super) enum UpstreamIo {
+pub(crate) enum UpstreamIo {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -97,6 +97,18 @@ fn tls_config() -> Arc<ClientConfig> {
             Arc::new(config)
         })
         .clone()
+}
+
+impl UpstreamIo {
+    /// Whether an idle connection is still open and silent: a keep-alive
+    /// connection the upstream closed reads as end-of-file (or an error),
+    /// and one that sent unasked bytes is out of step. Never waits.
+    pub(crate) fn is_quiet(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(Pin::new(self).poll_read(&mut cx, &mut buf), Poll::Pending)
+    }
 }
 
 impl AsyncRead for UpstreamIo {

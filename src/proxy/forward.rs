@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -15,7 +15,7 @@ use super::headers::{
 };
 use super::pool::UpstreamError;
 use super::tunnel;
-use crate::config::{HostHeader, Route};
+use crate::config::{HostHeader, ProxyTarget, Route};
 use crate::http::body::{self, Body, BoxError};
 use crate::http::error::{ErrorKind, HttpError};
 use crate::http::router::rewrite_path;
@@ -65,31 +65,7 @@ pub async fn forward(
         })
     })?;
 
-    let headers = &mut parts.headers;
-    strip_hop_by_hop(headers);
-    set_forwarded(headers, client, original_host.as_ref());
-    // httpoxy: a client `Proxy` header must never reach a CGI-style app.
-    headers.remove("proxy");
-    let host = match &t.host_header {
-        HostHeader::PassThrough => original_host.clone(),
-        HostHeader::Upstream => None,
-        HostHeader::Fixed(v) => Some(v.clone()),
-    };
-    // HTTP/1.1 requires a Host: the upstream's authority when there is no
-    // other.
-    let host = host.or_else(|| HeaderValue::from_str(t.authority.as_str()).ok());
-    match host {
-        Some(h) => {
-            headers.insert(header::HOST, h);
-        }
-        None => {
-            headers.remove(header::HOST);
-        }
-    }
-    if ws {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    }
+    rewrite_request_headers(&mut parts.headers, original_host, t, client, ws);
     parts.uri = uri;
     parts.version = Version::HTTP_11;
 
@@ -117,10 +93,7 @@ pub async fn forward(
         Ok(Err(e)) => return Err(classify(&e, t.max_body, &t.url)),
         Ok(Ok(r)) => r,
     };
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && upgrade_is_websocket(resp.headers())
-    {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrade_is_websocket(resp.headers()) {
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         let (mut parts, _) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -143,6 +116,43 @@ pub async fn forward(
     relay(Response::from_parts(parts, body::boxed(incoming)), &t.url)
 }
 
+/// Turns the client's request headers into the ones the upstream sees:
+/// hop-by-hop headers out, `X-Forwarded-*` set, `Proxy` dropped (httpoxy),
+/// `Host` chosen by the target's `host_header` policy. Shared by the hyper
+/// path above and the hand-written HTTP/1.1 path ([`crate::http::h1`]).
+pub(crate) fn rewrite_request_headers(
+    headers: &mut HeaderMap,
+    original_host: Option<HeaderValue>,
+    t: &ProxyTarget,
+    client: ClientSide<'_>,
+    ws: bool,
+) {
+    strip_hop_by_hop(headers);
+    set_forwarded(headers, client, original_host.as_ref());
+    // httpoxy: a client `Proxy` header must never reach a CGI-style app.
+    headers.remove("proxy");
+    let host = match &t.host_header {
+        HostHeader::PassThrough => original_host,
+        HostHeader::Upstream => None,
+        HostHeader::Fixed(v) => Some(v.clone()),
+    };
+    // HTTP/1.1 requires a Host: the upstream's authority when there is no
+    // other.
+    let host = host.or_else(|| HeaderValue::from_str(t.authority.as_str()).ok());
+    match host {
+        Some(h) => {
+            headers.insert(header::HOST, h);
+        }
+        None => {
+            headers.remove(header::HOST);
+        }
+    }
+    if ws {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+}
+
 /// Relays a non-upgrade response. A 101 cannot be relayed: 101 is per hop,
 /// and with its Upgrade header stripped the client would get a switch to
 /// nothing.
@@ -160,20 +170,21 @@ fn relay(resp: Response<Body>, url: &Arc<str>) -> Result<Response<Body>, HttpErr
     Ok(Response::from_parts(parts, body))
 }
 
+/// Maps a failed dial to what the user sees.
+pub(crate) fn dial_failure(d: &DialError, url: &Arc<str>) -> HttpError {
+    let kind = match d {
+        DialError::Timeout => ErrorKind::UpstreamConnectTimeout,
+        d => ErrorKind::UpstreamUnreachable {
+            reason: Arc::from(d.to_string().as_str()),
+        },
+    };
+    HttpError::with_upstream(kind, url.clone())
+}
+
 /// Maps an upstream error to what the user sees.
 fn classify(e: &UpstreamError, limit: u64, url: &Arc<str>) -> HttpError {
     let e = match e {
-        UpstreamError::Dial(DialError::Timeout) => {
-            return HttpError::with_upstream(ErrorKind::UpstreamConnectTimeout, url.clone());
-        }
-        UpstreamError::Dial(d) => {
-            return HttpError::with_upstream(
-                ErrorKind::UpstreamUnreachable {
-                    reason: Arc::from(d.to_string().as_str()),
-                },
-                url.clone(),
-            );
-        }
+        UpstreamError::Dial(d) => return dial_failure(d, url),
         UpstreamError::Http(e) => e,
     };
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);

@@ -1,16 +1,19 @@
 //! Reverse proxy to HTTP(S) upstreams: request rewriting, the keep-alive
 //! pool, streaming both ways, and WebSocket pass-through.
 
+mod chunked;
 mod dial;
 mod forward;
 pub mod frames;
 pub mod headers;
 pub mod pool;
+pub(crate) mod relay;
 mod tunnel;
 
 use std::sync::Arc;
 
 pub use forward::forward;
+pub(crate) use forward::rewrite_request_headers;
 
 use crate::config::ProxyTarget;
 

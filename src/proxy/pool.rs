@@ -31,7 +31,8 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 
-use super::dial::{DialError, UpstreamIo, dial};
+pub(crate) use super::dial::UpstreamIo;
+use super::dial::{DialError, dial};
 use crate::http::body::{Body, BoxError};
 use crate::shutdown::Shutdown;
 use crate::workers;
@@ -64,16 +65,79 @@ struct Inner {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
-    /// Most recently used last: checkout takes the warmest connection.
-    idle: Mutex<Vec<Idle>>,
+    /// hyper connections, for requests served by hyper.
+    idle: IdleList<Box<Conn>>,
+    /// Bare connections, for the hand-written HTTP/1.1 path.
+    idle_raw: IdleList<UpstreamIo>,
 }
 
-struct Idle {
-    conn: Box<Conn>,
+/// Idle connections, most recently used last: checkout takes the warmest.
+struct IdleList<C> {
+    list: Mutex<Vec<Idle<C>>>,
+}
+
+struct Idle<C> {
+    conn: C,
     since: Instant,
     /// The connection worker whose reactor the socket is registered with
     /// (`None` on a shared runtime); checkout only hands it to that worker.
     home: Option<usize>,
+}
+
+impl<C> IdleList<C> {
+    fn new() -> Self {
+        IdleList {
+            list: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The warmest connection idle for less than `max_idle_for` that
+    /// `usable` accepts, and how long it was idle; others met on the way
+    /// are dropped (outside the lock).
+    fn take(
+        &self,
+        max_idle_for: Duration,
+        mut usable: impl FnMut(&mut C) -> bool,
+    ) -> Option<(C, Duration)> {
+        let home = workers::current();
+        loop {
+            let Idle {
+                mut conn, since, ..
+            } = {
+                let mut list = self.list.lock();
+                let i = list.iter().rposition(|i| i.home == home)?;
+                list.remove(i)
+            };
+            let idle_for = since.elapsed();
+            if idle_for < max_idle_for && usable(&mut conn) {
+                return Some((conn, idle_for));
+            }
+        }
+    }
+
+    /// Parks `conn`, retiring the oldest one once it is stale and refusing
+    /// (dropping) `conn` when the list is full.
+    fn put(&self, conn: C, max_idle_for: Duration, max_len: usize) {
+        let mut list = self.list.lock();
+        // The oldest connection is at the front; retire it once stale so a
+        // burst's connections do not linger at the upstream.
+        let stale = list
+            .first()
+            .is_some_and(|i| i.since.elapsed() >= max_idle_for);
+        let retired = if stale { Some(list.remove(0)) } else { None };
+        let refused = if list.len() < max_len {
+            list.push(Idle {
+                conn,
+                since: Instant::now(),
+                home: workers::current(),
+            });
+            None
+        } else {
+            Some(conn)
+        };
+        drop(list);
+        drop((retired, refused));
+    }
 }
 
 /// One upstream connection: the request half and the connection driver.
@@ -112,7 +176,8 @@ impl Pool {
                 connect_timeout,
                 idle_timeout: Duration::from_secs(90),
                 max_idle: 256,
-                idle: Mutex::new(Vec::new()),
+                idle: IdleList::new(),
+                idle_raw: IdleList::new(),
             }),
         }
     }
@@ -219,21 +284,35 @@ impl Pool {
     /// The warmest idle connection that is still open, and how long it
     /// was idle.
     fn checkout(&self) -> Option<(Box<Conn>, Duration)> {
-        let home = workers::current();
-        loop {
-            let Idle {
-                mut conn, since, ..
-            } = {
-                let mut idle = self.inner.idle.lock();
-                let i = idle.iter().rposition(|i| i.home == home)?;
-                idle.remove(i)
-            };
-            let idle_for = since.elapsed();
-            if idle_for < self.inner.idle_timeout && conn.reusable() {
-                return Some((conn, idle_for));
-            }
-            // Dropped here, outside the lock.
+        self.inner
+            .idle
+            .take(self.inner.idle_timeout, |c| c.reusable())
+    }
+
+    /// A bare connection for the hand-written HTTP/1.1 path: the warmest
+    /// idle one still open (and whether it was reused), or a new one.
+    pub(crate) async fn checkout_raw(&self) -> Result<(UpstreamIo, bool), DialError> {
+        if let Some((io, _)) = self
+            .inner
+            .idle_raw
+            .take(self.inner.idle_timeout, UpstreamIo::is_quiet)
+        {
+            return Ok((io, true));
         }
+        let io = dial(
+            &self.inner.scheme,
+            &self.inner.authority,
+            self.inner.connect_timeout,
+        )
+        .await?;
+        Ok((io, false))
+    }
+
+    /// Returns a bare connection whose last exchange ended cleanly.
+    pub(crate) fn checkin_raw(&self, io: UpstreamIo) {
+        self.inner
+            .idle_raw
+            .put(io, self.inner.idle_timeout, self.inner.max_idle);
     }
 }
 
@@ -244,25 +323,7 @@ impl Inner {
         if conn.driver.is_none() || conn.sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock();
-        // The oldest connection is at the front; retire it once stale so a
-        // burst's connections do not linger at the upstream.
-        let stale = idle
-            .first()
-            .is_some_and(|i| i.since.elapsed() >= self.idle_timeout);
-        let retired = if stale { Some(idle.remove(0)) } else { None };
-        let refused = if idle.len() < self.max_idle {
-            idle.push(Idle {
-                conn,
-                since: Instant::now(),
-                home: workers::current(),
-            });
-            None
-        } else {
-            Some(conn)
-        };
-        drop(idle);
-        drop((retired, refused));
+        self.idle.put(conn, self.idle_timeout, self.max_idle);
     }
 }
 

@@ -25,6 +25,7 @@ mod binary;
 mod cli;
 mod errors;
 mod forwarded;
+mod http1_path;
 mod lifecycle;
 mod limits;
 mod php;

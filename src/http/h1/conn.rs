@@ -1,0 +1,222 @@
+//! The connection loop of the hand-written path: read a head, route it,
+//! relay it to its upstream, repeat; hand the connection to hyper at the
+//! first request this path does not serve.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use http::StatusCode;
+use http::header;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::head::{self, Parsed, RequestHead};
+use super::rewind::Rewind;
+use crate::config::Target;
+use crate::edge::EdgeInner;
+use crate::http::ListenerKind;
+use crate::http::access_log::{Entry, redact_query};
+use crate::http::error::wants_html;
+use crate::http::router::{self, rewrite_path};
+use crate::http::server::{ConnSettings, serve_hyper};
+use crate::http::service::{ConnInfo, Dispatch, dispatch, log_error};
+use crate::proxy::headers::ClientSide;
+use crate::proxy::relay::{Outgoing, RelayError, relay};
+
+/// A head that has not ended within this many bytes goes to hyper, which
+/// answers 431 (its buffer limit is the same).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Serves the connection until the client leaves, the header timeout or
+/// a drain ends it, or a request this path does not serve hands it over.
+pub(crate) async fn serve<I>(
+    mut io: I,
+    conn: ConnInfo,
+    settings: ConnSettings,
+    edge: Arc<EdgeInner>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shutdown = edge.shutdown().clone();
+    let mut buf = BytesMut::with_capacity(4096);
+    // Scratch buffers, reused by every request on the connection.
+    let mut request = Vec::new();
+    let mut out = Vec::new();
+    let mut rbuf = BytesMut::new();
+    let deadline = tokio::time::sleep(settings.header_timeout);
+    let draining = shutdown.draining();
+    let aborted = shutdown.aborted();
+    tokio::pin!(deadline, draining, aborted);
+    let mut first = true;
+    loop {
+        // As hyper does: each head, and the idle time before it, must fit
+        // in the header timeout.
+        if !first {
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + settings.header_timeout);
+        }
+        first = false;
+        let head = loop {
+            if !buf.is_empty() {
+                match head::parse(&buf) {
+                    Parsed::Served(h) => break h,
+                    Parsed::Partial if buf.len() < MAX_HEAD => {}
+                    Parsed::Partial | Parsed::Other => {
+                        return hand_over(io, buf, conn, settings, edge).await;
+                    }
+                }
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(4096);
+            }
+            tokio::select! {
+                biased;
+                r = io.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                _ = &mut deadline => {
+                    tracing::debug!(peer = %conn.peer, failure = "timeout", "no request within the header timeout");
+                    return;
+                }
+                // An idle connection closes at once; one mid-head finishes
+                // its request first.
+                _ = &mut draining, if buf.is_empty() => return,
+            }
+        };
+
+        let rt = edge.runtime();
+        let cfg = &rt.config;
+        let host = router::host_of(None, &head.headers);
+        let idx = match dispatch(cfg, conn.kind, host.as_deref(), head.target.path()) {
+            Dispatch::Route(idx) if matches!(cfg.routes[idx].target, Target::Proxy(_)) => idx,
+            _ => return hand_over(io, buf, conn, settings, edge).await,
+        };
+        drop(host);
+        let Some(up) = rt.upstream(idx) else {
+            return hand_over(io, buf, conn, settings, edge).await;
+        };
+        buf.advance(head.len);
+        let started = Instant::now();
+        let route = &cfg.routes[idx];
+        let html = wants_html(&head.headers);
+        let RequestHead {
+            method,
+            target,
+            mut headers,
+            close,
+            ..
+        } = head;
+        let logged = cfg
+            .log
+            .access
+            .then(|| (method.clone(), redact_query(target.path(), target.query())));
+        let client = ClientSide {
+            peer: conn.peer.ip(),
+            tls: conn.kind == ListenerKind::Https,
+            local_port: conn.local.port(),
+            trusted_proxies: &cfg.server.trusted_proxies,
+        };
+        let original_host = headers.get(header::HOST).cloned();
+        crate::proxy::rewrite_request_headers(
+            &mut headers,
+            original_host,
+            &up.target,
+            client,
+            false,
+        );
+        head::write_request(
+            &mut request,
+            &method,
+            &rewrite_path(route, target.path()),
+            target.query(),
+            &headers,
+        );
+        let close = close || shutdown.is_draining();
+        let outgoing = Outgoing {
+            head: &request,
+            method: &method,
+            close,
+        };
+        let result = tokio::select! {
+            r = relay(up, outgoing, &mut io, &mut rbuf, &mut out) => r,
+            _ = &mut aborted => return,
+        };
+        let (status, bytes, complete, close) = match result {
+            Ok(r) => (r.status, r.bytes, true, r.close),
+            Err(RelayError::Unsent(e)) => {
+                log_error(&e, &route.path, conn.peer);
+                let (status, ctype, body) = e.page(html);
+                write_error(&mut out, status, ctype, &body, close);
+                let sent = io.write_all(&out).await.is_ok() && io.flush().await.is_ok();
+                (status, body.len() as u64, sent, close || !sent)
+            }
+            // The status went out (or the client left); the log says the
+            // body did not.
+            Err(RelayError::Cut) => (StatusCode::BAD_GATEWAY, 0, false, true),
+        };
+        if let Some((method, path)) = logged {
+            Entry {
+                method,
+                path,
+                status,
+                route: route.path.clone(),
+                target: up.target.url.clone(),
+                peer: conn.peer.ip(),
+                listener: conn.kind.name(),
+                started,
+            }
+            .write(bytes, complete);
+        }
+        if close {
+            if complete {
+                let _ = io.shutdown().await;
+            }
+            return;
+        }
+    }
+}
+
+/// Lets hyper serve the rest of the connection, starting with the bytes
+/// already read.
+async fn hand_over<I>(
+    io: I,
+    buf: BytesMut,
+    conn: ConnInfo,
+    settings: ConnSettings,
+    edge: Arc<EdgeInner>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Boxed: hyper's connection future is large and most connections never
+    // need it.
+    Box::pin(serve_hyper(
+        Rewind::new(buf.freeze(), io),
+        conn,
+        settings,
+        edge,
+    ))
+    .await;
+}
+
+/// An error page as a whole HTTP/1.1 response.
+fn write_error(out: &mut Vec<u8>, status: StatusCode, ctype: &str, body: &str, close: bool) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: ");
+    out.extend_from_slice(ctype.as_bytes());
+    out.extend_from_slice(b"\r\ncache-control: no-store\r\ncontent-length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\ndate: ");
+    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+}

@@ -1,0 +1,20 @@
+//! A hand-written HTTP/1.1 path for the commonest request an edge sees: a
+//! bodiless keep-alive request (GET, HEAD, …) routed to a proxy upstream.
+//!
+//! It parses the head with `httparse`, routes it with the same
+//! [`super::service::dispatch`] as the hyper path, rewrites the headers
+//! with the same [`crate::proxy::rewrite_request_headers`], and relays the
+//! response byte for byte ([`crate::proxy::relay`]) over a pooled bare
+//! upstream connection: no per-request tasks, channels or body boxes.
+//!
+//! Everything else — a request body, a WebSocket upgrade, HTTP/1.0, h2
+//! (ALPN or prior knowledge), a built-in route (health, ACME, redirect, the
+//! hubs), a head hyper must refuse — hands the connection, with the bytes
+//! already read, to hyper ([`super::server::serve_hyper`]) for the rest of
+//! its life. Both paths answer alike; the edge tests run through both.
+
+mod conn;
+mod head;
+mod rewind;
+
+pub(super) use conn::serve;
