@@ -54,8 +54,9 @@ pub(crate) struct Relayed {
 pub(crate) enum RelayError {
     /// Nothing reached the client yet: answer with this error.
     Unsent(HttpError),
-    /// The client was sent part of a response, or went away: close it.
-    Cut,
+    /// The client was sent part of a response with this status (`bytes`
+    /// of its body), or went away: close it.
+    Cut { status: StatusCode, bytes: u64 },
 }
 
 /// How the response body is delimited.
@@ -150,11 +151,15 @@ where
     // The body bytes that came with the head go out in the same write.
     let mut body = BodyState::new(head.framing);
     let mut sent: u64 = 0;
-    let used = body.take(rbuf).map_err(|_| RelayError::Cut)?;
+    let cut = |bytes| RelayError::Cut {
+        status: head.status,
+        bytes,
+    };
+    let used = body.take(rbuf).map_err(|_| cut(0))?;
     out.extend_from_slice(&rbuf[..used]);
     rbuf.advance(used);
+    client.write_all(out).await.map_err(|_| cut(0))?;
     sent += used as u64;
-    client.write_all(out).await.map_err(|_| RelayError::Cut)?;
     while !body.done() {
         rbuf.clear();
         rbuf.reserve(16 * 1024);
@@ -162,19 +167,19 @@ where
             Ok(0) if head.framing == Framing::Close => break,
             Ok(0) | Err(_) => {
                 tracing::debug!(upstream = %url, "upstream connection ended mid-body");
-                return Err(RelayError::Cut);
+                return Err(cut(sent));
             }
             Ok(_) => {}
         }
-        let used = body.take(rbuf).map_err(|_| RelayError::Cut)?;
+        let used = body.take(rbuf).map_err(|_| cut(sent))?;
         client
             .write_all(&rbuf[..used])
             .await
-            .map_err(|_| RelayError::Cut)?;
+            .map_err(|_| cut(sent))?;
         rbuf.advance(used);
         sent += used as u64;
     }
-    client.flush().await.map_err(|_| RelayError::Cut)?;
+    client.flush().await.map_err(|_| cut(sent))?;
     // Reusable only when the upstream keeps it open and sent nothing
     // beyond this message.
     if head.keep_alive && head.framing != Framing::Close && rbuf.is_empty() {

@@ -152,9 +152,8 @@ pub(crate) async fn serve<I>(
                 let sent = io.write_all(&out).await.is_ok() && io.flush().await.is_ok();
                 (status, body.len() as u64, sent, close || !sent)
             }
-            // The status went out (or the client left); the log says the
-            // body did not.
-            Err(RelayError::Cut) => (StatusCode::BAD_GATEWAY, 0, false, true),
+            // The log says the body did not go out whole.
+            Err(RelayError::Cut { status, bytes }) => (status, bytes, false, true),
         };
         if let Some((method, path)) = logged {
             Entry {
