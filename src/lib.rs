@@ -6,7 +6,10 @@
 //! - [`config`]: TOML → validated [`config::Config`] (raw → validate).
 //! - [`listener`]: bind, accept loops, connection caps ([`limits`]), then per
 //!   connection the TLS handshake ([`tls_state`]) on `https`.
-//! - [`http::server`]: hyper HTTP/1.1 + HTTP/2 on the connection.
+//! - [`http::server`]: the connection, first on `http::h1` — a hand-written
+//!   HTTP/1.1 path that relays bodiless proxied requests itself
+//!   ([`proxy::relay`] over the pool's bare connections) — then, from the
+//!   first request it does not serve, on hyper (HTTP/1.1 + HTTP/2).
 //! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:
 //!   - [`proxy`]: HTTP(S) upstreams through a keep-alive pool driven by the
 //!     request's own task, streaming, WebSocket pass-through;

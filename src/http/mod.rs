@@ -1,8 +1,11 @@
 //! The HTTP layer: serving connections, routing requests, answering errors.
 //!
-//! `server` runs one client connection (HTTP/1.1 or HTTP/2, upgrades
-//! allowed); `service` handles each request: health, redirect, routing, then
-//! the proxy or a built-in hub front; `router` is the pure route table.
+//! `server` runs one client connection: first on `h1`, the hand-written
+//! HTTP/1.1 path for bodiless proxied requests, which hands the connection
+//! to hyper (HTTP/1.1 with upgrades, HTTP/2) at the first request it does
+//! not serve; `service` handles each request hyper serves: health,
+//! redirect, routing (`dispatch`, shared with `h1`), then the proxy or a
+//! built-in hub front; `router` is the pure route table.
 
 pub mod access_log;
 pub mod body;

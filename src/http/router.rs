@@ -30,18 +30,18 @@ fn path_matches(prefix: &str, path: &str) -> bool {
 /// The host of a request without port, lower-cased, from the URI authority
 /// (HTTP/2, absolute-form) or the `Host` header.
 pub fn request_host<B>(req: &http::Request<B>) -> Option<Cow<'_, str>> {
-    host_of(req.uri().authority(), req.headers())
+    match req.uri().authority() {
+        Some(a) => normalize(a.host()),
+        None => host_from_header(req.headers().get(http::header::HOST)?.to_str().ok()?),
+    }
 }
 
-/// [`request_host`] from a URI authority (if any) and the headers.
-pub fn host_of<'a>(
-    authority: Option<&'a http::uri::Authority>,
-    headers: &'a http::HeaderMap,
-) -> Option<Cow<'a, str>> {
-    let raw = match authority {
-        Some(a) => a.host(),
-        None => strip_port(headers.get(http::header::HOST)?.to_str().ok()?),
-    };
+/// The host named by a `Host` header value, without port, lower-cased.
+pub fn host_from_header(value: &str) -> Option<Cow<'_, str>> {
+    normalize(strip_port(value))
+}
+
+fn normalize(raw: &str) -> Option<Cow<'_, str>> {
     let host = raw.trim_end_matches('.');
     // Borrowed in the common case (already lower-case): no allocation per
     // request.

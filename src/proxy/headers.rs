@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1, plus the
 /// non-standard ones every proxy strips).
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -17,6 +17,31 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+];
+
+/// [`HOP_BY_HOP`] and `TE` as text, for the hand-written HTTP/1.1 path,
+/// which works on raw header lines (`TE: trailers` is restated there).
+pub(crate) const HOP_BY_HOP_NAMES: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+];
+
+/// The headers [`set_forwarded`] replaces when the peer is not a trusted
+/// proxy (`Forwarded` is dropped, not replaced).
+pub(crate) const FORWARDING_NAMES: [&str; 6] = [
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "forwarded",
 ];
 
 /// Removes hop-by-hop headers, including every header named in `Connection`.
@@ -166,31 +191,40 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: ClientSide<'_>, host: Opti
 /// An address as a header value, without the formatting machinery for
 /// the common IPv4 case.
 fn ip_value(ip: IpAddr) -> HeaderValue {
+    let mut text = Vec::with_capacity(15);
+    push_ip(&mut text, ip);
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .expect("an IP address is a valid header value")
+}
+
+/// Appends an address as text; IPv4 without the formatting machinery.
+pub(crate) fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     let IpAddr::V4(v4) = ip else {
-        return HeaderValue::from_str(&ip.to_string())
-            .expect("an IP address is a valid header value");
+        out.extend_from_slice(ip.to_string().as_bytes());
+        return;
     };
-    let mut buf = [0u8; 15];
-    let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            buf[len] = b'.';
-            len += 1;
+            out.push(b'.');
         }
-        let digits = [octet / 100, octet / 10 % 10, octet % 10];
-        let skip = if octet >= 100 {
-            0
-        } else if octet >= 10 {
-            1
-        } else {
-            2
-        };
-        for d in &digits[skip..] {
-            buf[len] = b'0' + d;
-            len += 1;
+        push_decimal(out, u64::from(octet));
+    }
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-    HeaderValue::from_bytes(&buf[..len]).expect("digits and dots are a valid header value")
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -207,6 +241,32 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_lists_match_the_header_names() {
+        let mut typed: Vec<&str> = HOP_BY_HOP.iter().map(HeaderName::as_str).collect();
+        typed.push("te");
+        assert_eq!(typed, HOP_BY_HOP_NAMES);
+        let set = [
+            X_FORWARDED_FOR,
+            X_REAL_IP,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
+            X_FORWARDED_PORT,
+            header::FORWARDED,
+        ];
+        let set: Vec<&str> = set.iter().map(HeaderName::as_str).collect();
+        assert_eq!(set, FORWARDING_NAMES);
+    }
+
+    #[test]
+    fn decimals_are_plain() {
+        for n in [0u64, 7, 10, 443, 65535, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

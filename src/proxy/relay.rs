@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Buf, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
 use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Upstream;
 use super::chunked::ChunkedEnd;
 use super::forward::dial_failure;
-use super::headers::strip_hop_by_hop;
+use super::headers::HOP_BY_HOP_NAMES;
 use super::pool::UpstreamIo;
 use crate::http::error::{ErrorKind, HttpError};
 
@@ -70,9 +70,9 @@ enum Framing {
 }
 
 /// What the response head says.
+#[derive(Debug)]
 struct Head {
     status: StatusCode,
-    headers: HeaderMap,
     framing: Framing,
     /// The upstream keeps the connection open after this response.
     keep_alive: bool,
@@ -120,7 +120,7 @@ where
                 heard: false,
                 error: Some(e),
             })?;
-            read_head(&mut io, rbuf, req.method).await
+            read_head(&mut io, rbuf, req.method, req.close, out).await
         };
         match tokio::time::timeout(t.response_timeout, exchange).await {
             Err(_) => {
@@ -146,7 +146,6 @@ where
     };
     rbuf.advance(head.len);
     let close = req.close || head.framing == Framing::Close;
-    write_head(out, &head, close);
 
     // The body bytes that came with the head go out in the same write.
     let mut body = BodyState::new(head.framing);
@@ -201,16 +200,19 @@ async fn send(io: &mut UpstreamIo, head: &[u8]) -> io::Result<()> {
     io.flush().await
 }
 
-/// Reads until a final (non-1xx) response head is complete.
+/// Reads until a final (non-1xx) response head is complete, and writes
+/// the client's version of it into `out`.
 async fn read_head(
     io: &mut UpstreamIo,
     rbuf: &mut BytesMut,
     method: &Method,
+    close: bool,
+    out: &mut Vec<u8>,
 ) -> Result<Head, HeadError> {
     let mut heard = false;
     loop {
         if !rbuf.is_empty() {
-            match parse_head(rbuf, method)? {
+            match parse_head(rbuf, method, close, out)? {
                 Some(h) if h.status.is_informational() => {
                     // 103 Early Hints and the like: not relayed.
                     rbuf.advance(h.len);
@@ -237,8 +239,17 @@ async fn read_head(
     }
 }
 
-/// Parses a response head at the start of `buf`; `None` until complete.
-fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, HeadError> {
+/// Parses a response head at the start of `buf` (`None` until complete)
+/// and, for a final response, writes the client-bound head into `out`:
+/// the upstream's header lines as they came, minus hop-by-hop ones, with
+/// the framing restated for this hop and `connection: close` when `close`
+/// (or the body runs to the upstream's close).
+fn parse_head(
+    buf: &[u8],
+    method: &Method,
+    close: bool,
+    out: &mut Vec<u8>,
+) -> Result<Option<Head>, HeadError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut slots);
     let len = match resp.parse(buf) {
@@ -255,60 +266,105 @@ fn parse_head(buf: &[u8], method: &Method) -> Result<Option<Head>, HeadError> {
             "it switched protocols without a matching WebSocket upgrade",
         ));
     }
-    let mut headers = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
-            .map_err(|_| HeadError::Malformed("it sent an invalid header name"))?;
-        let value = HeaderValue::from_bytes(h.value)
-            .map_err(|_| HeadError::Malformed("it sent an invalid header value"))?;
-        headers.append(name, value);
+    if status.is_informational() {
+        return Ok(Some(Head {
+            status,
+            framing: Framing::Empty,
+            keep_alive: true,
+            len,
+        }));
     }
+    let headers: &[httparse::Header<'_>] = resp.headers;
+    if headers.iter().any(|h| !valid_value(h.value)) {
+        return Err(HeadError::Malformed("it sent an invalid header value"));
+    }
+    let framing = framing(headers, status, method)?;
     // HTTP/1.0 upstreams are not reused: their keep-alive is opt-in and
     // rare enough not to bother.
-    let keep_alive = resp.version == Some(1) && !has_token(&headers, header::CONNECTION, "close");
-    let framing = framing(&headers, status, method)?;
-    strip_hop_by_hop(&mut headers);
-    if framing == Framing::Chunked {
-        // A length next to chunked is void (RFC 9112 §6.3).
-        headers.remove(header::CONTENT_LENGTH);
+    let keep_alive = resp.version == Some(1) && !has_token(headers, "connection", "close");
+    let close = close || framing == Framing::Close;
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    for h in headers {
+        let name = h.name;
+        if HOP_BY_HOP_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+            || has_token(headers, "connection", name)
+            // A length next to chunked is void (RFC 9112 §6.3).
+            || (framing == Framing::Chunked && name.eq_ignore_ascii_case("content-length"))
+        {
+            continue;
+        }
+        has_date |= name.eq_ignore_ascii_case("date");
+        push_line(out, name.as_bytes(), h.value);
     }
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if !has_date {
+        push_line(
+            out,
+            b"date",
+            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
+        );
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
     Ok(Some(Head {
         status,
-        headers,
         framing,
         keep_alive,
         len,
     }))
 }
 
+/// Whether a header value may be relayed: no control characters but tab
+/// (what `http::HeaderValue` accepts).
+fn valid_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+}
+
 /// The body length rules of RFC 9112 §6.3.
-fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<Framing, HeadError> {
+fn framing(
+    headers: &[httparse::Header<'_>],
+    status: StatusCode,
+    method: &Method,
+) -> Result<Framing, HeadError> {
     if method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
-        || status.is_informational()
     {
         return Ok(Framing::Empty);
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    let mut te = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+        .peekable();
+    if te.peek().is_some() {
         // Chunked only when it is the final coding; otherwise the body
         // runs until the connection closes.
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
+        let last = te
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
             .rfind(|t| !t.is_empty());
         return Ok(match last {
-            Some(t) if t.eq_ignore_ascii_case("chunked") => Framing::Chunked,
+            Some(t) if t.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
             _ => Framing::Close,
         });
     }
     let mut length = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        let n = v
-            .to_str()
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
+        let n = std::str::from_utf8(h.value)
             .ok()
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<u64>().ok())
@@ -325,47 +381,27 @@ fn framing(headers: &HeaderMap, status: StatusCode, method: &Method) -> Result<F
     })
 }
 
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+/// Whether a `name` header lists `token` (comma-separated, any case).
+fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
     headers
-        .get_all(name)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// The client-bound response head (hop-by-hop headers are already out),
-/// with the framing restated for this hop.
-fn write_head(out: &mut Vec<u8>, head: &Head, close: bool) {
-    let headers = &head.headers;
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(head.status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(head.status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    write_headers(out, headers);
-    if head.framing == Framing::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    if !headers.contains_key(header::DATE) {
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(httpdate::fmt_http_date(SystemTime::now()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
+/// Appends one `name: value` line.
+pub(crate) fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
 /// Appends `name: value` lines.
 pub(crate) fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
 }
 
@@ -415,81 +451,108 @@ impl BodyState {
 mod tests {
     use super::*;
 
-    fn head(raw: &str, method: Method) -> Head {
-        parse_head(raw.as_bytes(), &method).unwrap().unwrap()
+    /// Parses `raw` as a complete head; returns it and the client's head.
+    fn head(raw: &str, method: Method, close: bool) -> (Head, String) {
+        let mut out = Vec::new();
+        let h = parse_head(raw.as_bytes(), &method, close, &mut out)
+            .unwrap()
+            .unwrap();
+        (h, String::from_utf8(out).unwrap())
     }
 
     #[test]
     fn framing_follows_rfc_9112() {
-        let h = head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", Method::GET);
-        assert_eq!(h.framing, Framing::Length(5));
-        assert!(h.keep_alive);
-        let h = head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n", Method::HEAD);
-        assert_eq!(h.framing, Framing::Empty);
-        let h = head(
-            "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
-            Method::GET,
-        );
-        assert_eq!(h.framing, Framing::Chunked);
-        let h = head(
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
-            Method::GET,
-        );
-        assert_eq!(h.framing, Framing::Close);
-        let h = head("HTTP/1.1 204 No Content\r\n\r\n", Method::GET);
-        assert_eq!(h.framing, Framing::Empty);
-        let h = head("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n", Method::GET);
-        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
-        let h = head("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", Method::GET);
-        assert!(!h.keep_alive);
+        let cases = [
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                Method::GET,
+                Framing::Length(5),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                Method::HEAD,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                Method::GET,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+                Method::GET,
+                Framing::Close,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                Method::GET,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n",
+                Method::GET,
+                Framing::Close,
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
+                Method::GET,
+                Framing::Length(1),
+                false,
+            ),
+        ];
+        for (raw, method, framing, keep_alive) in cases {
+            let (h, _) = head(raw, method, false);
+            assert_eq!((h.framing, h.keep_alive), (framing, keep_alive), "{raw}");
+        }
     }
 
     #[test]
-    fn bad_lengths_and_switches_are_refused() {
+    fn bad_lengths_values_and_switches_are_refused() {
         for raw in [
             "HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\n",
             "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
             "HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nx-bad: a\x01b\r\n\r\n",
         ] {
-            assert!(parse_head(raw.as_bytes(), &Method::GET).is_err(), "{raw}");
+            assert!(
+                parse_head(raw.as_bytes(), &Method::GET, false, &mut Vec::new()).is_err(),
+                "{raw}"
+            );
         }
-        assert!(
-            parse_head(b"HTTP/1.1 200 OK\r\ncontent-le", &Method::GET)
-                .unwrap()
-                .is_none()
+        let partial = parse_head(
+            b"HTTP/1.1 200 OK\r\ncontent-le",
+            &Method::GET,
+            false,
+            &mut Vec::new(),
         );
+        assert!(partial.unwrap().is_none());
     }
 
     #[test]
     fn the_client_head_drops_hop_by_hop_and_restates_framing() {
-        let h = head(
+        let (_, text) = head(
             "HTTP/1.1 200 OK\r\nConnection: keep-alive, x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n\
              Transfer-Encoding: chunked\r\nContent-Length: 3\r\nDate: Sun, 22 Nov 2026 10:00:00 GMT\r\nX-App: yes\r\n\r\n",
             Method::GET,
+            false,
         );
-        let mut out = Vec::new();
-        write_head(&mut out, &h, false);
-        let text = String::from_utf8(out.clone()).unwrap();
-        let mut lines: Vec<&str> = text.split("\r\n").collect();
-        lines[1..4].sort_unstable();
         assert_eq!(
-            lines,
-            [
-                "HTTP/1.1 200 OK",
-                "date: Sun, 22 Nov 2026 10:00:00 GMT",
-                "transfer-encoding: chunked",
-                "x-app: yes",
-                "",
-                ""
-            ]
+            text,
+            "HTTP/1.1 200 OK\r\nDate: Sun, 22 Nov 2026 10:00:00 GMT\r\nX-App: yes\r\n\
+             transfer-encoding: chunked\r\n\r\n"
         );
-        let h = head(
+        let (_, text) = head(
             "HTTP/1.1 404 Nope\r\ncontent-length: 0\r\n\r\n",
             Method::GET,
+            true,
         );
-        write_head(&mut out, &h, true);
-        let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\ndate: "));
         assert!(text.ends_with("connection: close\r\n\r\n"));
     }

@@ -16,7 +16,6 @@ use crate::config::Target;
 use crate::edge::EdgeInner;
 use crate::http::ListenerKind;
 use crate::http::access_log::{Entry, redact_query};
-use crate::http::error::wants_html;
 use crate::http::router::{self, rewrite_path};
 use crate::http::server::{ConnSettings, serve_hyper};
 use crate::http::service::{ConnInfo, Dispatch, dispatch, log_error};
@@ -40,6 +39,7 @@ pub(crate) async fn serve<I>(
     let shutdown = edge.shutdown().clone();
     let mut buf = BytesMut::with_capacity(4096);
     // Scratch buffers, reused by every request on the connection.
+    let mut fields = Vec::new();
     let mut request = Vec::new();
     let mut out = Vec::new();
     let mut rbuf = BytesMut::new();
@@ -59,7 +59,7 @@ pub(crate) async fn serve<I>(
         first = false;
         let head = loop {
             if !buf.is_empty() {
-                match head::parse(&buf) {
+                match head::parse(&buf, &mut fields) {
                     Parsed::Served(h) => break h,
                     Parsed::Partial if buf.len() < MAX_HEAD => {}
                     Parsed::Partial | Parsed::Other => {
@@ -88,7 +88,9 @@ pub(crate) async fn serve<I>(
 
         let rt = edge.runtime();
         let cfg = &rt.config;
-        let host = router::host_of(None, &head.headers);
+        let host = head::value(&buf, &fields, "host")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(router::host_from_header);
         let idx = match dispatch(cfg, conn.kind, host.as_deref(), head.target.path()) {
             Dispatch::Route(idx) if matches!(cfg.routes[idx].target, Target::Proxy(_)) => idx,
             _ => return hand_over(io, buf, conn, settings, edge).await,
@@ -97,16 +99,15 @@ pub(crate) async fn serve<I>(
         let Some(up) = rt.upstream(idx) else {
             return hand_over(io, buf, conn, settings, edge).await;
         };
-        buf.advance(head.len);
         let started = Instant::now();
         let route = &cfg.routes[idx];
-        let html = wants_html(&head.headers);
+        let html = head::value(&buf, &fields, "accept")
+            .is_some_and(|a| a.windows(9).any(|w| w == b"text/html"));
         let RequestHead {
             method,
             target,
-            mut headers,
             close,
-            ..
+            len,
         } = head;
         let logged = cfg
             .log
@@ -118,21 +119,37 @@ pub(crate) async fn serve<I>(
             local_port: conn.local.port(),
             trusted_proxies: &cfg.server.trusted_proxies,
         };
-        let original_host = headers.get(header::HOST).cloned();
-        crate::proxy::rewrite_request_headers(
-            &mut headers,
-            original_host,
-            &up.target,
-            client,
-            false,
-        );
-        head::write_request(
-            &mut request,
-            &method,
-            &rewrite_path(route, target.path()),
-            target.query(),
-            &headers,
-        );
+        let path = rewrite_path(route, target.path());
+        if client
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(&client.peer))
+        {
+            // A trusted proxy's forwarding headers are extended, not
+            // replaced: the map-based rules do that.
+            let mut headers = head::header_map(&buf, &fields);
+            let original_host = headers.get(header::HOST).cloned();
+            crate::proxy::rewrite_request_headers(
+                &mut headers,
+                original_host,
+                &up.target,
+                client,
+                false,
+            );
+            head::write_request(&mut request, &method, &path, target.query(), &headers);
+        } else {
+            head::write_request_untrusted(
+                &mut request,
+                &method,
+                &path,
+                target.query(),
+                &buf,
+                &fields,
+                client,
+                &up.target,
+            );
+        }
+        buf.advance(len);
         let close = close || shutdown.is_draining();
         let outgoing = Outgoing {
             head: &request,

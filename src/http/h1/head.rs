@@ -1,20 +1,46 @@
 //! Reads a request head and decides whether the hand-written path can
 //! serve it: HTTP/1.1, origin-form target, no body, no upgrade, no
-//! `Expect`. Anything else is left to hyper.
+//! `Expect`. Anything else is left to hyper. Header lines stay in the read
+//! buffer (as [`Field`] offsets) and are copied to the upstream request
+//! without being parsed into a map.
+
+use std::ops::Range;
 
 use http::Method;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
+
+use crate::config::{HostHeader, ProxyTarget};
+use crate::proxy::headers::{
+    ClientSide, FORWARDING_NAMES, HOP_BY_HOP_NAMES, push_decimal, push_ip,
+};
+use crate::proxy::relay::{push_line, write_headers};
 
 /// Header slots for one request head (hyper's own limit is 100).
 const MAX_HEADERS: usize = 100;
 
-/// A request head the hand-written path serves.
+/// One header line of the head, as offsets into the read buffer.
+#[derive(Debug, Clone)]
+pub(super) struct Field {
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+impl Field {
+    fn name<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.name.clone()]
+    }
+    fn value<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.value.clone()]
+    }
+}
+
+/// A request head the hand-written path serves; its header lines are in
+/// the `fields` given to [`parse`].
 #[derive(Debug)]
 pub(super) struct RequestHead {
     pub method: Method,
     pub target: PathAndQuery,
-    pub headers: HeaderMap,
     /// The client asked to close the connection after this response.
     pub close: bool,
     /// Bytes of the head at the start of the buffer.
@@ -33,8 +59,9 @@ pub(super) enum Parsed {
     Other,
 }
 
-/// Parses the head at the start of `buf`.
-pub(super) fn parse(buf: &[u8]) -> Parsed {
+/// Parses the head at the start of `buf`, filling `fields` with its
+/// header lines.
+pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let len = match req.parse(buf) {
@@ -57,52 +84,77 @@ pub(super) fn parse(buf: &[u8]) -> Parsed {
     let Ok(target) = PathAndQuery::try_from(path) else {
         return Parsed::Other;
     };
-    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    fields.clear();
     let mut close = false;
     for h in req.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
-            return Parsed::Other;
-        };
-        if name == header::TRANSFER_ENCODING
-            || name == header::EXPECT
-            || name == header::UPGRADE
-            || (name == header::CONTENT_LENGTH && h.value != b"0")
+        let name = h.name;
+        if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("expect")
+            || name.eq_ignore_ascii_case("upgrade")
+            || (name.eq_ignore_ascii_case("content-length") && h.value != b"0")
+            || !valid_value(h.value)
         {
             return Parsed::Other;
         }
-        let Ok(value) = HeaderValue::from_bytes(h.value) else {
-            return Parsed::Other;
-        };
-        if name == header::CONNECTION {
-            for token in value.to_str().unwrap_or("").split(',') {
-                let token = token.trim();
-                if token.eq_ignore_ascii_case("close") {
+        if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case("upgrade") {
+                } else if token.eq_ignore_ascii_case(b"upgrade") {
                     return Parsed::Other;
                 }
             }
         }
-        headers.append(name, value);
+        fields.push(Field {
+            name: at(name.as_bytes()),
+            value: at(h.value),
+        });
     }
     Parsed::Served(RequestHead {
         method,
         target,
-        headers,
         close,
         len,
     })
 }
 
-/// Serialises the request head the upstream gets: `path` and `query` (the
-/// route's rewrite applied), HTTP/1.1, `headers` as given.
-pub(super) fn write_request(
-    out: &mut Vec<u8>,
-    method: &Method,
-    path: &str,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) {
+/// What `http::HeaderValue` accepts: no control characters but tab.
+fn valid_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+}
+
+/// The first value of header `name` (lower-case), if any.
+pub(super) fn value<'a>(buf: &'a [u8], fields: &[Field], name: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|f| f.name(buf).eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| f.value(buf))
+}
+
+/// The header lines as a map, for the rules that need one.
+pub(super) fn header_map(buf: &[u8], fields: &[Field]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for f in fields {
+        // Both were checked by `parse` (httparse's token rules and
+        // `valid_value`), so neither conversion fails.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(f.name(buf)),
+            HeaderValue::from_bytes(f.value(buf)),
+        ) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+/// Writes the request line the upstream gets: `path` and `query` (the
+/// route's rewrite applied), HTTP/1.1.
+fn write_request_line(out: &mut Vec<u8>, method: &Method, path: &str, query: Option<&str>) {
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -112,17 +164,114 @@ pub(super) fn write_request(
         out.extend_from_slice(q.as_bytes());
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    crate::proxy::relay::write_headers(out, headers);
+}
+
+/// Serialises the upstream request from headers already rewritten by
+/// [`crate::proxy::rewrite_request_headers`].
+pub(super) fn write_request(
+    out: &mut Vec<u8>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) {
+    write_request_line(out, method, path, query);
+    write_headers(out, headers);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serialises the upstream request straight from the client's header
+/// lines, for a peer that is not a trusted proxy: the same result as
+/// [`crate::proxy::rewrite_request_headers`] (whose tests pin the rules)
+/// without building a map. Hop-by-hop headers, everything a `Connection`
+/// header lists, the client's forwarding headers, `Proxy` and `Host` are
+/// dropped; `Host`, `X-Forwarded-*` and `X-Real-IP` are written anew, and
+/// `TE: trailers` is kept.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn write_request_untrusted(
+    out: &mut Vec<u8>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    buf: &[u8],
+    fields: &[Field],
+    client: ClientSide<'_>,
+    t: &ProxyTarget,
+) {
+    write_request_line(out, method, path, query);
+    let original_host = value(buf, fields, "host");
+    let listed = |name: &[u8]| {
+        fields
+            .iter()
+            .filter(|f| f.name(buf).eq_ignore_ascii_case(b"connection"))
+            .flat_map(|f| f.value(buf).split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+    };
+    let mut te_trailers = false;
+    for f in fields {
+        let name = f.name(buf);
+        if name.eq_ignore_ascii_case(b"te") {
+            te_trailers |= f
+                .value(buf)
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+            continue;
+        }
+        if HOP_BY_HOP_NAMES
+            .iter()
+            .chain(FORWARDING_NAMES.iter())
+            .chain(["proxy", "host"].iter())
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            || listed(name)
+        {
+            continue;
+        }
+        push_line(out, name, f.value(buf));
+    }
+    let host = match &t.host_header {
+        HostHeader::PassThrough => original_host,
+        HostHeader::Upstream => None,
+        HostHeader::Fixed(v) => Some(v.as_bytes()),
+    };
+    // HTTP/1.1 requires a Host: the upstream's authority when there is no
+    // other.
+    push_line(
+        out,
+        b"host",
+        host.unwrap_or(t.authority.as_str().as_bytes()),
+    );
+    for name in ["x-forwarded-for: ", "x-real-ip: "] {
+        out.extend_from_slice(name.as_bytes());
+        push_ip(out, client.peer);
+        out.extend_from_slice(b"\r\n");
+    }
+    let proto: &[u8] = if client.tls { b"https" } else { b"http" };
+    push_line(out, b"x-forwarded-proto", proto);
+    if let Some(h) = original_host {
+        push_line(out, b"x-forwarded-host", h);
+    }
+    out.extend_from_slice(b"x-forwarded-port: ");
+    push_decimal(out, u64::from(client.local_port));
+    out.extend_from_slice(b"\r\n");
+    if te_trailers {
+        out.extend_from_slice(b"te: trailers\r\n");
+    }
     out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
 
-    fn served(raw: &str) -> RequestHead {
-        match parse(raw.as_bytes()) {
-            Parsed::Served(h) => h,
+    use super::*;
+    use crate::proxy::rewrite_request_headers;
+
+    fn served(raw: &str) -> (RequestHead, Vec<Field>) {
+        let mut fields = Vec::new();
+        match parse(raw.as_bytes(), &mut fields) {
+            Parsed::Served(h) => (h, fields),
             other => panic!("{raw:?} → {other:?}"),
         }
     }
@@ -130,20 +279,25 @@ mod tests {
     #[test]
     fn a_plain_get_is_served() {
         let raw = "GET /a/b?x=1 HTTP/1.1\r\nHost: example.test\r\nAccept: */*\r\n\r\nGET /next";
-        let h = served(raw);
+        let (h, fields) = served(raw);
         assert_eq!(h.method, Method::GET);
         assert_eq!(h.target.path(), "/a/b");
         assert_eq!(h.target.query(), Some("x=1"));
-        assert_eq!(h.headers["host"], "example.test");
+        assert_eq!(
+            value(raw.as_bytes(), &fields, "host"),
+            Some(&b"example.test"[..])
+        );
         assert!(!h.close);
         assert_eq!(&raw[h.len..], "GET /next");
+        let map = header_map(raw.as_bytes(), &fields);
+        assert_eq!((map.len(), map["accept"].as_bytes()), (2, &b"*/*"[..]));
     }
 
     #[test]
     fn connection_close_is_noted() {
-        let h = served("HEAD / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n");
+        let (h, _) = served("HEAD / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n");
         assert!(h.close);
-        let h = served("DELETE /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+        let (h, _) = served("DELETE /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         assert_eq!(h.method, Method::DELETE);
     }
 
@@ -161,21 +315,103 @@ mod tests {
             "GET http://example.test/ HTTP/1.1\r\n\r\n",
             "OPTIONS * HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nX-Bell: \x07\r\n\r\n",
             "BR@KEN\r\n\r\n",
         ] {
-            assert!(matches!(parse(raw.as_bytes()), Parsed::Other), "{raw:?}");
+            assert!(
+                matches!(parse(raw.as_bytes(), &mut Vec::new()), Parsed::Other),
+                "{raw:?}"
+            );
         }
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a"),
+            parse(b"GET / HTTP/1.1\r\nHost: a", &mut Vec::new()),
             Parsed::Partial
         ));
     }
 
+    fn target(host_header: HostHeader) -> ProxyTarget {
+        ProxyTarget {
+            url: Arc::from("http://127.0.0.1:8000"),
+            scheme: http::uri::Scheme::HTTP,
+            authority: http::uri::Authority::from_static("127.0.0.1:8000"),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            websocket: true,
+            websocket_idle_timeout: None,
+            host_header,
+            max_body: 1,
+        }
+    }
+
+    /// The head as a sorted list of lower-cased `name: value` lines.
+    fn lines(head: &[u8]) -> Vec<String> {
+        let text = String::from_utf8(head.to_vec()).unwrap();
+        let mut lines: Vec<String> = text
+            .split("\r\n")
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (n, v) = l.split_once(": ").unwrap();
+                format!("{}: {v}", n.to_ascii_lowercase())
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
     #[test]
-    fn the_upstream_head_is_origin_form_http11() {
-        let h = served("GET /old/x?q=1 HTTP/1.1\r\nHost: a.test\r\n\r\n");
-        let mut out = Vec::new();
-        write_request(&mut out, &h.method, "/new/x", h.target.query(), &h.headers);
-        assert_eq!(out, b"GET /new/x?q=1 HTTP/1.1\r\nhost: a.test\r\n\r\n");
+    fn the_raw_writer_matches_the_header_map_rules() {
+        let heads = [
+            "GET /x?q=1 HTTP/1.1\r\nHost: app.test\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: app.test:8443\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\
+             X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nForwarded: for=6.6.6.6\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n\
+             Proxy: http://evil\r\nProxy-Authorization: x\r\nTE: trailers, deflate\r\nAccept: a\r\nAccept: b\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nHost: a\r\nTE: deflate\r\nTrailer: x\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n",
+        ];
+        let policies = [
+            HostHeader::PassThrough,
+            HostHeader::Upstream,
+            HostHeader::Fixed(HeaderValue::from_static("tenant")),
+        ];
+        let peers: [IpAddr; 2] = [
+            "203.0.113.9".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+        ];
+        for raw in heads {
+            for policy in &policies {
+                for (peer, tls) in [(peers[0], false), (peers[1], true)] {
+                    let t = target(policy.clone());
+                    let client = ClientSide {
+                        peer,
+                        tls,
+                        local_port: 8443,
+                        trusted_proxies: &[],
+                    };
+                    let (h, fields) = served(raw);
+                    let buf = raw.as_bytes();
+                    let mut direct = Vec::new();
+                    write_request_untrusted(
+                        &mut direct,
+                        &h.method,
+                        "/p",
+                        None,
+                        buf,
+                        &fields,
+                        client,
+                        &t,
+                    );
+                    let mut map = header_map(buf, &fields);
+                    let original = map.get(http::header::HOST).cloned();
+                    rewrite_request_headers(&mut map, original, &t, client, false);
+                    let mut via_map = Vec::new();
+                    write_request(&mut via_map, &h.method, "/p", None, &map);
+                    assert_eq!(lines(&direct), lines(&via_map), "{raw:?} {policy:?} {peer}");
+                    assert!(direct.starts_with(format!("{} /p HTTP/1.1\r\n", h.method).as_bytes()));
+                    assert!(direct.ends_with(b"\r\n\r\n"));
+                }
+            }
+        }
     }
 }
