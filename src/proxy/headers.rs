@@ -44,6 +44,48 @@ pub(crate) const FORWARDING_NAMES: [&str; 6] = [
     "forwarded",
 ];
 
+/// The names `Connection` header lines list, gathered once per message so
+/// the hand-written path checks each header line against them without
+/// rescanning the head. Holds up to 16; past that it cannot answer.
+pub(crate) struct ConnectionTokens<'a> {
+    tokens: [&'a [u8]; 16],
+    len: usize,
+    complete: bool,
+}
+
+impl<'a> ConnectionTokens<'a> {
+    /// Gathers the tokens of these `Connection` values.
+    pub(crate) fn gather(values: impl Iterator<Item = &'a [u8]>) -> Self {
+        let mut t = ConnectionTokens {
+            tokens: [&[]; 16],
+            len: 0,
+            complete: true,
+        };
+        for token in values.flat_map(|v| v.split(|&b| b == b',')) {
+            let token = token.trim_ascii();
+            if token.is_empty() {
+                continue;
+            }
+            if t.len == t.tokens.len() {
+                t.complete = false;
+                break;
+            }
+            t.tokens[t.len] = token;
+            t.len += 1;
+        }
+        t
+    }
+
+    /// Whether `name` is listed; `None` when there were too many tokens
+    /// to hold (the caller scans the head instead).
+    pub(crate) fn lists(&self, name: &[u8]) -> Option<bool> {
+        let found = self.tokens[..self.len]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name));
+        (found || self.complete).then_some(found)
+    }
+}
+
 /// Removes hop-by-hop headers, including every header named in `Connection`.
 /// `TE: trailers` survives (gRPC needs it); other `TE` values do not.
 ///
@@ -257,6 +299,19 @@ mod tests {
         ];
         let set: Vec<&str> = set.iter().map(HeaderName::as_str).collect();
         assert_eq!(set, FORWARDING_NAMES);
+    }
+
+    #[test]
+    fn connection_tokens_answer_or_say_they_cannot() {
+        let lines: [&[u8]; 2] = [b"keep-alive, X-Secret", b" ,close"];
+        let t = ConnectionTokens::gather(lines.into_iter());
+        assert_eq!(t.lists(b"x-secret"), Some(true));
+        assert_eq!(t.lists(b"CLOSE"), Some(true));
+        assert_eq!(t.lists(b"x-other"), Some(false));
+        let many = "a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q";
+        let t = ConnectionTokens::gather([many.as_bytes()].into_iter());
+        assert_eq!(t.lists(b"a"), Some(true));
+        assert_eq!(t.lists(b"q"), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::Upstream;
 use super::chunked::ChunkedEnd;
 use super::forward::dial_failure;
-use super::headers::HOP_BY_HOP_NAMES;
+use super::headers::{ConnectionTokens, HOP_BY_HOP_NAMES};
 use super::pool::UpstreamIo;
 use crate::http::error::{ErrorKind, HttpError};
 
@@ -290,11 +290,19 @@ fn parse_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let listed = ConnectionTokens::gather(
+        headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .map(|h| h.value),
+    );
     let mut has_date = false;
     for h in headers {
         let name = h.name;
         if HOP_BY_HOP_NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
-            || has_token(headers, "connection", name)
+            || listed
+                .lists(name.as_bytes())
+                .unwrap_or_else(|| has_token(headers, "connection", name))
             // A length next to chunked is void (RFC 9112 §6.3).
             || (framing == Framing::Chunked && name.eq_ignore_ascii_case("content-length"))
         {

@@ -12,7 +12,7 @@ use http::uri::PathAndQuery;
 
 use crate::config::{HostHeader, ProxyTarget};
 use crate::proxy::headers::{
-    ClientSide, FORWARDING_NAMES, HOP_BY_HOP_NAMES, push_decimal, push_ip,
+    ClientSide, ConnectionTokens, FORWARDING_NAMES, HOP_BY_HOP_NAMES, push_decimal, push_ip,
 };
 use crate::proxy::relay::{push_line, write_headers};
 
@@ -200,12 +200,19 @@ pub(super) fn write_request_untrusted(
 ) {
     write_request_line(out, method, path, query);
     let original_host = value(buf, fields, "host");
-    let listed = |name: &[u8]| {
+    let connection = || {
         fields
             .iter()
             .filter(|f| f.name(buf).eq_ignore_ascii_case(b"connection"))
-            .flat_map(|f| f.value(buf).split(|&b| b == b','))
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+            .map(|f| f.value(buf))
+    };
+    let tokens = ConnectionTokens::gather(connection());
+    let listed = |name: &[u8]| {
+        tokens.lists(name).unwrap_or_else(|| {
+            connection()
+                .flat_map(|v| v.split(|&b| b == b','))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+        })
     };
     let mut te_trailers = false;
     for f in fields {
