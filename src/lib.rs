@@ -39,6 +39,7 @@ pub mod shutdown;
 pub mod tls;
 pub mod tls_state;
 pub mod workers;
+mod write_through;
 pub mod ws;
 
 use std::future::Future;

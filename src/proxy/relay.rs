@@ -285,11 +285,7 @@ fn parse_head(
     let close = close || framing == Framing::Close;
 
     out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    push_status_line(out, status);
     let listed = ConnectionTokens::gather(
         headers
             .iter()
@@ -315,11 +311,7 @@ fn parse_head(
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if !has_date {
-        push_line(
-            out,
-            b"date",
-            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
-        );
+        push_date(out);
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -335,7 +327,7 @@ fn parse_head(
 
 /// Whether a header value may be relayed: no control characters but tab
 /// (what `http::HeaderValue` accepts).
-fn valid_value(v: &[u8]) -> bool {
+pub(crate) fn valid_value(v: &[u8]) -> bool {
     v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
@@ -396,6 +388,25 @@ fn has_token(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool 
         .filter(|h| h.name.eq_ignore_ascii_case(name))
         .flat_map(|h| h.value.split(|&b| b == b','))
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Appends `HTTP/1.1 <code> <reason>` and its line end.
+pub(crate) fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a `date` line for now (hyper's server adds one to every
+/// response that has none).
+pub(crate) fn push_date(out: &mut Vec<u8>) {
+    push_line(
+        out,
+        b"date",
+        httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
+    );
 }
 
 /// Appends one `name: value` line.

@@ -20,7 +20,8 @@ use crate::http::router::{self, rewrite_path};
 use crate::http::server::{ConnSettings, serve_hyper};
 use crate::http::service::{ConnInfo, Dispatch, dispatch, log_error};
 use crate::proxy::headers::ClientSide;
-use crate::proxy::relay::{Outgoing, RelayError, relay};
+use crate::proxy::headers::push_decimal;
+use crate::proxy::relay::{Outgoing, RelayError, push_date, push_line, push_status_line, relay};
 
 /// A head that has not ended within this many bytes goes to hyper, which
 /// answers 431 (its buffer limit is the same).
@@ -219,17 +220,13 @@ async fn hand_over<I>(
 /// An error page as a whole HTTP/1.1 response.
 fn write_error(out: &mut Vec<u8>, status: StatusCode, ctype: &str, body: &str, close: bool) {
     out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: ");
-    out.extend_from_slice(ctype.as_bytes());
-    out.extend_from_slice(b"\r\ncache-control: no-store\r\ncontent-length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\ndate: ");
-    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    push_status_line(out, status);
+    push_line(out, b"content-type", ctype.as_bytes());
+    push_line(out, b"cache-control", b"no-store");
+    out.extend_from_slice(b"content-length: ");
+    push_decimal(out, body.len() as u64);
     out.extend_from_slice(b"\r\n");
+    push_date(out);
     if close {
         out.extend_from_slice(b"connection: close\r\n");
     }

@@ -14,7 +14,7 @@ use crate::config::{HostHeader, ProxyTarget};
 use crate::proxy::headers::{
     ClientSide, ConnectionTokens, FORWARDING_NAMES, HOP_BY_HOP_NAMES, push_decimal, push_ip,
 };
-use crate::proxy::relay::{push_line, write_headers};
+use crate::proxy::relay::{push_line, valid_value, write_headers};
 
 /// Header slots for one request head (hyper's own limit is 100).
 const MAX_HEADERS: usize = 100;
@@ -121,11 +121,6 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
         close,
         len,
     })
-}
-
-/// What `http::HeaderValue` accepts: no control characters but tab.
-fn valid_value(v: &[u8]) -> bool {
-    v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
 
 /// The first value of header `name` (lower-case), if any.
