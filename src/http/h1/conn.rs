@@ -29,12 +29,34 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// Serves the connection until the client leaves, the header timeout or
 /// a drain ends it, or a request this path does not serve hands it over.
-pub(crate) async fn serve<I>(
+pub(crate) async fn serve<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<EdgeInner>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // The loop's buffers and timers are gone before hyper takes over: a
+    // WebSocket keeps its connection task for hours.
+    if let Some((io, buf)) = serve_loop(io, &conn, settings, &edge).await {
+        // Boxed: hyper's connection future is large and most connections
+        // never need it.
+        Box::pin(serve_hyper(
+            Rewind::new(buf.freeze(), io),
+            conn,
+            settings,
+            edge,
+        ))
+        .await;
+    }
+}
+
+/// The keep-alive loop; returns the connection and the bytes already read
+/// when hyper must take over.
+async fn serve_loop<I>(
     mut io: I,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     settings: ConnSettings,
-    edge: Arc<EdgeInner>,
-) where
+    edge: &Arc<EdgeInner>,
+) -> Option<(I, BytesMut)>
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shutdown = edge.shutdown().clone();
@@ -64,7 +86,7 @@ pub(crate) async fn serve<I>(
                     Parsed::Served(h) => break h,
                     Parsed::Partial if buf.len() < MAX_HEAD => {}
                     Parsed::Partial | Parsed::Other => {
-                        return hand_over(io, buf, conn, settings, edge).await;
+                        return Some((io, buf));
                     }
                 }
             }
@@ -74,16 +96,16 @@ pub(crate) async fn serve<I>(
             tokio::select! {
                 biased;
                 r = io.read_buf(&mut buf) => match r {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => return None,
                     Ok(_) => {}
                 },
                 _ = &mut deadline => {
                     tracing::debug!(peer = %conn.peer, failure = "timeout", "no request within the header timeout");
-                    return;
+                    return None;
                 }
                 // An idle connection closes at once; one mid-head finishes
                 // its request first.
-                _ = &mut draining, if buf.is_empty() => return,
+                _ = &mut draining, if buf.is_empty() => return None,
             }
         };
 
@@ -94,11 +116,11 @@ pub(crate) async fn serve<I>(
             .and_then(router::host_from_header);
         let idx = match dispatch(cfg, conn.kind, host.as_deref(), head.target.path()) {
             Dispatch::Route(idx) if matches!(cfg.routes[idx].target, Target::Proxy(_)) => idx,
-            _ => return hand_over(io, buf, conn, settings, edge).await,
+            _ => return Some((io, buf)),
         };
         drop(host);
         let Some(up) = rt.upstream(idx) else {
-            return hand_over(io, buf, conn, settings, edge).await;
+            return Some((io, buf));
         };
         let started = Instant::now();
         let route = &cfg.routes[idx];
@@ -159,7 +181,7 @@ pub(crate) async fn serve<I>(
         };
         let result = tokio::select! {
             r = relay(up, outgoing, &mut io, &mut rbuf, &mut out) => r,
-            _ = &mut aborted => return,
+            _ = &mut aborted => return None,
         };
         let (status, bytes, complete, close) = match result {
             Ok(r) => (r.status, r.bytes, true, r.close),
@@ -190,31 +212,9 @@ pub(crate) async fn serve<I>(
             if complete {
                 let _ = io.shutdown().await;
             }
-            return;
+            return None;
         }
     }
-}
-
-/// Lets hyper serve the rest of the connection, starting with the bytes
-/// already read.
-async fn hand_over<I>(
-    io: I,
-    buf: BytesMut,
-    conn: ConnInfo,
-    settings: ConnSettings,
-    edge: Arc<EdgeInner>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    // Boxed: hyper's connection future is large and most connections never
-    // need it.
-    Box::pin(serve_hyper(
-        Rewind::new(buf.freeze(), io),
-        conn,
-        settings,
-        edge,
-    ))
-    .await;
 }
 
 /// An error page as a whole HTTP/1.1 response.
