@@ -281,17 +281,20 @@ fn parse_head(
     let framing = framing(headers, status, method)?;
     // HTTP/1.0 upstreams are not reused: their keep-alive is opt-in and
     // rare enough not to bother.
-    let keep_alive = resp.version == Some(1) && !has_token(headers, "connection", "close");
-    let close = close || framing == Framing::Close;
-
-    out.clear();
-    push_status_line(out, status);
     let listed = ConnectionTokens::gather(
         headers
             .iter()
             .filter(|h| h.name.eq_ignore_ascii_case("connection"))
             .map(|h| h.value),
     );
+    let keep_alive = resp.version == Some(1)
+        && !listed
+            .lists(b"close")
+            .unwrap_or_else(|| has_token(headers, "connection", "close"));
+    let close = close || framing == Framing::Close;
+
+    out.clear();
+    push_status_line(out, status);
     let mut has_date = false;
     for h in headers {
         let name = h.name;

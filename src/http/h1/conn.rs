@@ -111,7 +111,8 @@ where
 
         let rt = edge.runtime();
         let cfg = &rt.config;
-        let host = head::value(&buf, &fields, "host")
+        let host_value = head::value(&buf, &fields, "host");
+        let host = host_value
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(router::host_from_header);
         let idx = match dispatch(cfg, conn.kind, host.as_deref(), head.target.path()) {
@@ -168,6 +169,7 @@ where
                 target.query(),
                 &buf,
                 &fields,
+                host_value,
                 client,
                 &up.target,
             );

@@ -181,7 +181,8 @@ pub(super) fn write_request(
 /// without building a map. Hop-by-hop headers, everything a `Connection`
 /// header lists, the client's forwarding headers, `Proxy` and `Host` are
 /// dropped; `Host`, `X-Forwarded-*` and `X-Real-IP` are written anew, and
-/// `TE: trailers` is kept.
+/// `TE: trailers` is kept. `original_host` is the client's first `Host`
+/// value, already looked up for routing.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_request_untrusted(
     out: &mut Vec<u8>,
@@ -190,11 +191,11 @@ pub(super) fn write_request_untrusted(
     query: Option<&str>,
     buf: &[u8],
     fields: &[Field],
+    original_host: Option<&[u8]>,
     client: ClientSide<'_>,
     t: &ProxyTarget,
 ) {
     write_request_line(out, method, path, query);
-    let original_host = value(buf, fields, "host");
     let connection = || {
         fields
             .iter()
@@ -401,6 +402,7 @@ mod tests {
                         None,
                         buf,
                         &fields,
+                        value(buf, &fields, "host"),
                         client,
                         &t,
                     );
