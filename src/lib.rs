@@ -21,7 +21,8 @@
 //! - [`edge`]: the current config generation and reload.
 //! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
 //! - [`workers`]: optional per-core current-thread runtimes that run the
-//!   connections (`PORTICO_WORKERS=per-core`).
+//!   connections (`PORTICO_WORKERS=per-core`); a connection that turns out
+//!   to be a hub socket moves back to the shared runtime ([`movable`]).
 
 pub mod acme;
 pub mod banner;
@@ -32,6 +33,7 @@ pub mod hub;
 pub mod keygen;
 pub mod limits;
 pub mod listener;
+pub mod movable;
 pub mod phoenix;
 pub mod proxy;
 pub mod pusher;

@@ -93,6 +93,16 @@ impl<I> Guarded<I> {
     }
 }
 
+impl<I: crate::movable::Movable> crate::movable::Movable for Guarded<I> {
+    fn detach(&mut self) -> std::io::Result<()> {
+        self.io.detach()
+    }
+
+    fn attach(&mut self) -> std::io::Result<()> {
+        self.io.attach()
+    }
+}
+
 impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 
 use crate::config::Server;
 use crate::edge::EdgeInner;
@@ -14,6 +15,7 @@ use crate::http::ListenerKind;
 use crate::http::server::{ConnSettings, serve, serve_hyper};
 use crate::http::service::ConnInfo;
 use crate::limits::{ConnGuard, Guarded, Refused};
+use crate::movable::{Movable, MovableTcp};
 use crate::workers::Workers;
 
 /// The sockets portico serves on; tests bind `127.0.0.1:0` themselves.
@@ -117,28 +119,33 @@ pub async fn accept_loop(
             header_timeout: server.header_timeout,
             http2: server.http2,
         };
+        let worker = workers.next();
         let conn = Conn {
             info,
             settings,
             handshake_timeout: server.handshake_timeout,
             edge: edge.clone(),
+            hub_home: worker.and(workers.hub_home()).cloned(),
         };
-        match workers.next() {
-            None => drop(shutdown.spawn(conn.run(stream, guard))),
-            // Moved to the worker's reactor: deregister here, register there.
-            Some(worker) => match stream.into_std() {
-                Ok(std) => drop(shutdown.spawn_on(
-                    async move {
-                        match TcpStream::from_std(std) {
-                            Ok(stream) => conn.run(stream, guard).await,
-                            Err(e) => tracing::debug!(peer = %peer, error = %e, "cannot move the connection to its worker"),
-                        }
-                    },
-                    worker,
-                )),
-                Err(e) => tracing::debug!(peer = %peer, error = %e, "cannot move the connection to its worker"),
-            },
+        let mut stream = MovableTcp::new(stream);
+        let Some(worker) = worker else {
+            drop(shutdown.spawn(conn.run(stream, guard)));
+            continue;
+        };
+        // Off this reactor, onto the worker's.
+        if let Err(e) = stream.detach() {
+            tracing::debug!(peer = %peer, error = %e, "cannot move the connection to its worker");
+            continue;
         }
+        let moved = async move {
+            match stream.attach() {
+                Ok(()) => conn.run(stream, guard).await,
+                Err(e) => {
+                    tracing::debug!(peer = %peer, error = %e, "cannot move the connection to its worker")
+                }
+            }
+        };
+        drop(shutdown.spawn_on(moved, worker));
     }
     tracing::debug!(listener = kind.name(), "stopped accepting");
 }
@@ -149,16 +156,19 @@ struct Conn {
     settings: ConnSettings,
     handshake_timeout: Duration,
     edge: Arc<EdgeInner>,
+    /// Set on a per-core worker: where a hub socket moves.
+    hub_home: Option<Handle>,
 }
 
 impl Conn {
     /// The connection task: TLS handshake on `https`, then HTTP.
-    async fn run(self, stream: TcpStream, guard: ConnGuard) {
+    async fn run(self, stream: MovableTcp, guard: ConnGuard) {
         let Conn {
             info,
             settings,
             handshake_timeout,
             edge,
+            hub_home,
         } = self;
         let peer = info.peer;
         let io = Guarded::new(stream, guard);
@@ -184,25 +194,25 @@ impl Conn {
                     if tls.info.is_h2() {
                         Box::pin(serve_hyper(tls.stream, info, settings, edge)).await;
                     } else {
-                        serve(tls.stream, info, settings, edge).await;
+                        serve(tls.stream, info, settings, edge, hub_home).await;
                     }
                 }
             }
             ListenerKind::Http | ListenerKind::Plain => {
                 // h2 needs ALPN; cleartext listeners speak HTTP/1.1
                 // (h2c prior knowledge is still detected by hyper).
-                serve(io, info, settings, edge).await;
+                serve(io, info, settings, edge, hub_home).await;
             }
         }
     }
 }
 
 async fn handshake(
-    io: Guarded<TcpStream>,
+    io: Guarded<MovableTcp>,
     edge: &EdgeInner,
     peer: SocketAddr,
     deadline: Duration,
-) -> Option<crate::tls::TlsAccepted<Guarded<TcpStream>>> {
+) -> Option<crate::tls::TlsAccepted<Guarded<MovableTcp>>> {
     match edge.tls.accept(io, deadline).await {
         Ok(s) => Some(s),
         Err(e) => {

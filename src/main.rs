@@ -111,15 +111,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            // Per-core workers run the connections; the main runtime keeps
-            // signals, accept loops, ACME and reloads on one thread.
-            let rt = match mode {
-                Mode::Shared => tokio::runtime::Runtime::new(),
-                Mode::PerCore => tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build(),
-            };
-            let rt = match rt {
+            // The main runtime runs signals, accept loops, ACME, reloads
+            // and the hub sockets; per-core workers, if on, run the rest of
+            // the connections.
+            let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");

@@ -1,13 +1,17 @@
-//! Where accepted connections run: on the caller's runtime (`shared`, the
-//! default) or on one single-threaded runtime per core (`per-core`).
+//! Where accepted connections run: on one single-threaded runtime per core
+//! (`per-core`, the default) or on the caller's multi-threaded runtime
+//! (`shared`).
 //!
 //! Owns: in `per-core` mode, N OS threads each running a current-thread
 //! tokio runtime until [`Workers::stop`]. Receives: accepted sockets from the
 //! accept loops. Hands on: each socket, round-robin, to one worker; every
-//! task the connection spawns (upgrades, WebSocket writers, tunnels) then
-//! stays on that worker's thread, as in nginx's one event loop per core.
-//! Chosen at startup by `PORTICO_WORKERS=shared|per-core` (an experiment,
-//! see `bench/results/2026-11-22-per-core-runtimes.md`).
+//! task the connection spawns (upstream requests, WebSocket pass-through
+//! tunnels) then stays on that worker's thread, as in nginx's one event loop
+//! per core. A connection whose request turns out to be for a hub front
+//! leaves its worker for the runtime that started the workers
+//! ([`Workers::hub_home`], [`crate::movable`]).
+//! Chosen at startup by `PORTICO_WORKERS=per-core|shared`; see
+//! `bench/results/2026-11-22-summary.md` for what each costs.
 
 use std::cell::Cell;
 use std::io;
@@ -35,11 +39,11 @@ pub struct ModeError {
 }
 
 impl Mode {
-    /// Parses `PORTICO_WORKERS` (unset or empty: [`Mode::Shared`]).
+    /// Parses `PORTICO_WORKERS` (unset or empty: [`Mode::PerCore`]).
     pub fn parse(value: Option<&str>) -> Result<Mode, ModeError> {
         match value.map(str::trim) {
-            None | Some("") | Some("shared") => Ok(Mode::Shared),
-            Some("per-core") => Ok(Mode::PerCore),
+            None | Some("") | Some("per-core") => Ok(Mode::PerCore),
+            Some("shared") => Ok(Mode::Shared),
             Some(v) => Err(ModeError { value: v.into() }),
         }
     }
@@ -60,6 +64,8 @@ pub fn current() -> Option<usize> {
 #[derive(Debug, Default)]
 pub struct Workers {
     handles: Vec<Handle>,
+    /// The runtime that started the workers: hub sockets move there.
+    hub_home: Option<Handle>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     next: AtomicUsize,
     stop: CancellationToken,
@@ -73,7 +79,10 @@ impl Workers {
 
     /// Starts `n` worker threads, each a current-thread runtime.
     pub fn per_core(n: usize) -> io::Result<Workers> {
-        let mut w = Workers::default();
+        let mut w = Workers {
+            hub_home: Handle::try_current().ok(),
+            ..Workers::default()
+        };
         for i in 0..n.max(1) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -121,6 +130,16 @@ impl Workers {
         Some(&self.handles[k])
     }
 
+    /// Where a connection running on a worker goes once it turns out to be
+    /// for a hub front (the Pusher or Supabase WebSocket or REST API): the
+    /// runtime that started the workers. All hub sockets and publishes then
+    /// share one multi-threaded runtime, as in shared mode; spread over the
+    /// workers instead, a 10k-subscriber fan-out's p99 was ~1.5× higher.
+    /// `None` in shared mode.
+    pub fn hub_home(&self) -> Option<&Handle> {
+        self.hub_home.as_ref()
+    }
+
     /// Stops the worker threads (cancelling what still runs on them) and
     /// joins them. Call after [`crate::serve_with`] has returned; a no-op in
     /// shared mode.
@@ -140,7 +159,8 @@ mod tests {
 
     #[test]
     fn mode_parses_both_values_and_rejects_others() {
-        assert_eq!(Mode::parse(None).unwrap(), Mode::Shared);
+        assert_eq!(Mode::parse(None).unwrap(), Mode::PerCore);
+        assert_eq!(Mode::parse(Some("")).unwrap(), Mode::PerCore);
         assert_eq!(Mode::parse(Some("shared")).unwrap(), Mode::Shared);
         assert_eq!(Mode::parse(Some("per-core")).unwrap(), Mode::PerCore);
         let e = Mode::parse(Some("percore")).unwrap_err();

@@ -36,3 +36,4 @@ mod streaming;
 mod support;
 mod tls;
 mod websocket;
+mod workers;

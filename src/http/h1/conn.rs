@@ -9,6 +9,7 @@ use bytes::{Buf, BytesMut};
 use http::StatusCode;
 use http::header;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::runtime::Handle;
 
 use super::head::{self, Parsed, RequestHead};
 use super::rewind::Rewind;
@@ -19,6 +20,7 @@ use crate::http::access_log::{Entry, redact_query};
 use crate::http::router::{self, rewrite_path};
 use crate::http::server::{ConnSettings, serve_hyper};
 use crate::http::service::{ConnInfo, Dispatch, dispatch, log_error};
+use crate::movable::Movable;
 use crate::proxy::headers::ClientSide;
 use crate::proxy::headers::push_decimal;
 use crate::proxy::relay::{Outgoing, RelayError, push_date, push_line, push_status_line, relay};
@@ -29,33 +31,81 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// Serves the connection until the client leaves, the header timeout or
 /// a drain ends it, or a request this path does not serve hands it over.
-pub(crate) async fn serve<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<EdgeInner>)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+/// A hub request on a per-core worker (`hub_home` set) moves the
+/// connection to the shared runtime first.
+pub(crate) async fn serve<I>(
+    io: I,
+    conn: ConnInfo,
+    settings: ConnSettings,
+    edge: Arc<EdgeInner>,
+    hub_home: Option<Handle>,
+) where
+    I: AsyncRead + AsyncWrite + Movable + Unpin + Send + 'static,
 {
     // The loop's buffers and timers are gone before hyper takes over: a
     // WebSocket keeps its connection task for hours.
-    if let Some((io, buf)) = serve_loop(io, &conn, settings, &edge).await {
-        // Boxed: hyper's connection future is large and most connections
-        // never need it.
-        Box::pin(serve_hyper(
-            Rewind::new(buf.freeze(), io),
-            conn,
-            settings,
-            edge,
-        ))
-        .await;
+    let Some(Handover { mut io, buf, hub }) = serve_loop(io, &conn, settings, &edge).await else {
+        return;
+    };
+    let Some(home) = hub_home.filter(|_| hub) else {
+        return hand_to_hyper(io, buf, conn, settings, edge).await;
+    };
+    if let Err(e) = io.detach() {
+        tracing::debug!(peer = %conn.peer, error = %e, "cannot move a hub connection off its worker");
+        return;
     }
+    let shutdown = edge.shutdown().clone();
+    let moved = async move {
+        match io.attach() {
+            Ok(()) => {
+                tracing::debug!(peer = %conn.peer, "hub connection moved to the shared runtime");
+                hand_to_hyper(io, buf, conn, settings, edge).await
+            }
+            Err(e) => {
+                tracing::debug!(peer = %conn.peer, error = %e, "cannot move a hub connection to the shared runtime")
+            }
+        }
+    };
+    drop(shutdown.spawn_on(moved, &home));
 }
 
-/// The keep-alive loop; returns the connection and the bytes already read
-/// when hyper must take over.
+/// hyper serves the rest of the connection, starting with the bytes the
+/// loop has read.
+async fn hand_to_hyper<I>(
+    io: I,
+    buf: BytesMut,
+    conn: ConnInfo,
+    settings: ConnSettings,
+    edge: Arc<EdgeInner>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Boxed: hyper's connection future is large and most connections
+    // never need it.
+    Box::pin(serve_hyper(
+        Rewind::new(buf.freeze(), io),
+        conn,
+        settings,
+        edge,
+    ))
+    .await;
+}
+
+/// A connection the loop gives up, with the bytes it has already read.
+struct Handover<I> {
+    io: I,
+    buf: BytesMut,
+    /// Its request is for a hub front (Pusher or Supabase).
+    hub: bool,
+}
+
+/// The keep-alive loop; returns the connection when hyper must take over.
 async fn serve_loop<I>(
     mut io: I,
     conn: &ConnInfo,
     settings: ConnSettings,
     edge: &Arc<EdgeInner>,
-) -> Option<(I, BytesMut)>
+) -> Option<Handover<I>>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -86,7 +136,8 @@ where
                     Parsed::Served(h) => break h,
                     Parsed::Partial if buf.len() < MAX_HEAD => {}
                     Parsed::Partial | Parsed::Other => {
-                        return Some((io, buf));
+                        let hub = for_hub(&buf, conn, edge);
+                        return Some(Handover { io, buf, hub });
                     }
                 }
             }
@@ -116,12 +167,19 @@ where
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(router::host_from_header);
         let idx = match dispatch(cfg, conn.kind, host.as_deref(), head.target.path()) {
-            Dispatch::Route(idx) if matches!(cfg.routes[idx].target, Target::Proxy(_)) => idx,
-            _ => return Some((io, buf)),
+            Dispatch::Route(idx) if !is_hub(&cfg.routes[idx].target) => idx,
+            other => {
+                let hub = matches!(other, Dispatch::Route(_));
+                return Some(Handover { io, buf, hub });
+            }
         };
         drop(host);
         let Some(up) = rt.upstream(idx) else {
-            return Some((io, buf));
+            return Some(Handover {
+                io,
+                buf,
+                hub: false,
+            });
         };
         let started = Instant::now();
         let route = &cfg.routes[idx];
@@ -217,6 +275,24 @@ where
             return None;
         }
     }
+}
+
+/// Whether the head hyper is about to get (a WebSocket upgrade, a REST
+/// call with a body) routes to a hub front.
+fn for_hub(buf: &[u8], conn: &ConnInfo, edge: &EdgeInner) -> bool {
+    let Some((path, host)) = head::path_and_host(buf) else {
+        return false;
+    };
+    let cfg = &edge.runtime().config;
+    let host = host.and_then(router::host_from_header);
+    match dispatch(cfg, conn.kind, host.as_deref(), path) {
+        Dispatch::Route(idx) => is_hub(&cfg.routes[idx].target),
+        _ => false,
+    }
+}
+
+fn is_hub(target: &Target) -> bool {
+    matches!(target, Target::Pusher | Target::Supabase)
 }
 
 /// An error page as a whole HTTP/1.1 response.

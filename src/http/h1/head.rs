@@ -123,6 +123,26 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     })
 }
 
+/// The path and `Host` value of a whole head at the start of `buf`, for a
+/// head [`parse`] left to hyper: enough to route it.
+pub(super) fn path_and_host(buf: &[u8]) -> Option<(&str, Option<&str>)> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    if !matches!(req.parse(buf), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let path = req.path?.split('?').next()?;
+    if !path.starts_with('/') {
+        return None;
+    }
+    let host = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .and_then(|h| std::str::from_utf8(h.value).ok());
+    Some((path, host))
+}
+
 /// The first value of header `name` (lower-case), if any.
 pub(super) fn value<'a>(buf: &'a [u8], fields: &[Field], name: &str) -> Option<&'a [u8]> {
     fields

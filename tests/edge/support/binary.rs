@@ -34,6 +34,11 @@ pub(crate) struct Proc {
 /// Writes `toml` to a config file and starts `portico run --config` on it,
 /// waiting for a `listening` line per listener named in `listeners`.
 pub(crate) async fn start(toml: &str, listeners: &[&str]) -> Proc {
+    start_with_env(toml, listeners, &[]).await
+}
+
+/// Like [`start`], with extra environment variables.
+pub(crate) async fn start_with_env(toml: &str, listeners: &[&str], env: &[(&str, &str)]) -> Proc {
     let dir = TempDir::new("bin");
     let config = dir.path().join("portico.toml");
     std::fs::write(&config, toml).expect("write config");
@@ -44,6 +49,8 @@ pub(crate) async fn start(toml: &str, listeners: &[&str]) -> Proc {
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .env_remove("PORTICO_CONFIG")
+        .env_remove("PORTICO_WORKERS")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
