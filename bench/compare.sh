@@ -63,6 +63,8 @@ run_hub() {
   OPS=deliveries_received
   hub_case fanout-1k fanout --subscribers 1000 --rate 100 --duration "$DURATION"
   hub_case fanout-10k fanout --subscribers 10000 --rate 20 --duration "$DURATION"
+  # Three times the offered load: each server's ceiling, not the offer's.
+  hub_case fanout-10k-600k fanout --subscribers 10000 --rate 60 --duration "$DURATION"
   hub_case fanout-10k-100ch fanout --subscribers 10000 --channels 100 --rate 200 --duration "$DURATION"
   OPS=connections_ok
   hub_case idle-10k connections -n 10000 --hold 2 --server-pid @PID@
