@@ -53,39 +53,35 @@ impl MovableTcp {
                 io::ErrorKind::NotConnected,
                 "the socket is between runtimes",
             )),
-            State::Lost => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the socket was lost moving between runtimes",
-            )),
+            State::Lost => Err(lost()),
         }
     }
 }
 
+fn lost() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was lost moving between runtimes",
+    )
+}
+
 impl Movable for MovableTcp {
     fn detach(&mut self) -> io::Result<()> {
-        match std::mem::replace(&mut self.state, State::Lost) {
-            State::Registered(s) => {
-                self.state = State::Detached(s.into_std()?);
-                Ok(())
-            }
-            other => {
-                self.state = other;
-                Ok(())
-            }
-        }
+        self.state = match std::mem::replace(&mut self.state, State::Lost) {
+            State::Registered(s) => State::Detached(s.into_std()?),
+            State::Lost => return Err(lost()),
+            detached => detached,
+        };
+        Ok(())
     }
 
     fn attach(&mut self) -> io::Result<()> {
-        match std::mem::replace(&mut self.state, State::Lost) {
-            State::Detached(s) => {
-                self.state = State::Registered(TcpStream::from_std(s)?);
-                Ok(())
-            }
-            other => {
-                self.state = other;
-                Ok(())
-            }
-        }
+        self.state = match std::mem::replace(&mut self.state, State::Lost) {
+            State::Detached(s) => State::Registered(TcpStream::from_std(s)?),
+            State::Lost => return Err(lost()),
+            registered => registered,
+        };
+        Ok(())
     }
 }
 
