@@ -7,7 +7,8 @@
 //! - [`listener`]: bind, accept loops, connection caps ([`limits`]), then per
 //!   connection the TLS handshake ([`tls_state`]) on `https`.
 //! - [`http::server`]: the connection, first on `http::h1` — a hand-written
-//!   HTTP/1.1 path that relays bodiless proxied requests itself
+//!   HTTP/1.1 path that relays proxied requests without a body or with a
+//!   small one itself
 //!   ([`proxy::relay`] over the pool's bare connections) — then, from the
 //!   first request it does not serve, on hyper (HTTP/1.1 + HTTP/2).
 //! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:

@@ -1,8 +1,9 @@
-//! One bodiless request over a bare upstream connection, for the
-//! hand-written HTTP/1.1 path ([`crate::http::h1`]): write the request
-//! head, read the response head, relay the response to the client as it
-//! comes (the body's framing is tracked, never re-encoded), and put the
-//! connection back in the pool when the message ended cleanly.
+//! One request, bodiless or with its whole body in hand, over a bare
+//! upstream connection, for the hand-written HTTP/1.1 path
+//! ([`crate::http::h1`]): write the request, read the response head, relay
+//! the response to the client as it comes (the body's framing is tracked,
+//! never re-encoded), and put the connection back in the pool when the
+//! message ended cleanly.
 //!
 //! A reused connection that turns out closed before any response byte
 //! arrived is replaced and the request repeated, when its method is
@@ -31,7 +32,8 @@ const MAX_HEADERS: usize = 100;
 
 /// The request to relay.
 pub(crate) struct Outgoing<'a> {
-    /// The serialised request head (no body follows).
+    /// The serialised request: its head and, if it has one, its whole
+    /// `Content-Length` body.
     pub head: &'a [u8],
     pub method: &'a Method,
     /// The client connection closes after this response.
@@ -76,6 +78,9 @@ struct Head {
     framing: Framing,
     /// The upstream keeps the connection open after this response.
     keep_alive: bool,
+    /// A body delimited by the upstream's close goes to the client chunked,
+    /// so the client's connection stays open (as nginx and hyper do).
+    rechunk: bool,
     /// Bytes of the head in the read buffer.
     len: usize,
 }
@@ -145,25 +150,32 @@ where
         }
     };
     rbuf.advance(head.len);
-    let close = req.close || head.framing == Framing::Close;
+    let close = req.close || (head.framing == Framing::Close && !head.rechunk);
 
     // The body bytes that came with the head go out in the same write.
     let mut body = BodyState::new(head.framing);
-    let mut sent: u64 = 0;
     let cut = |bytes| RelayError::Cut {
         status: head.status,
         bytes,
     };
     let used = body.take(rbuf).map_err(|_| cut(0))?;
-    out.extend_from_slice(&rbuf[..used]);
+    let mut sent = push_body(out, &rbuf[..used], head.rechunk);
     rbuf.advance(used);
     client.write_all(out).await.map_err(|_| cut(0))?;
-    sent += used as u64;
     while !body.done() {
         rbuf.clear();
         rbuf.reserve(16 * 1024);
         match io.read_buf(rbuf).await {
-            Ok(0) if head.framing == Framing::Close => break,
+            Ok(0) if head.framing == Framing::Close => {
+                if head.rechunk {
+                    client
+                        .write_all(b"0\r\n\r\n")
+                        .await
+                        .map_err(|_| cut(sent))?;
+                    sent += 5;
+                }
+                break;
+            }
             Ok(0) | Err(_) => {
                 tracing::debug!(upstream = %url, "upstream connection ended mid-body");
                 return Err(cut(sent));
@@ -171,12 +183,20 @@ where
             Ok(_) => {}
         }
         let used = body.take(rbuf).map_err(|_| cut(sent))?;
-        client
-            .write_all(&rbuf[..used])
-            .await
-            .map_err(|_| cut(sent))?;
+        let n = if head.rechunk {
+            out.clear();
+            let n = push_body(out, &rbuf[..used], true);
+            client.write_all(out).await.map_err(|_| cut(sent))?;
+            n
+        } else {
+            client
+                .write_all(&rbuf[..used])
+                .await
+                .map_err(|_| cut(sent))?;
+            used as u64
+        };
         rbuf.advance(used);
-        sent += used as u64;
+        sent += n;
     }
     client.flush().await.map_err(|_| cut(sent))?;
     // Reusable only when the upstream keeps it open and sent nothing
@@ -189,6 +209,20 @@ where
         bytes: sent,
         close,
     })
+}
+
+/// Appends body bytes to `out`, as one chunk when `chunk` (nothing for no
+/// bytes: an empty chunk would end the body); returns the bytes appended.
+fn push_body(out: &mut Vec<u8>, data: &[u8], chunk: bool) -> u64 {
+    let before = out.len();
+    if chunk && !data.is_empty() {
+        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\r\n");
+    } else if !chunk {
+        out.extend_from_slice(data);
+    }
+    (out.len() - before) as u64
 }
 
 fn unsent(kind: ErrorKind, url: &Arc<str>) -> RelayError {
@@ -271,6 +305,7 @@ fn parse_head(
             status,
             framing: Framing::Empty,
             keep_alive: true,
+            rechunk: false,
             len,
         }));
     }
@@ -291,7 +326,13 @@ fn parse_head(
         && !listed
             .lists(b"close")
             .unwrap_or_else(|| has_token(headers, "connection", "close"));
-    let close = close || framing == Framing::Close;
+    // Unless a transfer coding other than chunked is in play, which would
+    // have to reach the client as it is.
+    let rechunk = framing == Framing::Close
+        && !headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    let close = close || (framing == Framing::Close && !rechunk);
 
     out.clear();
     push_status_line(out, status);
@@ -310,7 +351,7 @@ fn parse_head(
         has_date |= name.eq_ignore_ascii_case("date");
         push_line(out, name.as_bytes(), h.value);
     }
-    if framing == Framing::Chunked {
+    if framing == Framing::Chunked || rechunk {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if !has_date {
@@ -324,6 +365,7 @@ fn parse_head(
         status,
         framing,
         keep_alive,
+        rechunk,
         len,
     }))
 }
@@ -577,5 +619,29 @@ mod tests {
         );
         assert!(text.starts_with("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\ndate: "));
         assert!(text.ends_with("connection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_close_delimited_body_is_rechunked_unless_another_coding_is_in_play() {
+        let (h, text) = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            Method::GET,
+            false,
+        );
+        assert!(h.rechunk);
+        assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
+        assert!(!text.contains("connection: close"), "{text}");
+        let (h, text) = head(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+            Method::GET,
+            false,
+        );
+        assert!(!h.rechunk);
+        assert!(text.ends_with("connection: close\r\n\r\n"), "{text}");
+        let mut out = b"head".to_vec();
+        assert_eq!(push_body(&mut out, b"0123456789abcdefg", true), 23);
+        assert_eq!(out, b"head11\r\n0123456789abcdefg\r\n");
+        assert_eq!(push_body(&mut out, b"", true), 0, "no empty chunk mid-body");
+        assert_eq!(push_body(&mut out, b"xy", false), 2);
     }
 }

@@ -189,21 +189,35 @@ async fn every_body_framing_is_relayed_and_the_connection_kept() {
 }
 
 #[tokio::test]
-async fn a_body_delimited_by_close_ends_the_client_connection_too() {
+async fn a_body_delimited_by_close_is_rechunked_and_the_client_kept() {
     let up = start_scripted().await;
     let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
     let mut s = tcp(e.plain()).await;
     s.write_all(b"GET /eof HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
         .expect("write");
-    let got = read_to_close(&mut s).await;
+    let got = read_until(&mut s, "\r\n0\r\n\r\n", 1).await;
     assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+    let lower = got.to_ascii_lowercase();
     assert!(
-        got.to_ascii_lowercase()
-            .contains("\r\nconnection: close\r\n"),
+        lower.contains("\r\ntransfer-encoding: chunked\r\n")
+            && !lower.contains("connection: close"),
         "{got}"
     );
-    assert!(got.ends_with("\r\n\r\nuntil-close"), "{got}");
+    assert!(
+        got.ends_with("\r\n\r\nb\r\nuntil-close\r\n0\r\n\r\n"),
+        "{got}"
+    );
+    // The client's connection is still good; the upstream's was not reused.
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let next = read_to_close(&mut s).await;
+    assert!(
+        next.starts_with("HTTP/1.1 200 OK") && next.ends_with("ok"),
+        "{next}"
+    );
+    assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
@@ -235,7 +249,7 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
-async fn hyper_takes_over_mid_connection_for_a_request_with_a_body() {
+async fn a_small_body_is_relayed_here_and_a_large_one_hands_over_to_hyper() {
     let up = start_scripted().await;
     let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
     let mut s = tcp(e.plain()).await;
@@ -244,7 +258,8 @@ async fn hyper_takes_over_mid_connection_for_a_request_with_a_body() {
         .expect("write");
     let first = read_until(&mut s, "\r\n\r\nok", 1).await;
     assert!(first.starts_with("HTTP/1.1 200 OK"), "{first}");
-    // The body arrives in a second write, after hyper has the connection.
+    // A small body in two writes: read whole, then sent on the same
+    // upstream connection as the GET.
     s.write_all(b"POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 11\r\n\r\nhello")
         .await
         .expect("write");
@@ -252,13 +267,42 @@ async fn hyper_takes_over_mid_connection_for_a_request_with_a_body() {
     s.write_all(b" world").await.expect("write");
     let second = read_until(&mut s, "hello world", 1).await;
     assert!(second.starts_with("HTTP/1.1 200 OK"), "{second}");
+    assert_eq!(
+        up.accepted.load(Ordering::SeqCst),
+        1,
+        "one upstream connection"
+    );
+    let head = up.heads.lock().last().cloned().expect("a head");
+    assert!(
+        head.starts_with("POST /echo HTTP/1.1\r\n") && head.contains("Content-Length: 11"),
+        "{head}"
+    );
+    // Over 64 KiB: hyper takes the connection over and streams the body
+    // on a connection of its own.
+    let big = format!("{}tail!", "z".repeat(70_000));
+    let req = format!(
+        "POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: {}\r\n\r\n{big}",
+        big.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let third = read_until(&mut s, "tail!", 1).await;
+    assert!(
+        third.starts_with("HTTP/1.1 200 OK") && third.contains(&big),
+        "{}",
+        &third[..third.len().min(200)]
+    );
+    assert_eq!(
+        up.accepted.load(Ordering::SeqCst),
+        2,
+        "hyper's own connection"
+    );
     s.write_all(b"GET /a HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
         .await
         .expect("write");
-    let third = read_to_close(&mut s).await;
+    let fourth = read_to_close(&mut s).await;
     assert!(
-        third.starts_with("HTTP/1.1 200 OK") && third.ends_with("ok"),
-        "{third}"
+        fourth.starts_with("HTTP/1.1 200 OK") && fourth.ends_with("ok"),
+        "{fourth}"
     );
     // And an HTTP/1.0 client is served from its first request.
     let mut s = tcp(e.plain()).await;

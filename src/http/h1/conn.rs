@@ -133,7 +133,10 @@ where
         let head = loop {
             if !buf.is_empty() {
                 match head::parse(&buf, &mut fields) {
-                    Parsed::Served(h) => break h,
+                    Parsed::Served(h) if buf.len() >= h.len + h.body => break h,
+                    // The body is read whole first, within the same
+                    // deadline as the head.
+                    Parsed::Served(_) => {}
                     Parsed::Partial if buf.len() < MAX_HEAD => {}
                     Parsed::Partial | Parsed::Other => {
                         let hub = for_hub(&buf, conn, edge);
@@ -174,7 +177,11 @@ where
             }
         };
         drop(host);
-        let Some(up) = rt.upstream(idx) else {
+        let Some(up) = rt
+            .upstream(idx)
+            .filter(|up| head.body as u64 <= up.target.max_body)
+        else {
+            // Over the route's body limit: hyper answers 413 as usual.
             return Some(Handover {
                 io,
                 buf,
@@ -190,6 +197,7 @@ where
             target,
             close,
             len,
+            body,
         } = head;
         let logged = cfg
             .log
@@ -232,7 +240,8 @@ where
                 &up.target,
             );
         }
-        buf.advance(len);
+        request.extend_from_slice(&buf[len..len + body]);
+        buf.advance(len + body);
         let close = close || shutdown.is_draining();
         let outgoing = Outgoing {
             head: &request,

@@ -1,6 +1,7 @@
 //! Reads a request head and decides whether the hand-written path can
-//! serve it: HTTP/1.1, origin-form target, no body, no upgrade, no
-//! `Expect`. Anything else is left to hyper. Header lines stay in the read
+//! serve it: HTTP/1.1, origin-form target, no body or a `Content-Length`
+//! one of at most [`MAX_BODY`] bytes, no upgrade, no `Expect`. Anything
+//! else is left to hyper. Header lines stay in the read
 //! buffer (as [`Field`] offsets) and are copied to the upstream request
 //! without being parsed into a map.
 
@@ -15,6 +16,11 @@ use crate::proxy::headers::{
     ClientSide, ConnectionTokens, FORWARDING_NAMES, HOP_BY_HOP_NAMES, push_decimal, push_ip,
 };
 use crate::proxy::relay::{push_line, valid_value, write_headers};
+
+/// The largest `Content-Length` body this path takes; it is read whole
+/// before the request goes upstream, so a retry can repeat it. Larger
+/// bodies, and chunked ones, are streamed by hyper.
+pub(super) const MAX_BODY: usize = 64 * 1024;
 
 /// Header slots for one request head (hyper's own limit is 100).
 const MAX_HEADERS: usize = 100;
@@ -45,6 +51,8 @@ pub(super) struct RequestHead {
     pub close: bool,
     /// Bytes of the head at the start of the buffer.
     pub len: usize,
+    /// Bytes of body after the head (`Content-Length`, at most [`MAX_BODY`]).
+    pub body: usize,
 }
 
 /// What the start of the read buffer holds.
@@ -91,21 +99,32 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     };
     fields.clear();
     let mut close = false;
+    let mut body = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("expect")
             || name.eq_ignore_ascii_case("upgrade")
-            || (name.eq_ignore_ascii_case("content-length") && h.value != b"0")
             || !valid_value(h.value)
         {
             return Parsed::Other;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            // One plain decimal value: repeats, lists and signs are hyper's
+            // to refuse.
+            match (body, content_length(h.value)) {
+                (None, Some(n)) if n <= MAX_BODY => body = Some(n),
+                _ => return Parsed::Other,
+            }
         }
         if name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
-                } else if token.eq_ignore_ascii_case(b"upgrade") {
+                } else if token.eq_ignore_ascii_case(b"upgrade")
+                    || token.eq_ignore_ascii_case(b"content-length")
+                {
+                    // The body's length must reach the upstream.
                     return Parsed::Other;
                 }
             }
@@ -120,7 +139,16 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
         target,
         close,
         len,
+        body: body.unwrap_or(0),
     })
+}
+
+/// A `Content-Length` value: 1 to 19 ASCII digits.
+fn content_length(v: &[u8]) -> Option<usize> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 /// The path and `Host` value of a whole head at the start of `buf`, for a
@@ -321,7 +349,16 @@ mod tests {
         let (h, _) = served("HEAD / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n");
         assert!(h.close);
         let (h, _) = served("DELETE /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
-        assert_eq!(h.method, Method::DELETE);
+        assert_eq!((h.method, h.body), (Method::DELETE, 0));
+    }
+
+    #[test]
+    fn a_small_content_length_body_is_served() {
+        let raw = "POST /f HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel";
+        let (h, _) = served(raw);
+        assert_eq!((h.body, &raw[h.len..]), (5, "hel"), "counted, not yet read");
+        let max = format!("PUT / HTTP/1.1\r\nContent-Length: {MAX_BODY}\r\n\r\n");
+        assert_eq!(served(&max).0.body, MAX_BODY);
     }
 
     #[test]
@@ -329,7 +366,12 @@ mod tests {
         for raw in [
             "GET / HTTP/1.0\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+            "POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+            "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello",
+            "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello",
+            "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            "POST / HTTP/1.1\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello",
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
             "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
