@@ -93,9 +93,10 @@ run_edge() {
       log "edge: $srv"
       record edge http-plain "$srv" "$(with_cpu "$SERVER_PID" requests wrk_json "http://127.0.0.1:$P/")"
       record edge http-tls "$srv" "$(with_cpu "$SERVER_PID" requests wrk_json "https://127.0.0.1:$S/")"
+      record edge http-post "$srv" "$(with_cpu "$SERVER_PID" requests wrk_json "http://127.0.0.1:$P/" -s "$BENCH_DIR/conf/post.lua")"
       record edge tls-handshakes "$srv" "$(with_cpu "$SERVER_PID" completed bench_json handshakes --port "$S" --tls --duration "$DURATION")"
       record edge ws-echo "$srv" "$(with_cpu "$SERVER_PID" round_trips bench_json ws-echo --port "$P" --duration "$DURATION")"
-      tail -4 "$RAW" >&2
+      tail -5 "$RAW" >&2
       stop "$SERVER_PID"
       sleep 1
     done

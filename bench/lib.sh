@@ -151,9 +151,9 @@ bench_json() {
 }
 
 # wrk_json URL: wrk -t2 -c64 --latency, summarised as JSON.
-wrk_json() {
+wrk_json() { # wrk_json URL [WRK-ARGS...]
   local out
-  out="$(wrk -t2 -c"${WRK_CONNS:-64}" -d"${DURATION:-10}s" --latency "$1" 2>&1)"
+  out="$(wrk -t2 -c"${WRK_CONNS:-64}" -d"${DURATION:-10}s" --latency "${@:2}" "$1" 2>&1)"
   python3 - "$out" <<'PY'
 import json, re, sys
 out = sys.argv[1]
