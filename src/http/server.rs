@@ -12,11 +12,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::runtime::Handle;
 
 use super::service::{ConnInfo, handle};
 use crate::edge::EdgeInner;
-use crate::movable::Movable;
 
 /// Per-connection protocol settings, taken from the config at accept time.
 #[derive(Debug, Clone, Copy)]
@@ -28,21 +26,9 @@ pub struct ConnSettings {
 
 /// Runs the connection until the client leaves, it upgrades, or shutdown
 /// cuts it: first on the hand-written HTTP/1.1 path ([`super::h1`]), which
-/// hands it to hyper at the first request it does not serve.
-///
-/// `hub_home` is set when the connection runs on a per-core worker: a
-/// connection whose request is for a hub front moves there ([`Movable`]).
-pub async fn serve<I>(
-    io: I,
-    conn: ConnInfo,
-    settings: ConnSettings,
-    edge: Arc<EdgeInner>,
-    hub_home: Option<Handle>,
-) where
-    I: AsyncRead + AsyncWrite + Movable + Unpin + Send + 'static,
-{
-    super::h1::serve(io, conn, settings, edge, hub_home).await;
-}
+/// hands it to hyper ([`serve_hyper`]) at the first request it does not
+/// serve.
+pub(crate) use super::h1::serve;
 
 /// Runs the connection on hyper: HTTP/1.1 with upgrades, and HTTP/2.
 pub async fn serve_hyper<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<EdgeInner>)

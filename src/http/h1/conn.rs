@@ -31,8 +31,9 @@ const MAX_HEAD: usize = 64 * 1024;
 
 /// Serves the connection until the client leaves, the header timeout or
 /// a drain ends it, or a request this path does not serve hands it over.
-/// A hub request on a per-core worker (`hub_home` set) moves the
-/// connection to the shared runtime first.
+/// `hub_home` is set when the connection runs on a per-core worker: a
+/// request for a hub front moves the connection there first
+/// ([`Movable`]).
 pub(crate) async fn serve<I>(
     io: I,
     conn: ConnInfo,

@@ -19,4 +19,4 @@ mod conn;
 mod head;
 mod rewind;
 
-pub(super) use conn::serve;
+pub(crate) use conn::serve;
