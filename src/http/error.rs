@@ -172,8 +172,13 @@ fn html_escape(s: &str) -> String {
 pub fn wants_html(headers: &http::HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"))
+        .is_some_and(|v| accepts_html(v.as_bytes()))
+}
+
+/// Whether an `Accept` value names `text/html` (the rule of [`wants_html`],
+/// for a head read without a header map).
+pub fn accepts_html(accept: &[u8]) -> bool {
+    accept.windows(9).any(|w| w == b"text/html")
 }
 
 #[cfg(test)]

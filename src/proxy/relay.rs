@@ -9,7 +9,7 @@
 //! arrived is replaced and the request repeated, when its method is
 //! idempotent (as nginx does); a fresh connection is never retried.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::Upstream;
 use super::chunked::ChunkedEnd;
 use super::forward::dial_failure;
-use super::headers::{ConnectionTokens, HOP_BY_HOP_NAMES};
+use super::headers::{ConnectionTokens, HOP_BY_HOP_NAMES, content_length};
 use super::pool::UpstreamIo;
 use crate::http::error::{ErrorKind, HttpError};
 
@@ -216,7 +216,8 @@ where
 fn push_body(out: &mut Vec<u8>, data: &[u8], chunk: bool) -> u64 {
     let before = out.len();
     if chunk && !data.is_empty() {
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{:x}\r\n", data.len());
         out.extend_from_slice(data);
         out.extend_from_slice(b"\r\n");
     } else if !chunk {
@@ -409,10 +410,7 @@ fn framing(
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
     {
-        let n = std::str::from_utf8(h.value)
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
+        let n = content_length(h.value)
             .ok_or(HeadError::Malformed("it sent an invalid content-length"))?;
         if length.is_some_and(|l| l != n) {
             return Err(HeadError::Malformed("it sent conflicting content-lengths"));

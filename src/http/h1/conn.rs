@@ -17,6 +17,7 @@ use crate::config::Target;
 use crate::edge::EdgeInner;
 use crate::http::ListenerKind;
 use crate::http::access_log::{Entry, redact_query};
+use crate::http::error::accepts_html;
 use crate::http::router::{self, rewrite_path};
 use crate::http::server::{ConnSettings, serve_hyper};
 use crate::http::service::{ConnInfo, Dispatch, dispatch, log_error};
@@ -191,8 +192,7 @@ where
         };
         let started = Instant::now();
         let route = &cfg.routes[idx];
-        let html = head::value(&buf, &fields, "accept")
-            .is_some_and(|a| a.windows(9).any(|w| w == b"text/html"));
+        let html = head::value(&buf, &fields, "accept").is_some_and(accepts_html);
         let RequestHead {
             method,
             target,

@@ -13,7 +13,8 @@ use http::uri::PathAndQuery;
 
 use crate::config::{HostHeader, ProxyTarget};
 use crate::proxy::headers::{
-    ClientSide, ConnectionTokens, FORWARDING_NAMES, HOP_BY_HOP_NAMES, push_decimal, push_ip,
+    ClientSide, ConnectionTokens, FORWARDING_NAMES, HOP_BY_HOP_NAMES, content_length, push_decimal,
+    push_ip,
 };
 use crate::proxy::relay::{push_line, valid_value, write_headers};
 
@@ -113,7 +114,7 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
             // One plain decimal value: repeats, lists and signs are hyper's
             // to refuse.
             match (body, content_length(h.value)) {
-                (None, Some(n)) if n <= MAX_BODY => body = Some(n),
+                (None, Some(n)) if n <= MAX_BODY as u64 => body = Some(n as usize),
                 _ => return Parsed::Other,
             }
         }
@@ -141,14 +142,6 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
         len,
         body: body.unwrap_or(0),
     })
-}
-
-/// A `Content-Length` value: 1 to 19 ASCII digits.
-fn content_length(v: &[u8]) -> Option<usize> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
 }
 
 /// The path and `Host` value of a whole head at the start of `buf`, for a
