@@ -1,6 +1,6 @@
-//! The running edge: the current config generation, the things that outlive
-//! a generation (upstream connection pools, the hub, connection caps, TLS
-//! state), and reload.
+//! The composition root: builds the hub, the fronts, the TLS state and the
+//! request stack from a config, keeps what outlives a generation (upstream
+//! connection pools, the hub, connection caps, TLS state), and reloads.
 //!
 //! A reload builds a whole new [`Runtime`] and swaps it in atomically;
 //! requests already in flight finish on the generation they started with,
@@ -8,75 +8,60 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
 use crate::config::{Config, Target};
 use crate::hub::Hub;
-use crate::limits::Limits;
 use crate::phoenix::SupabaseFront;
 use crate::phoenix::bridge::Bridge;
 use crate::proxy::Upstream;
 use crate::proxy::pool::Pool;
 use crate::pusher::PusherFront;
+use crate::server::{Fronts, Runtime, Stack};
 use crate::shutdown::Shutdown;
-use crate::tls_state::TlsState;
+use crate::tls::state::TlsState;
 
 /// Why the edge could not start or reload.
 #[derive(Debug, thiserror::Error)]
 pub enum EdgeError {
     #[error(transparent)]
-    Tls(#[from] crate::tls_state::TlsSetupError),
+    Tls(#[from] crate::tls::state::TlsSetupError),
 }
 
-/// One config generation, ready to serve.
-pub struct Runtime {
-    pub config: Arc<Config>,
-    /// Parallel to `config.routes`: the upstream for proxy routes.
-    upstreams: Vec<Option<Upstream>>,
-}
-
-impl Runtime {
-    /// The upstream of route `idx`, if it proxies.
-    pub fn upstream(&self, idx: usize) -> Option<&Upstream> {
-        self.upstreams.get(idx).and_then(Option::as_ref)
-    }
-}
-
-/// Shared state every connection task holds.
+/// Shared state the accept loops hold: the request stack plus what only
+/// the edge itself needs (the concrete fronts for reloads, the pools).
 pub struct EdgeInner {
-    runtime: ArcSwap<Runtime>,
-    pusher: PusherFront,
-    supabase: SupabaseFront,
-    shutdown: Shutdown,
+    stack: Arc<Stack>,
+    pusher: Arc<PusherFront>,
+    supabase: Arc<SupabaseFront>,
     /// Upstream connection pools, kept across reloads for the upstreams the
     /// new config still uses, so their keep-alive connections survive.
     pools: parking_lot::Mutex<Vec<Pool>>,
-    pub(crate) limits: Limits,
-    /// The port the https listener is bound to (for redirects), once serving.
-    https_port: std::sync::atomic::AtomicU16,
-    pub(crate) tls: TlsState,
 }
 
 impl EdgeInner {
+    /// The request stack connections are served with.
+    pub fn stack(&self) -> &Arc<Stack> {
+        &self.stack
+    }
+
     pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
+        self.stack.runtime()
     }
 
     pub fn shutdown(&self) -> &Shutdown {
-        &self.shutdown
+        self.stack.shutdown()
+    }
+
+    pub fn tls(&self) -> &TlsState {
+        self.stack.tls()
     }
 
     /// The bound https port, when a https listener is being served.
     pub fn https_port(&self) -> Option<u16> {
-        match self.https_port.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => None,
-            p => Some(p),
-        }
+        self.stack.https_port()
     }
 
     pub(crate) fn set_https_port(&self, port: u16) {
-        self.https_port
-            .store(port, std::sync::atomic::Ordering::Relaxed);
+        self.stack.set_https_port(port);
     }
 
     pub fn pusher(&self) -> &PusherFront {
@@ -86,37 +71,39 @@ impl EdgeInner {
     pub fn supabase(&self) -> &SupabaseFront {
         &self.supabase
     }
+}
 
-    fn build_runtime(&self, config: Arc<Config>) -> Result<Runtime, EdgeError> {
-        let mut upstreams = Vec::with_capacity(config.routes.len());
-        let mut pools = self.pools.lock();
-        let old = std::mem::take(&mut *pools);
-        for r in &config.routes {
-            upstreams.push(match &r.target {
-                Target::Proxy(t) => {
-                    let serves = |p: &&Pool| p.serves(&t.scheme, &t.authority, t.connect_timeout);
-                    // One pool per upstream: shared by routes of this
-                    // generation, carried over from the last one.
-                    let pool = match pools.iter().find(serves) {
-                        Some(p) => p.clone(),
-                        None => {
-                            let p = old.iter().find(serves).cloned().unwrap_or_else(|| {
-                                Pool::new(t.scheme.clone(), t.authority.clone(), t.connect_timeout)
-                            });
-                            pools.push(p.clone());
-                            p
-                        }
-                    };
-                    Some(Upstream {
-                        target: t.clone(),
-                        pool,
-                    })
-                }
-                Target::Pusher | Target::Supabase => None,
-            });
-        }
-        Ok(Runtime { config, upstreams })
+/// Builds a generation: one upstream per proxy route, reusing this
+/// generation's and the last one's pools for the same upstream.
+fn build_runtime(pools: &parking_lot::Mutex<Vec<Pool>>, config: Arc<Config>) -> Runtime {
+    let mut upstreams = Vec::with_capacity(config.routes.len());
+    let mut pools = pools.lock();
+    let old = std::mem::take(&mut *pools);
+    for r in &config.routes {
+        upstreams.push(match &r.target {
+            Target::Proxy(t) => {
+                let serves = |p: &&Pool| p.serves(&t.scheme, &t.authority, t.connect_timeout);
+                // One pool per upstream: shared by routes of this
+                // generation, carried over from the last one.
+                let pool = match pools.iter().find(serves) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = old.iter().find(serves).cloned().unwrap_or_else(|| {
+                            Pool::new(t.scheme.clone(), t.authority.clone(), t.connect_timeout)
+                        });
+                        pools.push(p.clone());
+                        p
+                    }
+                };
+                Some(Upstream {
+                    target: t.clone(),
+                    pool,
+                })
+            }
+            Target::Pusher | Target::Supabase => None,
+        });
     }
+    Runtime::new(config, upstreams)
 }
 
 /// The edge, cheap to clone.
@@ -135,24 +122,30 @@ impl Edge {
         // bridge (a no-op unless `[supabase] pusher_app` is set).
         let bridge = Arc::new(Bridge::default());
         let hub = Arc::new(Hub::new(vec![bridge.clone()]));
-        let pusher = PusherFront::with_hub(&config.apps, hub.clone(), shutdown.clone());
-        let supabase = SupabaseFront::new(hub, config.supabase.clone(), shutdown.clone(), bridge);
-        let placeholder = Runtime {
-            config: config.clone(),
-            upstreams: Vec::new(),
+        let pusher = Arc::new(PusherFront::with_hub(
+            &config.apps,
+            hub.clone(),
+            shutdown.clone(),
+        ));
+        let supabase = Arc::new(SupabaseFront::new(
+            hub,
+            config.supabase.clone(),
+            shutdown.clone(),
+            bridge,
+        ));
+        let pools = parking_lot::Mutex::new(Vec::new());
+        let runtime = build_runtime(&pools, config.clone());
+        let fronts = Fronts {
+            pusher: pusher.clone(),
+            supabase: supabase.clone(),
         };
+        let stack = Arc::new(Stack::new(runtime, fronts, tls, shutdown));
         let inner = Arc::new(EdgeInner {
-            runtime: ArcSwap::from_pointee(placeholder),
+            stack,
             pusher,
             supabase,
-            shutdown,
-            pools: parking_lot::Mutex::new(Vec::new()),
-            limits: Limits::new(config.server.max_connections),
-            https_port: std::sync::atomic::AtomicU16::new(0),
-            tls,
+            pools,
         });
-        let rt = inner.build_runtime(config)?;
-        inner.runtime.store(Arc::new(rt));
         Ok(Edge { inner })
     }
 
@@ -167,11 +160,11 @@ impl Edge {
         {
             tracing::warn!("listener addresses changed in the config; they take effect on restart");
         }
-        let rt = self.inner.build_runtime(config.clone())?;
-        self.inner.tls.reload(&config, &self.inner.shutdown)?;
+        let rt = build_runtime(&self.inner.pools, config.clone());
+        self.inner.tls().reload(&config, self.inner.shutdown())?;
         self.inner.pusher.reload(&config.apps);
         self.inner.supabase.reload(config.supabase.clone());
-        self.inner.runtime.store(Arc::new(rt));
+        self.inner.stack.set_runtime(rt);
         tracing::info!(source = %config.source, routes = config.routes.len(), "configuration reloaded");
         Ok(())
     }
@@ -181,7 +174,7 @@ impl Edge {
     }
 
     pub fn shutdown(&self) -> &Shutdown {
-        &self.inner.shutdown
+        self.inner.shutdown()
     }
 
     /// The configuration currently served.

@@ -25,24 +25,20 @@
 //!   connections (`PORTICO_WORKERS=per-core`); a connection that turns out
 //!   to be a hub socket moves back to the shared runtime ([`movable`]).
 
-pub mod acme;
-pub mod banner;
+pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod http;
 pub mod hub;
-pub mod keygen;
-pub mod limits;
+pub mod io;
 pub mod listener;
-pub mod movable;
 pub mod phoenix;
 pub mod proxy;
 pub mod pusher;
+pub mod server;
 pub mod shutdown;
 pub mod tls;
-pub mod tls_state;
 pub mod workers;
-mod write_through;
 pub mod ws;
 
 use std::future::Future;
@@ -90,6 +86,11 @@ pub async fn serve_with(
         inner.set_https_port(a.port());
     }
     let sd = edge.shutdown().clone();
+    // One connection cap over every listener; `max_connections` changes on
+    // restart only.
+    let limits = Arc::new(listener::limits::Limits::new(
+        edge.config().server.max_connections,
+    ));
     let mut loops = Vec::new();
     for (l, kind) in [
         (listeners.https, http::ListenerKind::Https),
@@ -101,6 +102,7 @@ pub async fn serve_with(
                 l,
                 kind,
                 inner.clone(),
+                limits.clone(),
                 workers.clone(),
             )));
         }

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run { config: None }) {
         Command::Keygen => {
-            print!("{}", portico::keygen::generate().render());
+            print!("{}", portico::cli::keygen::generate().render());
             ExitCode::SUCCESS
         }
         Command::Certs { config } => certs(config.as_deref()),
@@ -148,8 +148,8 @@ fn certs(config: Option<&Path>) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let rows = portico::acme::status::report(settings);
-    let table = portico::acme::status::Table {
+    let rows = portico::tls::acme::status::report(settings);
+    let table = portico::tls::acme::status::Table {
         settings,
         rows: &rows,
         now: std::time::SystemTime::now(),
@@ -195,7 +195,7 @@ fn print_banner(edge: &Edge, listeners: &Listeners) {
             tracing::info!(listener = kind.name(), addr = %a, "listening");
         }
     }
-    eprint!("{}", portico::banner::render(&cfg, listeners));
+    eprint!("{}", portico::cli::banner::render(&cfg, listeners));
 }
 
 /// Resolves on SIGTERM or SIGINT; reloads on SIGHUP.

@@ -9,7 +9,7 @@
 //! tunnels) then stays on that worker's thread, as in nginx's one event loop
 //! per core. A connection whose request turns out to be for a hub front
 //! leaves its worker for the runtime that started the workers
-//! ([`Workers::hub_home`], [`crate::movable`]).
+//! ([`Workers::hub_home`], [`crate::io::movable`]).
 //! Chosen at startup by `PORTICO_WORKERS=per-core|shared`; see
 //! `bench/results/2026-11-22-summary.md` for what each costs.
 

@@ -5,7 +5,7 @@
 //! and `renew_check`.
 //! Receives: the raw `[tls]` table from [`super::raw`] (spans kept).
 //! Hands on: an [`AcmeSettings`] inside [`super::Tls::Acme`], which the
-//! [`crate::acme`] manager runs. Nothing network-facing happens here: a bad
+//! [`crate::tls::acme`] manager runs. Nothing network-facing happens here: a bad
 //! directory URL is caught by its shape, at config time.
 
 use std::fmt;

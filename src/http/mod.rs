@@ -1,20 +1,10 @@
-//! The HTTP layer: serving connections, routing requests, answering errors.
-//!
-//! `server` runs one client connection: first on `h1`, the hand-written
-//! HTTP/1.1 path for bodiless proxied requests, which hands the connection
-//! to hyper (HTTP/1.1 with upgrades, HTTP/2) at the first request it does
-//! not serve; `service` handles each request hyper serves: health,
-//! redirect, routing (`dispatch`, shared with `h1`), then the proxy or a
-//! built-in hub front; `router` is the pure route table.
+//! HTTP vocabulary every layer shares: the body type, error kinds and
+//! their pages, which listener a connection came in on, and what a built-in
+//! front gets with a request. No serving happens here (see
+//! [`crate::server`]).
 
-pub mod access_log;
 pub mod body;
 pub mod error;
-mod h1;
-pub mod redirect;
-pub mod router;
-pub mod server;
-pub mod service;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,4 +45,17 @@ pub struct RequestCtx {
     pub route_path: Arc<str>,
     /// The edge's shutdown handle: spawn upgraded sockets on it.
     pub shutdown: Shutdown,
+}
+
+/// A response on its way, from a built-in front.
+pub type FrontFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<body::Body>> + Send + 'a>>;
+
+/// A built-in front (the Pusher hub, the Supabase Realtime front) as the
+/// request stack sees it: it takes the routed request and answers, upgrades
+/// included. The server calls fronts only through this.
+pub trait Front: Send + Sync + 'static {
+    /// Answers one request routed to this front.
+    fn handle(&self, req: http::Request<hyper::body::Incoming>, ctx: RequestCtx)
+    -> FrontFuture<'_>;
 }

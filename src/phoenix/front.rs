@@ -126,7 +126,7 @@ impl SupabaseFront {
     }
 
     /// Serves a WebSocket upgrade or a REST call.
-    pub async fn handle(&self, req: Request<Incoming>, ctx: RequestCtx) -> Response<Body> {
+    pub async fn answer(&self, req: Request<Incoming>, ctx: RequestCtx) -> Response<Body> {
         let path = realtime_path(req.uri().path(), &ctx.route_path).to_string();
         if path == "/websocket" {
             return match self.websocket(req, &ctx) {
@@ -255,6 +255,12 @@ impl Refusal {
             }
         }
         json(self.error.status(), self.error.body())
+    }
+}
+
+impl crate::http::Front for SupabaseFront {
+    fn handle(&self, req: Request<Incoming>, ctx: RequestCtx) -> crate::http::FrontFuture<'_> {
+        Box::pin(self.answer(req, ctx))
     }
 }
 

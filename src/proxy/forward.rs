@@ -13,12 +13,12 @@ use super::dial::DialError;
 use super::headers::{
     ClientSide, is_websocket_upgrade, set_forwarded, strip_hop_by_hop, upgrade_is_websocket,
 };
+use super::path::rewrite_path;
 use super::pool::UpstreamError;
 use super::tunnel;
 use crate::config::{HostHeader, ProxyTarget, Route};
 use crate::http::body::{self, Body, BoxError};
 use crate::http::error::{ErrorKind, HttpError};
-use crate::http::router::rewrite_path;
 use crate::shutdown::Shutdown;
 
 /// Forwards `req` to `up` according to `route`.
@@ -119,7 +119,7 @@ pub async fn forward(
 /// Turns the client's request headers into the ones the upstream sees:
 /// hop-by-hop headers out, `X-Forwarded-*` set, `Proxy` dropped (httpoxy),
 /// `Host` chosen by the target's `host_header` policy. Shared by the hyper
-/// path above and the hand-written HTTP/1.1 path ([`crate::http::h1`]).
+/// path above and the hand-written HTTP/1.1 path ([`crate::server::h1`]).
 pub(crate) fn rewrite_request_headers(
     headers: &mut HeaderMap,
     original_host: Option<HeaderValue>,

@@ -6,6 +6,7 @@ mod dial;
 mod forward;
 pub mod frames;
 pub mod headers;
+mod path;
 pub mod pool;
 pub(crate) mod relay;
 mod tunnel;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub use forward::forward;
 pub(crate) use forward::rewrite_request_headers;
+pub use path::rewrite_path;
 
 use crate::config::ProxyTarget;
 

@@ -1,6 +1,6 @@
 //! One request, bodiless or with its whole body in hand, over a bare
 //! upstream connection, for the hand-written HTTP/1.1 path
-//! ([`crate::http::h1`]): write the request, read the response head, relay
+//! ([`crate::server::h1`]): write the request, read the response head, relay
 //! the response to the client as it comes (the body's framing is tracked,
 //! never re-encoded), and put the connection back in the pool when the
 //! message ended cleanly.

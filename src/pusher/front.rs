@@ -88,7 +88,7 @@ impl PusherFront {
     }
 
     /// Serves a WebSocket upgrade or a REST call.
-    pub async fn handle(&self, req: Request<Incoming>, ctx: RequestCtx) -> Response<Body> {
+    pub async fn answer(&self, req: Request<Incoming>, ctx: RequestCtx) -> Response<Body> {
         let settings = self.shared.settings.load_full();
         let path = pusher_path(
             req.uri().path(),
@@ -237,6 +237,12 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
         .header(CONTENT_TYPE, "application/json")
         .body(full(body))
         .unwrap_or_else(|_| Response::new(crate::http::body::empty()))
+}
+
+impl crate::http::Front for PusherFront {
+    fn handle(&self, req: Request<Incoming>, ctx: RequestCtx) -> crate::http::FrontFuture<'_> {
+        Box::pin(self.answer(req, ctx))
+    }
 }
 
 #[cfg(test)]

@@ -34,11 +34,13 @@
 //! # let _ = acceptor; Ok(()) }
 //! ```
 
+pub mod acme;
 pub mod dev;
 pub mod handshake;
 pub mod reload;
 pub mod resolver;
 pub mod server_config;
+pub mod state;
 pub mod store;
 pub mod trust;
 

@@ -10,8 +10,8 @@ use pebble::{
     Bound, Pebble, PebbleOpts, Portico, connect_verified, eventually, health, issuer_cn, peer_leaf,
     served_leaf, tempdir,
 };
-use portico::acme::status::{self, DomainStatus};
 use portico::config::{Config, Tls};
+use portico::tls::acme::status::{self, DomainStatus};
 
 const A: &str = "a.portico.test";
 const B: &str = "b.portico.test";
@@ -108,7 +108,7 @@ async fn http01_two_domains_sni_then_restart_reuses_stored_certs() {
             other => panic!("not stored: {other:?}"),
         }
     }
-    let ca = portico::acme::storage::CaStorage::new(&storage, &p.dir_url);
+    let ca = portico::tls::acme::storage::CaStorage::new(&storage, &p.dir_url);
     use std::os::unix::fs::PermissionsExt;
     for f in [
         ca.account_path(),

@@ -1,6 +1,8 @@
 //! Binding and the accept loops: caps are checked before anything else, then
 //! each connection gets its own task (TLS handshake first on `https`).
 
+pub mod limits;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,10 +14,10 @@ use tokio::runtime::Handle;
 use crate::config::Server;
 use crate::edge::EdgeInner;
 use crate::http::ListenerKind;
-use crate::http::server::{ConnSettings, serve, serve_hyper};
-use crate::http::service::ConnInfo;
-use crate::limits::{ConnGuard, Guarded, Refused};
-use crate::movable::{Movable, MovableTcp};
+use crate::io::movable::{Movable, MovableTcp};
+use limits::{ConnGuard, Guarded, Limits, Refused};
+use crate::server::hyper_conn::serve_hyper;
+use crate::server::{ConnInfo, ConnSettings, serve};
 use crate::workers::Workers;
 
 /// The sockets portico serves on; tests bind `127.0.0.1:0` themselves.
@@ -79,6 +81,7 @@ pub async fn accept_loop(
     listener: TcpListener,
     kind: ListenerKind,
     edge: Arc<EdgeInner>,
+    limits: Arc<Limits>,
     workers: Arc<Workers>,
 ) {
     let shutdown = edge.shutdown().clone();
@@ -98,9 +101,7 @@ pub async fn accept_loop(
             },
         };
         let server = edge.runtime().config.server.clone();
-        let guard = match edge
-            .limits
-            .try_admit(peer.ip(), server.max_connections_per_ip)
+        let guard = match limits.try_admit(peer.ip(), server.max_connections_per_ip)
         {
             Ok(g) => g,
             Err(why) => {
@@ -192,16 +193,22 @@ impl Conn {
                         return;
                     }
                     if tls.info.is_h2() {
-                        Box::pin(serve_hyper(tls.stream, info, settings, edge)).await;
+                        Box::pin(serve_hyper(
+                            tls.stream,
+                            info,
+                            settings,
+                            edge.stack().clone(),
+                        ))
+                        .await;
                     } else {
-                        serve(tls.stream, info, settings, edge, hub_home).await;
+                        serve(tls.stream, info, settings, edge.stack().clone(), hub_home).await;
                     }
                 }
             }
             ListenerKind::Http | ListenerKind::Plain => {
                 // h2 needs ALPN; cleartext listeners speak HTTP/1.1
                 // (h2c prior knowledge is still detected by hyper).
-                serve(io, info, settings, edge, hub_home).await;
+                serve(io, info, settings, edge.stack().clone(), hub_home).await;
             }
         }
     }
@@ -213,7 +220,7 @@ async fn handshake(
     peer: SocketAddr,
     deadline: Duration,
 ) -> Option<crate::tls::TlsAccepted<Guarded<MovableTcp>>> {
-    match edge.tls.accept(io, deadline).await {
+    match edge.tls().accept(io, deadline).await {
         Ok(s) => Some(s),
         Err(e) => {
             // Routine (scanners, untrusted dev certs, timeouts): debug level.

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
-use super::body::{Body, BoxError};
+use crate::http::body::{Body, BoxError};
 
 /// What the log line says about a request; filled in as it is served.
 #[derive(Debug)]

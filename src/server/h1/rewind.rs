@@ -41,7 +41,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Rewind<I> {
     }
 }
 
-crate::write_through::write_through!(Rewind);
+crate::io::write_through::write_through!(Rewind);
 
 #[cfg(test)]
 mod tests {

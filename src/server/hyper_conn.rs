@@ -1,5 +1,5 @@
-//! Serves one accepted connection (the hand-written HTTP/1.1 path first,
-//! see [`super::h1`]), then with hyper: HTTP/1.1 (with upgrades) and
+//! Serves a connection with hyper (after the hand-written HTTP/1.1 path,
+//! [`super::h1`], hands it over): HTTP/1.1 (with upgrades) and
 //! HTTP/2, a header-read deadline, and a graceful stop when draining starts.
 
 use std::pin::Pin;
@@ -13,25 +13,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::service::{ConnInfo, handle};
-use crate::edge::EdgeInner;
-
-/// Per-connection protocol settings, taken from the config at accept time.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnSettings {
-    pub header_timeout: Duration,
-    /// Allow HTTP/2 (only offered over TLS via ALPN; h2c prior knowledge too).
-    pub http2: bool,
-}
-
-/// Runs the connection until the client leaves, it upgrades, or shutdown
-/// cuts it: first on the hand-written HTTP/1.1 path ([`super::h1`]), which
-/// hands it to hyper ([`serve_hyper`]) at the first request it does not
-/// serve.
-pub(crate) use super::h1::serve;
+use super::service::handle;
+use super::{ConnInfo, ConnSettings};
+use crate::server::Stack;
 
 /// Runs the connection on hyper: HTTP/1.1 with upgrades, and HTTP/2.
-pub async fn serve_hyper<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<EdgeInner>)
+pub async fn serve_hyper<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<Stack>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -125,4 +112,4 @@ impl<I: AsyncRead + Unpin> AsyncRead for FirstByte<I> {
     }
 }
 
-crate::write_through::write_through!(FirstByte);
+crate::io::write_through::write_through!(FirstByte);

@@ -11,24 +11,18 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::access_log::{Entry, Logged, redact_query};
-use super::body::{Body, full};
-use super::error::{ErrorKind, HttpError, Side, wants_html};
-use super::{ListenerKind, RequestCtx, redirect, router};
-use crate::config::{Config, Target};
-use crate::edge::EdgeInner;
+use super::router::{Dispatch, dispatch};
+use super::{ConnInfo, redirect, router};
+use crate::config::Target;
+use crate::http::body::{Body, full};
+use crate::http::error::{ErrorKind, HttpError, Side, wants_html};
+use crate::http::{ListenerKind, RequestCtx};
 use crate::proxy::headers::ClientSide;
-
-/// Facts about the connection a request arrived on.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub kind: ListenerKind,
-}
+use crate::server::Stack;
 
 /// Serves one request. Never fails: errors become responses.
 pub async fn handle(
-    edge: Arc<EdgeInner>,
+    edge: Arc<Stack>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
@@ -55,7 +49,7 @@ pub async fn handle(
                 "portico".into(),
             ),
             Dispatch::Acme(token) => {
-                let resp = match edge.tls.http01(token) {
+                let resp = match edge.tls().http01(token) {
                     Some(key_auth) => redirect::acme_answer(&key_auth),
                     None => redirect::acme_not_configured(),
                 };
@@ -98,21 +92,19 @@ pub async fn handle(
                             }
                         }
                     }
-                    Target::Pusher => {
+                    Target::Pusher | Target::Supabase => {
                         let ctx = hub_ctx(&edge, &conn, &route.path);
-                        (
-                            edge.pusher().handle(req, ctx).await,
-                            route_label,
-                            "pusher".into(),
-                        )
-                    }
-                    Target::Supabase => {
-                        let ctx = hub_ctx(&edge, &conn, &route.path);
-                        (
-                            edge.supabase().handle(req, ctx).await,
-                            route_label,
-                            "supabase".into(),
-                        )
+                        let target: Arc<str> = match &route.target {
+                            Target::Pusher => "pusher".into(),
+                            Target::Supabase => "supabase".into(),
+                            Target::Proxy(_) => "?".into(),
+                        };
+                        let resp = match edge.front(&route.target) {
+                            Some(front) => front.handle(req, ctx).await,
+                            None => HttpError::new(ErrorKind::NotBuilt { what: "this front" })
+                                .to_response(html),
+                        };
+                        (resp, route_label, target)
                     }
                 }
             }
@@ -134,44 +126,8 @@ pub async fn handle(
     Ok(Response::from_parts(parts, Logged::wrap(body, entry)))
 }
 
-/// Where a request goes, from what the listener, host and path say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dispatch<'a> {
-    /// The health endpoint.
-    Health,
-    /// An ACME HTTP-01 challenge on port 80, with its token.
-    Acme(&'a str),
-    /// Port 80 with https on: a redirect to this https port.
-    Redirect(u16),
-    /// The route at this index in `config.routes`.
-    Route(usize),
-}
-
-/// Decides where a request goes. Shared by the hyper path and the
-/// hand-written HTTP/1.1 path ([`super::h1`]), so both route alike.
-pub fn dispatch<'a>(
-    cfg: &Config,
-    kind: ListenerKind,
-    host: Option<&str>,
-    path: &'a str,
-) -> Dispatch<'a> {
-    if path == &*cfg.server.health_path {
-        return Dispatch::Health;
-    }
-    if kind == ListenerKind::Http {
-        if let Some(token) = path.strip_prefix(redirect::ACME_CHALLENGE_PREFIX) {
-            return Dispatch::Acme(token);
-        }
-        if let Some(https) = cfg.server.https {
-            return Dispatch::Redirect(https.port());
-        }
-    }
-    // A validated config ends with a catch-all route.
-    Dispatch::Route(router::find(&cfg.routes, host, path).unwrap_or(cfg.routes.len() - 1))
-}
-
 /// What a hub front needs to know about the request's connection and route.
-fn hub_ctx(edge: &EdgeInner, conn: &ConnInfo, route_path: &Arc<str>) -> RequestCtx {
+fn hub_ctx(edge: &Stack, conn: &ConnInfo, route_path: &Arc<str>) -> RequestCtx {
     RequestCtx {
         peer: conn.peer,
         local: conn.local,

@@ -14,17 +14,20 @@ use tokio::runtime::Handle;
 use super::head::{self, Parsed, RequestHead};
 use super::rewind::Rewind;
 use crate::config::Target;
-use crate::edge::EdgeInner;
 use crate::http::ListenerKind;
-use crate::http::access_log::{Entry, redact_query};
 use crate::http::error::accepts_html;
-use crate::http::router::{self, rewrite_path};
-use crate::http::server::{ConnSettings, serve_hyper};
-use crate::http::service::{ConnInfo, Dispatch, dispatch, log_error};
-use crate::movable::Movable;
+use crate::io::movable::Movable;
 use crate::proxy::headers::ClientSide;
 use crate::proxy::headers::push_decimal;
 use crate::proxy::relay::{Outgoing, RelayError, push_date, push_line, push_status_line, relay};
+use crate::proxy::rewrite_path;
+use crate::server::Stack;
+use crate::server::access_log::{Entry, redact_query};
+use crate::server::hyper_conn::serve_hyper;
+use crate::server::router;
+use crate::server::router::{Dispatch, dispatch};
+use crate::server::service::log_error;
+use crate::server::{ConnInfo, ConnSettings};
 
 /// A head that has not ended within this many bytes goes to hyper, which
 /// answers 431 (its buffer limit is the same).
@@ -39,7 +42,7 @@ pub(crate) async fn serve<I>(
     io: I,
     conn: ConnInfo,
     settings: ConnSettings,
-    edge: Arc<EdgeInner>,
+    edge: Arc<Stack>,
     hub_home: Option<Handle>,
 ) where
     I: AsyncRead + AsyncWrite + Movable + Unpin + Send + 'static,
@@ -78,7 +81,7 @@ async fn hand_to_hyper<I>(
     buf: BytesMut,
     conn: ConnInfo,
     settings: ConnSettings,
-    edge: Arc<EdgeInner>,
+    edge: Arc<Stack>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -106,7 +109,7 @@ async fn serve_loop<I>(
     mut io: I,
     conn: &ConnInfo,
     settings: ConnSettings,
-    edge: &Arc<EdgeInner>,
+    edge: &Arc<Stack>,
 ) -> Option<Handover<I>>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -289,7 +292,7 @@ where
 
 /// Whether the head hyper is about to get (a WebSocket upgrade, a REST
 /// call with a body) routes to a hub front.
-fn for_hub(buf: &[u8], conn: &ConnInfo, edge: &EdgeInner) -> bool {
+fn for_hub(buf: &[u8], conn: &ConnInfo, edge: &Stack) -> bool {
     let Some((path, host)) = head::path_and_host(buf) else {
         return false;
     };

@@ -31,7 +31,7 @@ pub enum TlsSetupError {
     Tls(#[from] TlsError),
     /// ACME storage is unusable (a CA being down is never an error here).
     #[error(transparent)]
-    Acme(#[from] crate::acme::AcmeError),
+    Acme(#[from] crate::tls::acme::AcmeError),
 }
 
 impl From<tls::StoreError> for TlsSetupError {
@@ -68,7 +68,7 @@ struct Installed {
     acceptor: TlsAcceptor,
     shared: tls::SharedCertStore,
     /// ACME challenge answers (acme mode only).
-    acme: Option<Arc<crate::acme::Challenges>>,
+    acme: Option<Arc<crate::tls::acme::Challenges>>,
     /// Stops this installation's background task.
     task: CancellationToken,
 }
@@ -189,11 +189,11 @@ fn install(
             shared
         }
         Tls::Acme(settings) => {
-            let mut tuning = crate::acme::Tuning::default();
+            let mut tuning = crate::tls::acme::Tuning::default();
             if let Some(r) = &settings.retry_intervals {
                 tuning.retry_intervals = r.clone();
             }
-            let started = crate::acme::start(settings, tuning, task.clone())?;
+            let started = crate::tls::acme::start(settings, tuning, task.clone())?;
             acme = Some(started.challenges);
             started.shared
         }

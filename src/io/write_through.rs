@@ -1,5 +1,5 @@
 //! `AsyncWrite` for stream wrappers that only watch reads or hold something
-//! beside the stream ([`crate::limits::Guarded`], the header-timeout watch
+//! beside the stream ([`crate::listener::limits::Guarded`], the header-timeout watch
 //! in `http::server`, `http::h1`'s rewind): every write call goes to the
 //! wrapper's `io` field unchanged.
 

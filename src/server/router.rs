@@ -1,10 +1,12 @@
-//! Route matching: (host, path) → the first matching [`Route`]. Pure.
+//! Where a request goes ([`dispatch`]: health, ACME, redirect or a route)
+//! and route matching: (host, path) → the first matching [`Route`]. Pure.
 //!
 //! A route matches when its host pattern (if any) matches the request host
 //! without port, and the path starts with the route's prefix. A prefix ending
 //! in `/` also matches the same path without the slash (`/app` → `/app/`).
 
-use crate::config::{Rewrite, Route};
+use crate::config::{Config, Route};
+use crate::http::ListenerKind;
 use std::borrow::Cow;
 
 /// The index of the first route that matches. A validated config ends with
@@ -63,29 +65,47 @@ fn strip_port(h: &str) -> &str {
     }
 }
 
-/// Applies a route's rewrite to a path.
-pub fn rewrite_path(route: &Route, path: &str) -> String {
-    let rest = path.strip_prefix(&*route.path).unwrap_or({
-        // Matched as "prefix without trailing slash": nothing after it.
-        ""
-    });
-    match &route.rewrite {
-        Rewrite::Keep => path.to_string(),
-        Rewrite::Strip => format!("/{}", rest.trim_start_matches('/')),
-        Rewrite::Replace(new) => {
-            if new.ends_with('/') || rest.is_empty() || rest.starts_with('/') {
-                format!("{new}{rest}")
-            } else {
-                format!("{new}/{rest}")
-            }
+/// Where a request goes, from what the listener, host and path say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch<'a> {
+    /// The health endpoint.
+    Health,
+    /// An ACME HTTP-01 challenge on port 80, with its token.
+    Acme(&'a str),
+    /// Port 80 with https on: a redirect to this https port.
+    Redirect(u16),
+    /// The route at this index in `config.routes`.
+    Route(usize),
+}
+
+/// Decides where a request goes. Shared by the hyper path and the
+/// hand-written HTTP/1.1 path ([`super::h1`]), so both route alike.
+pub fn dispatch<'a>(
+    cfg: &Config,
+    kind: ListenerKind,
+    host: Option<&str>,
+    path: &'a str,
+) -> Dispatch<'a> {
+    if path == &*cfg.server.health_path {
+        return Dispatch::Health;
+    }
+    if kind == ListenerKind::Http {
+        if let Some(token) = path.strip_prefix(super::redirect::ACME_CHALLENGE_PREFIX) {
+            return Dispatch::Acme(token);
+        }
+        if let Some(https) = cfg.server.https {
+            return Dispatch::Redirect(https.port());
         }
     }
+    // A validated config ends with a catch-all route.
+    Dispatch::Route(find(&cfg.routes, host, path).unwrap_or(cfg.routes.len() - 1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Config, Target};
+    use crate::proxy::rewrite_path;
 
     fn route<'c>(c: &'c Config, host: Option<&str>, path: &str) -> &'c Route {
         &c.routes[find(&c.routes, host, path).unwrap()]

@@ -4,7 +4,7 @@
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 
-use super::body::{Body, full};
+use crate::http::body::{Body, full};
 
 /// The ACME HTTP-01 path prefix (RFC 8555 §8.3).
 pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";

@@ -93,7 +93,7 @@ impl<I> Guarded<I> {
     }
 }
 
-impl<I: crate::movable::Movable> crate::movable::Movable for Guarded<I> {
+impl<I: crate::io::movable::Movable> crate::io::movable::Movable for Guarded<I> {
     fn detach(&mut self) -> std::io::Result<()> {
         self.io.detach()
     }
@@ -113,7 +113,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Guarded<I> {
     }
 }
 
-crate::write_through::write_through!(Guarded);
+crate::io::write_through::write_through!(Guarded);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,41 @@
+//! Serving client connections: the request stack.
+//!
+//! [`serve`] runs one connection, first on [`h1`], the hand-written
+//! HTTP/1.1 path that relays proxied requests itself, which hands the
+//! connection to hyper ([`hyper_conn`]: HTTP/1.1 with upgrades, HTTP/2) at
+//! the first request it does not serve; [`service`] handles each request
+//! hyper serves. Both ask [`router::dispatch`] where a request goes, once
+//! per request: health, ACME challenge, port-80 redirect, or a route, then
+//! the proxy or a built-in front.
+
+pub mod access_log;
+mod h1;
+pub mod hyper_conn;
+pub mod redirect;
+pub mod router;
+pub mod service;
+pub mod stack;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::http::ListenerKind;
+
+pub(crate) use h1::serve;
+pub use stack::{Fronts, Runtime, Stack};
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub kind: ListenerKind,
+}
+
+/// Per-connection protocol settings, taken from the config at accept time.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnSettings {
+    pub header_timeout: Duration,
+    /// Allow HTTP/2 (only offered over TLS via ALPN; h2c prior knowledge too).
+    pub http2: bool,
+}

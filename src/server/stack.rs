@@ -1,0 +1,102 @@
+//! What every connection task holds: the current config generation with its
+//! upstreams ([`Runtime`]), the built-in fronts behind [`Front`], the TLS
+//! state (for ACME HTTP-01 answers and handshakes) and the shutdown signal.
+//! The composition root ([`crate::edge`]) builds it and swaps generations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, Target};
+use crate::http::Front;
+use crate::proxy::Upstream;
+use crate::shutdown::Shutdown;
+use crate::tls::state::TlsState;
+
+/// One config generation, ready to serve.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    /// Parallel to `config.routes`: the upstream for proxy routes.
+    upstreams: Vec<Option<Upstream>>,
+}
+
+impl Runtime {
+    /// A generation; `upstreams` is parallel to `config.routes`.
+    pub fn new(config: Arc<Config>, upstreams: Vec<Option<Upstream>>) -> Runtime {
+        Runtime { config, upstreams }
+    }
+
+    /// The upstream of route `idx`, if it proxies.
+    pub fn upstream(&self, idx: usize) -> Option<&Upstream> {
+        self.upstreams.get(idx).and_then(Option::as_ref)
+    }
+}
+
+/// The built-in fronts, by the route target that reaches them.
+pub struct Fronts {
+    pub pusher: Arc<dyn Front>,
+    pub supabase: Arc<dyn Front>,
+}
+
+/// Shared state of the request stack; every connection task holds an
+/// `Arc` of it.
+pub struct Stack {
+    runtime: ArcSwap<Runtime>,
+    fronts: Fronts,
+    shutdown: Shutdown,
+    tls: TlsState,
+    /// The port the https listener is bound to (for redirects), once serving.
+    https_port: AtomicU16,
+}
+
+impl Stack {
+    pub fn new(runtime: Runtime, fronts: Fronts, tls: TlsState, shutdown: Shutdown) -> Stack {
+        Stack {
+            runtime: ArcSwap::from_pointee(runtime),
+            fronts,
+            shutdown,
+            tls,
+            https_port: AtomicU16::new(0),
+        }
+    }
+
+    /// The generation new requests are served with.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Swaps in a new generation; requests in flight keep theirs.
+    pub fn set_runtime(&self, rt: Runtime) {
+        self.runtime.store(Arc::new(rt));
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    pub fn tls(&self) -> &TlsState {
+        &self.tls
+    }
+
+    /// The front a hub route reaches; `None` for proxy routes.
+    pub fn front(&self, target: &Target) -> Option<&dyn Front> {
+        match target {
+            Target::Pusher => Some(&*self.fronts.pusher),
+            Target::Supabase => Some(&*self.fronts.supabase),
+            Target::Proxy(_) => None,
+        }
+    }
+
+    /// The bound https port, when a https listener is being served.
+    pub fn https_port(&self) -> Option<u16> {
+        match self.https_port.load(Ordering::Relaxed) {
+            0 => None,
+            p => Some(p),
+        }
+    }
+
+    pub fn set_https_port(&self, port: u16) {
+        self.https_port.store(port, Ordering::Relaxed);
+    }
+}
