@@ -13,19 +13,35 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use http::Request;
+use hyper::body::Incoming;
+
+use super::router::Decision;
 use super::service::handle;
 use super::{ConnInfo, ConnSettings};
 use crate::server::Stack;
 
 /// Runs the connection on hyper: HTTP/1.1 with upgrades, and HTTP/2.
-pub async fn serve_hyper<I>(io: I, conn: ConnInfo, settings: ConnSettings, edge: Arc<Stack>)
-where
+/// `first` is the routing decision the hand-written path already made for
+/// the request it hands over; hyper's first request uses it instead of
+/// routing again.
+pub async fn serve_hyper<I>(
+    io: I,
+    conn: ConnInfo,
+    settings: ConnSettings,
+    edge: Arc<Stack>,
+    first: Option<Decision>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shutdown = edge.shutdown().clone();
     let conn = Arc::new(conn);
     let peer = conn.peer;
-    let svc = service_fn(move |req| handle(edge.clone(), conn.clone(), req));
+    let first = HandedOver::new(first);
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let decided = first.take(&req);
+        handle(edge.clone(), conn.clone(), req, decided)
+    });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -75,6 +91,34 @@ where
     if let Err(e) = result {
         // Client resets and timeouts are routine: debug, not warn.
         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The hand-written path's decision for the one request it handed over:
+/// hyper's first HTTP/1.1 request on the connection is that request (it is
+/// parsed from the same bytes), so it gets the decision, once.
+struct HandedOver {
+    decision: Option<Decision>,
+    taken: AtomicBool,
+}
+
+impl HandedOver {
+    fn new(decision: Option<Decision>) -> Arc<HandedOver> {
+        Arc::new(HandedOver {
+            taken: AtomicBool::new(decision.is_none()),
+            decision,
+        })
+    }
+
+    fn take(&self, req: &Request<Incoming>) -> Option<Decision> {
+        // h2c prior knowledge never went through the hand-written parser.
+        if req.version() >= http::Version::HTTP_2 || self.taken.load(Ordering::Relaxed) {
+            return None;
+        }
+        if self.taken.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        self.decision.clone()
     }
 }
 

@@ -5,7 +5,10 @@
 //! without port, and the path starts with the route's prefix. A prefix ending
 //! in `/` also matches the same path without the slash (`/app` → `/app/`).
 
-use crate::config::{Config, Route};
+use std::sync::Arc;
+
+use super::stack::Runtime;
+use crate::config::{Config, Route, Target};
 use crate::http::ListenerKind;
 use std::borrow::Cow;
 
@@ -67,11 +70,11 @@ fn strip_port(h: &str) -> &str {
 
 /// Where a request goes, from what the listener, host and path say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dispatch<'a> {
+pub enum Dispatch {
     /// The health endpoint.
     Health,
-    /// An ACME HTTP-01 challenge on port 80, with its token.
-    Acme(&'a str),
+    /// An ACME HTTP-01 challenge on port 80 ([`acme_token`] has the token).
+    Acme,
     /// Port 80 with https on: a redirect to this https port.
     Redirect(u16),
     /// The route at this index in `config.routes`.
@@ -80,18 +83,13 @@ pub enum Dispatch<'a> {
 
 /// Decides where a request goes. Shared by the hyper path and the
 /// hand-written HTTP/1.1 path ([`super::h1`]), so both route alike.
-pub fn dispatch<'a>(
-    cfg: &Config,
-    kind: ListenerKind,
-    host: Option<&str>,
-    path: &'a str,
-) -> Dispatch<'a> {
+pub fn dispatch(cfg: &Config, kind: ListenerKind, host: Option<&str>, path: &str) -> Dispatch {
     if path == &*cfg.server.health_path {
         return Dispatch::Health;
     }
     if kind == ListenerKind::Http {
-        if let Some(token) = path.strip_prefix(super::redirect::ACME_CHALLENGE_PREFIX) {
-            return Dispatch::Acme(token);
+        if acme_token(path).is_some() {
+            return Dispatch::Acme;
         }
         if let Some(https) = cfg.server.https {
             return Dispatch::Redirect(https.port());
@@ -99,6 +97,34 @@ pub fn dispatch<'a>(
     }
     // A validated config ends with a catch-all route.
     Dispatch::Route(find(&cfg.routes, host, path).unwrap_or(cfg.routes.len() - 1))
+}
+
+/// The token of an ACME HTTP-01 challenge path.
+pub fn acme_token(path: &str) -> Option<&str> {
+    path.strip_prefix(super::redirect::ACME_CHALLENGE_PREFIX)
+}
+
+/// A routing decision made for one request, with the config generation it
+/// was made on. The hand-written HTTP/1.1 path hands the decision for the
+/// request it gives up to hyper along with the connection, so that request
+/// is routed once, on one generation.
+#[derive(Clone)]
+pub struct Decision {
+    pub rt: Arc<Runtime>,
+    pub to: Dispatch,
+}
+
+impl Decision {
+    /// Whether the request goes to a built-in hub front (Pusher, Supabase).
+    pub fn is_hub(&self) -> bool {
+        match self.to {
+            Dispatch::Route(idx) => matches!(
+                self.rt.config.routes[idx].target,
+                Target::Pusher | Target::Supabase
+            ),
+            Dispatch::Health | Dispatch::Acme | Dispatch::Redirect(_) => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::access_log::{Entry, Logged, redact_query};
-use super::router::{Dispatch, dispatch};
+use super::router::{Decision, Dispatch, dispatch};
 use super::{ConnInfo, redirect, router};
 use crate::config::Target;
 use crate::http::body::{Body, full};
@@ -20,14 +20,19 @@ use crate::http::{ListenerKind, RequestCtx};
 use crate::proxy::headers::ClientSide;
 use crate::server::Stack;
 
-/// Serves one request. Never fails: errors become responses.
+/// Serves one request. Never fails: errors become responses. `decided` is
+/// the hand-written path's decision for this request, when it made one.
 pub async fn handle(
     edge: Arc<Stack>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
+    decided: Option<Decision>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    let rt = edge.runtime();
+    let (rt, to) = match decided {
+        Some(d) => (d.rt, Some(d.to)),
+        None => (edge.runtime(), None),
+    };
     let cfg = &rt.config;
     // Only what the access log needs is copied out of the request, and only
     // when it is on: the proxy path should not allocate for a log it skips.
@@ -42,13 +47,14 @@ pub async fn handle(
     let path = req.uri().path();
 
     let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) =
-        match dispatch(cfg, conn.kind, host.as_deref(), path) {
+        match to.unwrap_or_else(|| dispatch(cfg, conn.kind, host.as_deref(), path)) {
             Dispatch::Health => (
                 health(edge.shutdown().is_unready()),
                 "health".into(),
                 "portico".into(),
             ),
-            Dispatch::Acme(token) => {
+            Dispatch::Acme => {
+                let token = router::acme_token(path).unwrap_or_default();
                 let resp = match edge.tls().http01(token) {
                     Some(key_auth) => redirect::acme_answer(&key_auth),
                     None => redirect::acme_not_configured(),

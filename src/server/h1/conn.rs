@@ -25,7 +25,7 @@ use crate::server::Stack;
 use crate::server::access_log::{Entry, redact_query};
 use crate::server::hyper_conn::serve_hyper;
 use crate::server::router;
-use crate::server::router::{Dispatch, dispatch};
+use crate::server::router::{Decision, Dispatch, dispatch};
 use crate::server::service::log_error;
 use crate::server::{ConnInfo, ConnSettings};
 
@@ -49,11 +49,17 @@ pub(crate) async fn serve<I>(
 {
     // The loop's buffers and timers are gone before hyper takes over: a
     // WebSocket keeps its connection task for hours.
-    let Some(Handover { mut io, buf, hub }) = serve_loop(io, &conn, settings, &edge).await else {
+    let Some(Handover {
+        mut io,
+        buf,
+        decided,
+    }) = serve_loop(io, &conn, settings, &edge).await
+    else {
         return;
     };
+    let hub = decided.as_ref().is_some_and(Decision::is_hub);
     let Some(home) = hub_home.filter(|_| hub) else {
-        return hand_to_hyper(io, buf, conn, settings, edge).await;
+        return hand_to_hyper(io, buf, conn, settings, edge, decided).await;
     };
     if let Err(e) = io.detach() {
         tracing::debug!(peer = %conn.peer, error = %e, "cannot move a hub connection off its worker");
@@ -64,7 +70,7 @@ pub(crate) async fn serve<I>(
         match io.attach() {
             Ok(()) => {
                 tracing::debug!(peer = %conn.peer, "hub connection moved to the shared runtime");
-                hand_to_hyper(io, buf, conn, settings, edge).await
+                hand_to_hyper(io, buf, conn, settings, edge, decided).await
             }
             Err(e) => {
                 tracing::debug!(peer = %conn.peer, error = %e, "cannot move a hub connection to the shared runtime")
@@ -75,13 +81,14 @@ pub(crate) async fn serve<I>(
 }
 
 /// hyper serves the rest of the connection, starting with the bytes the
-/// loop has read.
+/// loop has read and the decision it made for them.
 async fn hand_to_hyper<I>(
     io: I,
     buf: BytesMut,
     conn: ConnInfo,
     settings: ConnSettings,
     edge: Arc<Stack>,
+    decided: Option<Decision>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -92,16 +99,17 @@ async fn hand_to_hyper<I>(
         conn,
         settings,
         edge,
+        decided,
     ))
     .await;
 }
 
-/// A connection the loop gives up, with the bytes it has already read.
+/// A connection the loop gives up, with the bytes it has already read and
+/// where the request they start with goes, when the loop could tell.
 struct Handover<I> {
     io: I,
     buf: BytesMut,
-    /// Its request is for a hub front (Pusher or Supabase).
-    hub: bool,
+    decided: Option<Decision>,
 }
 
 /// The keep-alive loop; returns the connection when hyper must take over.
@@ -144,8 +152,8 @@ where
                     Parsed::Served(_) => {}
                     Parsed::Partial if buf.len() < MAX_HEAD => {}
                     Parsed::Partial | Parsed::Other => {
-                        let hub = for_hub(&buf, conn, edge);
-                        return Some(Handover { io, buf, hub });
+                        let decided = decide(&buf, conn, edge);
+                        return Some(Handover { io, buf, decided });
                     }
                 }
             }
@@ -174,11 +182,12 @@ where
         let host = host_value
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(router::host_from_header);
-        let idx = match dispatch(cfg, conn.kind, host.as_deref(), head.target.path()) {
+        let to = dispatch(cfg, conn.kind, host.as_deref(), head.target.path());
+        let idx = match to {
             Dispatch::Route(idx) if !is_hub(&cfg.routes[idx].target) => idx,
-            other => {
-                let hub = matches!(other, Dispatch::Route(_));
-                return Some(Handover { io, buf, hub });
+            _ => {
+                let decided = Some(Decision { rt: rt.clone(), to });
+                return Some(Handover { io, buf, decided });
             }
         };
         drop(host);
@@ -187,11 +196,8 @@ where
             .filter(|up| head.body as u64 <= up.target.max_body)
         else {
             // Over the route's body limit: hyper answers 413 as usual.
-            return Some(Handover {
-                io,
-                buf,
-                hub: false,
-            });
+            let decided = Some(Decision { rt: rt.clone(), to });
+            return Some(Handover { io, buf, decided });
         };
         let started = Instant::now();
         let route = &cfg.routes[idx];
@@ -290,18 +296,15 @@ where
     }
 }
 
-/// Whether the head hyper is about to get (a WebSocket upgrade, a REST
-/// call with a body) routes to a hub front.
-fn for_hub(buf: &[u8], conn: &ConnInfo, edge: &Stack) -> bool {
-    let Some((path, host)) = head::path_and_host(buf) else {
-        return false;
-    };
-    let cfg = &edge.runtime().config;
+/// Where the head hyper is about to get (a WebSocket upgrade, a request
+/// with a body this path does not relay) goes; `None` when the loop cannot
+/// read its path, and hyper decides.
+fn decide(buf: &[u8], conn: &ConnInfo, edge: &Stack) -> Option<Decision> {
+    let (path, host) = head::path_and_host(buf)?;
+    let rt = edge.runtime();
     let host = host.and_then(router::host_from_header);
-    match dispatch(cfg, conn.kind, host.as_deref(), path) {
-        Dispatch::Route(idx) => is_hub(&cfg.routes[idx].target),
-        _ => false,
-    }
+    let to = dispatch(&rt.config, conn.kind, host.as_deref(), path);
+    Some(Decision { rt, to })
 }
 
 fn is_hub(target: &Target) -> bool {
