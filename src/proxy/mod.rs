@@ -9,7 +9,9 @@ pub mod headers;
 mod path;
 pub mod pool;
 pub(crate) mod relay;
+mod response_head;
 mod tunnel;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 

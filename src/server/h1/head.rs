@@ -16,7 +16,7 @@ use crate::proxy::headers::{
     ClientSide, ConnectionTokens, FORWARDING_NAMES, HOP_BY_HOP_NAMES, content_length, push_decimal,
     push_ip,
 };
-use crate::proxy::relay::{push_line, valid_value, write_headers};
+use crate::proxy::wire::{push_line, valid_value, write_headers};
 
 /// The largest `Content-Length` body this path takes; it is read whole
 /// before the request goes upstream, so a retry can repeat it. Larger
