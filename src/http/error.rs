@@ -35,8 +35,16 @@ pub enum ErrorKind {
     UpstreamBroken { reason: Arc<str> },
     /// The request body is over the route's limit.
     BodyTooLarge { limit: u64 },
-    /// The request is malformed (no usable host, bad path).
+    /// The request is malformed (no usable host, bad path, ambiguous
+    /// framing); the connection closes after the answer.
     BadRequest { reason: &'static str },
+    /// The request body's chunked framing is malformed, or it was cut
+    /// short; found while it streamed upstream.
+    BadBody,
+    /// The request target is longer than `server.max_request_target`.
+    UriTooLong { limit: usize },
+    /// A method the edge never forwards (`CONNECT`).
+    MethodNotAllowed { method: &'static str },
     /// A WebSocket upgrade on a route that has them turned off.
     WebSocketDisabled,
     /// A built-in target that is not part of this build yet.
@@ -77,6 +85,11 @@ impl HttpError {
             ErrorKind::UpstreamResponseTimeout => (StatusCode::GATEWAY_TIMEOUT, Side::Upstream),
             ErrorKind::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, Side::Downstream),
             ErrorKind::BadRequest { .. } => (StatusCode::BAD_REQUEST, Side::Downstream),
+            ErrorKind::BadBody => (StatusCode::BAD_REQUEST, Side::Downstream),
+            ErrorKind::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, Side::Downstream),
+            ErrorKind::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, Side::Downstream)
+            }
             ErrorKind::WebSocketDisabled => (StatusCode::FORBIDDEN, Side::Downstream),
             ErrorKind::NotBuilt { .. } => (StatusCode::SERVICE_UNAVAILABLE, Side::Internal),
             ErrorKind::Draining => (StatusCode::SERVICE_UNAVAILABLE, Side::Internal),
@@ -99,6 +112,16 @@ impl HttpError {
                 format!("request body is over this route's limit of {limit} bytes")
             }
             ErrorKind::BadRequest { reason } => format!("bad request: {reason}"),
+            ErrorKind::BadBody => {
+                "bad request: the request body's chunked framing is malformed, or it was cut short"
+                    .to_string()
+            }
+            ErrorKind::UriTooLong { limit } => {
+                format!("the request target is longer than the limit of {limit} bytes")
+            }
+            ErrorKind::MethodNotAllowed { method } => {
+                format!("{method} requests are not served here")
+            }
             ErrorKind::WebSocketDisabled => {
                 "WebSocket upgrades are turned off on this route".to_string()
             }
@@ -202,6 +225,13 @@ mod tests {
             (ErrorKind::UpstreamResponseTimeout, 504, Side::Upstream),
             (ErrorKind::BodyTooLarge { limit: 1 }, 413, Side::Downstream),
             (ErrorKind::BadRequest { reason: "x" }, 400, Side::Downstream),
+            (ErrorKind::BadBody, 400, Side::Downstream),
+            (ErrorKind::UriTooLong { limit: 1 }, 414, Side::Downstream),
+            (
+                ErrorKind::MethodNotAllowed { method: "CONNECT" },
+                405,
+                Side::Downstream,
+            ),
             (ErrorKind::WebSocketDisabled, 403, Side::Downstream),
             (ErrorKind::NotBuilt { what: "x" }, 503, Side::Internal),
             (ErrorKind::Draining, 503, Side::Internal),

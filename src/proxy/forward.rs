@@ -15,6 +15,7 @@ use super::headers::{
 };
 use super::path::rewrite_path;
 use super::pool::UpstreamError;
+use super::request_body::{ClientBody, ClientBodyError};
 use super::tunnel;
 use crate::config::{HostHeader, ProxyTarget, Route};
 use crate::http::body::{self, Body, BoxError};
@@ -73,7 +74,9 @@ pub async fn forward(
     let body: Body = if ws || http_body::Body::is_end_stream(&incoming) {
         body::empty()
     } else {
-        Limited::new(incoming, usize::try_from(t.max_body).unwrap_or(usize::MAX))
+        let chunked = declared.is_none();
+        let checked = ClientBody::new(incoming, chunked);
+        Limited::new(checked, usize::try_from(t.max_body).unwrap_or(usize::MAX))
             .map_err(|e| -> BoxError { e })
             .boxed()
     };
@@ -192,6 +195,9 @@ fn classify(e: &UpstreamError, limit: u64, url: &Arc<str>) -> HttpError {
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
             return HttpError::with_upstream(ErrorKind::BodyTooLarge { limit }, url.clone());
+        }
+        if s.is::<ClientBodyError>() {
+            return HttpError::with_upstream(ErrorKind::BadBody, url.clone());
         }
         innermost = s.to_string();
         source = s.source();

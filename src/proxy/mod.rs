@@ -9,6 +9,7 @@ pub mod headers;
 mod path;
 pub mod pool;
 pub(crate) mod relay;
+mod request_body;
 mod response_head;
 mod tunnel;
 pub(crate) mod wire;

@@ -15,6 +15,7 @@ pub mod redirect;
 pub mod router;
 pub mod service;
 pub mod stack;
+pub mod strict;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 
 use super::access_log::{Entry, Logged, redact_query};
 use super::router::{Decision, Dispatch, dispatch};
-use super::{ConnInfo, redirect, router};
+use super::{ConnInfo, redirect, router, strict};
 use crate::config::Target;
 use crate::http::body::{Body, full};
 use crate::http::error::{ErrorKind, HttpError, Side, wants_html};
@@ -46,7 +46,16 @@ pub async fn handle(
     let host = router::request_host(&req);
     let path = req.uri().path();
 
-    let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) =
+    let refused = strict::check(&req, strict::DEFAULT_MAX_TARGET);
+    let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) = if let Err(e) =
+        refused
+    {
+        (
+            refuse(&e, html, conn.peer),
+            "refused".into(),
+            "portico".into(),
+        )
+    } else {
         match to.unwrap_or_else(|| dispatch(cfg, conn.kind, host.as_deref(), path)) {
             Dispatch::Health => (
                 health(edge.shutdown().is_unready()),
@@ -114,7 +123,8 @@ pub async fn handle(
                     }
                 }
             }
-        };
+        }
+    };
     let Some((method, logged_path)) = logged else {
         return Ok(resp);
     };
@@ -141,6 +151,16 @@ fn hub_ctx(edge: &Stack, conn: &ConnInfo, route_path: &Arc<str>) -> RequestCtx {
         route_path: route_path.clone(),
         shutdown: edge.shutdown().clone(),
     }
+}
+
+/// The answer to a head [`strict::check`] refused; the connection closes
+/// after it (hyper does so for `connection: close`).
+fn refuse(e: &HttpError, html: bool, peer: SocketAddr) -> Response<Body> {
+    log_error(e, "-", peer);
+    let mut resp = e.to_response(html);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn health(draining: bool) -> Response<Body> {

@@ -69,8 +69,8 @@ pub(super) enum Parsed {
 }
 
 /// Parses the head at the start of `buf`, filling `fields` with its
-/// header lines.
-pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
+/// header lines; a target longer than `max_target` is left to hyper.
+pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>, max_target: usize) -> Parsed {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let len = match req.parse(buf) {
@@ -90,6 +90,10 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     if method == Method::CONNECT || !path.starts_with('/') {
         return Parsed::Other;
     }
+    // Over the target limit: hyper's path answers 414 ([`crate::server::strict`]).
+    if path.len() > max_target {
+        return Parsed::Other;
+    }
     let Ok(target) = PathAndQuery::try_from(path) else {
         return Parsed::Other;
     };
@@ -101,6 +105,7 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
     fields.clear();
     let mut close = false;
     let mut body = None;
+    let mut hosts = 0;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("transfer-encoding")
@@ -118,6 +123,9 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
                 _ => return Parsed::Other,
             }
         }
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        }
         if name.eq_ignore_ascii_case("connection") {
             for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if token.eq_ignore_ascii_case(b"close") {
@@ -134,6 +142,11 @@ pub(super) fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Parsed {
             name: at(name.as_bytes()),
             value: at(h.value),
         });
+    }
+    // Exactly one Host (RFC 9112 §3.2); anything else is refused by
+    // hyper's path.
+    if hosts != 1 {
+        return Parsed::Other;
     }
     Parsed::Served(RequestHead {
         method,
@@ -314,7 +327,7 @@ mod tests {
 
     fn served(raw: &str) -> (RequestHead, Vec<Field>) {
         let mut fields = Vec::new();
-        match parse(raw.as_bytes(), &mut fields) {
+        match parse(raw.as_bytes(), &mut fields, 8192) {
             Parsed::Served(h) => (h, fields),
             other => panic!("{raw:?} → {other:?}"),
         }
@@ -339,18 +352,18 @@ mod tests {
 
     #[test]
     fn connection_close_is_noted() {
-        let (h, _) = served("HEAD / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n");
+        let (h, _) = served("HEAD / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n");
         assert!(h.close);
-        let (h, _) = served("DELETE /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+        let (h, _) = served("DELETE /x HTTP/1.1\r\nHost: a\r\ncontent-length: 0\r\n\r\n");
         assert_eq!((h.method, h.body), (Method::DELETE, 0));
     }
 
     #[test]
     fn a_small_content_length_body_is_served() {
-        let raw = "POST /f HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel";
+        let raw = "POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhel";
         let (h, _) = served(raw);
         assert_eq!((h.body, &raw[h.len..]), (5, "hel"), "counted, not yet read");
-        let max = format!("PUT / HTTP/1.1\r\nContent-Length: {MAX_BODY}\r\n\r\n");
+        let max = format!("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: {MAX_BODY}\r\n\r\n");
         assert_eq!(served(&max).0.body, MAX_BODY);
     }
 
@@ -375,14 +388,21 @@ mod tests {
             "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
             "GET / HTTP/1.1\r\nX-Bell: \x07\r\n\r\n",
             "BR@KEN\r\n\r\n",
+            "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
         ] {
             assert!(
-                matches!(parse(raw.as_bytes(), &mut Vec::new()), Parsed::Other),
+                matches!(parse(raw.as_bytes(), &mut Vec::new(), 8192), Parsed::Other),
                 "{raw:?}"
             );
         }
+        let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(8192));
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a", &mut Vec::new()),
+            parse(long.as_bytes(), &mut Vec::new(), 8192),
+            Parsed::Other
+        ));
+        assert!(matches!(
+            parse(b"GET / HTTP/1.1\r\nHost: a", &mut Vec::new(), 8192),
             Parsed::Partial
         ));
     }
@@ -420,8 +440,9 @@ mod tests {
     #[test]
     fn the_raw_writer_matches_the_header_map_rules() {
         let heads = [
+            // (A head without Host is never served here: hyper's path
+            // refuses it.)
             "GET /x?q=1 HTTP/1.1\r\nHost: app.test\r\n\r\n",
-            "GET / HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: app.test:8443\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\
              X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nForwarded: for=6.6.6.6\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n\
