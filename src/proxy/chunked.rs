@@ -40,11 +40,11 @@ enum State {
 /// The body does not follow the chunked grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the upstream sent a malformed chunked body")]
-pub(super) struct Malformed;
+pub(crate) struct Malformed;
 
 /// Tracks a chunked body as its bytes go by.
 #[derive(Debug, Clone)]
-pub(super) struct ChunkedEnd {
+pub(crate) struct ChunkedEnd {
     state: State,
 }
 
@@ -58,13 +58,13 @@ impl Default for ChunkedEnd {
 
 impl ChunkedEnd {
     /// Whether the last chunk and the trailers have been seen.
-    pub(super) fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Scans `bytes` and returns how many of them belong to the body: all
     /// of them, or fewer when the body ends inside `bytes`.
-    pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<usize, Malformed> {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<usize, Malformed> {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];

@@ -1,7 +1,7 @@
 //! Reverse proxy to HTTP(S) upstreams: request rewriting, the keep-alive
 //! pool, streaming both ways, and WebSocket pass-through.
 
-mod chunked;
+pub(crate) mod chunked;
 mod dial;
 mod forward;
 pub mod frames;

@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 
 use super::router::Decision;
 use super::service::handle;
+use super::sniff::{Sniff, Sniffed};
 use super::{ConnInfo, ConnSettings};
 use crate::server::Stack;
 
@@ -38,9 +39,14 @@ pub async fn serve_hyper<I>(
     let conn = Arc::new(conn);
     let peer = conn.peer;
     let first = HandedOver::new(first);
+    // Every HTTP/1.1 head hyper reads is also seen raw, for the rules
+    // hyper's parsed request hides.
+    let sniffed = Sniffed::new();
+    let io = Sniff::new(io, sniffed.clone());
     let svc = service_fn(move |req: Request<Incoming>| {
         let decided = first.take(&req);
-        handle(edge.clone(), conn.clone(), req, decided)
+        let both_framings = req.version() < http::Version::HTTP_2 && sniffed.next_request();
+        handle(edge.clone(), conn.clone(), req, decided, both_framings)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

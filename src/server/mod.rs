@@ -14,6 +14,7 @@ pub mod hyper_conn;
 pub mod redirect;
 pub mod router;
 pub mod service;
+pub(crate) mod sniff;
 pub mod stack;
 pub mod strict;
 

@@ -21,12 +21,15 @@ use crate::proxy::headers::ClientSide;
 use crate::server::Stack;
 
 /// Serves one request. Never fails: errors become responses. `decided` is
-/// the hand-written path's decision for this request, when it made one.
+/// the hand-written path's decision for this request, when it made one;
+/// `both_framings` says its raw head had both `Content-Length` and
+/// `Transfer-Encoding` ([`super::sniff`]).
 pub async fn handle(
     edge: Arc<Stack>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
     decided: Option<Decision>,
+    both_framings: bool,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let (rt, to) = match decided {
@@ -46,7 +49,7 @@ pub async fn handle(
     let host = router::request_host(&req);
     let path = req.uri().path();
 
-    let refused = strict::check(&req, strict::DEFAULT_MAX_TARGET);
+    let refused = strict::check(&req, strict::DEFAULT_MAX_TARGET, both_framings);
     let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) = if let Err(e) =
         refused
     {

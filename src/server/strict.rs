@@ -14,13 +14,16 @@ use crate::http::error::{ErrorKind, HttpError};
 pub const DEFAULT_MAX_TARGET: usize = 8 * 1024;
 
 /// Checks a request head; the error is the answer, after which the
-/// connection closes.
-pub fn check<B>(req: &Request<B>, max_target: usize) -> Result<(), HttpError> {
+/// connection closes. `both_framings` is what the raw head said (hyper
+/// drops `Content-Length` when `Transfer-Encoding` is there too).
+pub fn check<B>(req: &Request<B>, max_target: usize, both_framings: bool) -> Result<(), HttpError> {
     let bad = |reason| Err(HttpError::new(ErrorKind::BadRequest { reason }));
     let headers = req.headers();
     // RFC 9112 §6.1: a message with both is a smuggling attempt or a
     // broken client; a proxy must never forward both.
-    if headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH) {
+    if both_framings
+        || headers.contains_key(TRANSFER_ENCODING) && headers.contains_key(CONTENT_LENGTH)
+    {
         return bad("the request has both Content-Length and Transfer-Encoding");
     }
     let hosts = headers.get_all(HOST).iter().count();
@@ -74,7 +77,7 @@ mod tests {
     }
 
     fn status(r: &Request<()>) -> Option<u16> {
-        check(r, 64).err().map(|e| e.status().0.as_u16())
+        check(r, 64, false).err().map(|e| e.status().0.as_u16())
     }
 
     #[test]
@@ -94,6 +97,15 @@ mod tests {
                 .header(CONTENT_LENGTH, "3")
         });
         assert_eq!(status(&r), Some(400));
+        let raw_said_both = req(|b| b.header(TRANSFER_ENCODING, "chunked"));
+        assert_eq!(
+            check(&raw_said_both, 64, true)
+                .unwrap_err()
+                .status()
+                .0
+                .as_u16(),
+            400
+        );
     }
 
     #[test]

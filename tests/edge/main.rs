@@ -33,6 +33,7 @@ mod pool;
 mod port80;
 mod rewrite;
 mod streaming;
+mod strict;
 mod support;
 mod tls;
 mod websocket;
