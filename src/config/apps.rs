@@ -55,10 +55,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ConfigError;
-use super::raw::SpStr;
+use super::ctx::{Ctx, SpStr};
+use super::error::ConfigError;
 use super::units::{parse_duration_opt, parse_size};
-use super::validate::Ctx;
 pub use crate::pusher::FrontSettings;
 pub use crate::pusher::app::App;
 use crate::pusher::app::{ApiRateLimit, OriginPattern, RateLimit, WebhookKind, WebhookTarget};

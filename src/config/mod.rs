@@ -8,6 +8,7 @@
 
 pub mod acme;
 pub mod apps;
+mod ctx;
 mod error;
 mod expand;
 mod raw;
@@ -236,8 +237,8 @@ impl Config {
         source: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw = error::parse_raw(text, source)?;
-        validate::validate(raw, &validate::Ctx::new(text, source, env))
+        let raw: raw::RawConfig = error::parse_raw(text, source)?;
+        validate::validate(raw, &ctx::Ctx::new(text, source, env))
     }
 
     /// Parses `text` with the process environment.

@@ -34,10 +34,9 @@ use http::Uri;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ConfigError;
 use super::apps::Apps;
-use super::raw::SpStr;
-use super::validate::Ctx;
+use super::ctx::{Ctx, SpStr};
+use super::error::ConfigError;
 use crate::phoenix::jwks::Jwks;
 use crate::phoenix::policy::{Grants, Policy, Rule, TopicPattern};
 

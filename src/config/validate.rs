@@ -8,128 +8,9 @@ use std::time::Duration;
 use http::uri::Scheme;
 use toml::Spanned;
 
-use super::error::invalid;
-use super::expand::expand;
-use super::raw::{RawConfig, RawRoute, RawUpstream, SpStr};
-use super::units::{parse_duration_opt, parse_size};
+use super::ctx::{Ctx, SpStr};
+use super::raw::{RawConfig, RawRoute, RawUpstream};
 use super::*;
-
-/// What validation needs besides the raw values: the text (for line numbers),
-/// the file name and the environment.
-pub(crate) struct Ctx<'a> {
-    text: &'a str,
-    file: &'a str,
-    env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl<'a> Ctx<'a> {
-    pub(crate) fn new(
-        text: &'a str,
-        file: &'a str,
-        env: &'a dyn Fn(&str) -> Option<String>,
-    ) -> Self {
-        Ctx { text, file, env }
-    }
-
-    /// An error about `key` at `span`.
-    pub(crate) fn err(
-        &self,
-        key: impl Into<String>,
-        span: Option<std::ops::Range<usize>>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> ConfigError {
-        invalid(self.text, self.file, key, span, problem, fix)
-    }
-
-    /// The 1-based line of a byte offset, for messages that point elsewhere.
-    pub(crate) fn line_of(&self, offset: usize) -> usize {
-        super::error::line_col(self.text, offset).0
-    }
-
-    /// The string value with `${VAR}` expanded.
-    pub(crate) fn string(&self, key: &str, v: &SpStr) -> Result<String, ConfigError> {
-        expand(v.get_ref(), self.env).map_err(|e| {
-            self.err(
-                key,
-                Some(v.span()),
-                e.to_string(),
-                "export the variable, or give a default: ${NAME:-value}",
-            )
-        })
-    }
-
-    pub(crate) fn duration(&self, key: &str, v: &SpStr) -> Result<Option<Duration>, ConfigError> {
-        let s = self.string(key, v)?;
-        parse_duration_opt(&s).map_err(|p| {
-            self.err(
-                key,
-                Some(v.span()),
-                p,
-                "write a duration such as \"500ms\", \"30s\", \"5m\" or \"off\"",
-            )
-        })
-    }
-
-    pub(crate) fn duration_or(
-        &self,
-        key: &str,
-        v: Option<&SpStr>,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(v) => self.duration(key, v)?.ok_or_else(|| {
-                self.err(
-                    key,
-                    Some(v.span()),
-                    "this timeout cannot be turned off",
-                    "write a duration such as \"30s\"",
-                )
-            }),
-        }
-    }
-
-    pub(crate) fn size_or(
-        &self,
-        key: &str,
-        v: Option<&SpStr>,
-        default: u64,
-    ) -> Result<u64, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(v) => {
-                let s = self.string(key, v)?;
-                parse_size(&s).map_err(|p| {
-                    self.err(
-                        key,
-                        Some(v.span()),
-                        p,
-                        "write a size such as \"512KiB\" or \"64MiB\"",
-                    )
-                })
-            }
-        }
-    }
-
-    pub(crate) fn count(
-        &self,
-        key: &str,
-        v: Option<&Spanned<i64>>,
-        default: usize,
-    ) -> Result<usize, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(v) if *v.get_ref() >= 1 => Ok(*v.get_ref() as usize),
-            Some(v) => Err(self.err(
-                key,
-                Some(v.span()),
-                "must be at least 1",
-                "write a positive whole number",
-            )),
-        }
-    }
-}
 
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
@@ -137,7 +18,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let server = server(&raw, cx)?;
     let mut tls = tls(&raw, cx)?;
     if let Tls::Acme(a) = &mut tls {
-        super::acme::check_listeners(a, &server, &raw.tls, cx)?;
+        super::acme::check_listeners(a, server.https, server.http, &raw.tls, cx)?;
     }
     match (&tls, server.https) {
         (Tls::Off, Some(_)) => {
@@ -170,7 +51,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let routes = routes(&raw, &upstream, &server, &apps, cx)?;
     let log = log(&raw, cx)?;
     Ok(Config {
-        source: Arc::from(cx.file),
+        source: Arc::from(cx.file()),
         server,
         tls,
         upstream,
@@ -276,19 +157,6 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
     })
 }
 
-fn path(cx: &Ctx<'_>, key: &str, v: &SpStr) -> Result<PathBuf, ConfigError> {
-    let s = cx.string(key, v)?;
-    if s.trim().is_empty() {
-        return Err(cx.err(
-            key,
-            Some(v.span()),
-            "path is empty",
-            "give a file or directory path",
-        ));
-    }
-    Ok(PathBuf::from(s))
-}
-
 fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
     let t = &raw.tls;
     let mode = match &t.mode {
@@ -331,7 +199,7 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
         "dev" => {
             let dir = match &t.dir {
                 None => PathBuf::from("certs-dev"),
-                Some(v) => path(cx, "tls.dir", v)?,
+                Some(v) => cx.path("tls.dir", v)?,
             };
             let mut hosts = Vec::new();
             for (i, h) in t.hosts.iter().flatten().enumerate() {
@@ -359,8 +227,8 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
             let mut pairs = Vec::new();
             match (&t.cert, &t.key) {
                 (Some(c), Some(k)) => pairs.push(CertPair {
-                    cert: path(cx, "tls.cert", c)?,
-                    key: path(cx, "tls.key", k)?,
+                    cert: cx.path("tls.cert", c)?,
+                    key: cx.path("tls.key", k)?,
                 }),
                 (Some(c), None) => {
                     return Err(cx.err(
@@ -382,8 +250,8 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
             }
             for (i, p) in t.certificates.iter().flatten().enumerate() {
                 pairs.push(CertPair {
-                    cert: path(cx, &format!("tls.certificates[{i}].cert"), &p.cert)?,
-                    key: path(cx, &format!("tls.certificates[{i}].key"), &p.key)?,
+                    cert: cx.path(&format!("tls.certificates[{i}].cert"), &p.cert)?,
+                    key: cx.path(&format!("tls.certificates[{i}].key"), &p.key)?,
                 });
             }
             if pairs.is_empty() {
