@@ -12,6 +12,7 @@ mod ctx;
 mod error;
 mod expand;
 mod raw;
+mod routes;
 mod show;
 pub mod supabase;
 mod units;
