@@ -9,16 +9,17 @@
 //! directory URL is caught by its shape, at config time.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::raw::{RawTls, SpStr};
+use super::ctx::Ctx;
+use super::error::ConfigError;
+use super::raw::RawTls;
 use super::units::parse_duration_opt;
-use super::validate::Ctx;
-use super::{ConfigError, Server};
 
 /// Let's Encrypt production directory.
 pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -230,7 +231,7 @@ pub(crate) fn validate(
     };
     let storage = match &t.storage {
         None => PathBuf::from(DEFAULT_STORAGE),
-        Some(v) => non_empty_path(cx, "tls.storage", v)?,
+        Some(v) => cx.path("tls.storage", v)?,
     };
     let eab = match (&t.eab_kid, &t.eab_hmac_key) {
         (None, None) => None,
@@ -271,7 +272,7 @@ pub(crate) fn validate(
     let ca_root = t
         .ca_root
         .as_ref()
-        .map(|v| non_empty_path(cx, "tls.ca_root", v))
+        .map(|v| cx.path("tls.ca_root", v))
         .transpose()?;
     let challenges = match &t.challenges {
         None => vec![ChallengeKind::Http01, ChallengeKind::TlsAlpn01],
@@ -341,29 +342,17 @@ pub(crate) fn validate(
     })
 }
 
-fn non_empty_path(cx: &Ctx<'_>, key: &str, v: &SpStr) -> Result<PathBuf, ConfigError> {
-    let s = cx.string(key, v)?;
-    if s.trim().is_empty() {
-        return Err(cx.err(
-            key,
-            Some(v.span()),
-            "path is empty",
-            "give a file or directory path",
-        ));
-    }
-    Ok(PathBuf::from(s))
-}
-
 /// ACME needs the `https` listener, and HTTP-01 needs the `http` one (it is
 /// dropped from the defaults when that listener is disabled).
 pub(crate) fn check_listeners(
     a: &mut AcmeSettings,
-    server: &Server,
+    https: Option<SocketAddr>,
+    http: Option<SocketAddr>,
     t: &RawTls,
     cx: &Ctx<'_>,
 ) -> Result<(), ConfigError> {
     let span = t.mode.as_ref().map(|m| m.span());
-    if server.https.is_none() {
+    if https.is_none() {
         return Err(cx.err(
             "server.https",
             span,
@@ -371,7 +360,7 @@ pub(crate) fn check_listeners(
             "set `server.https = \"0.0.0.0:443\"`",
         ));
     }
-    if server.http.is_none() && a.challenges == [ChallengeKind::Http01] {
+    if http.is_none() && a.challenges == [ChallengeKind::Http01] {
         return Err(cx.err(
             "tls.challenges",
             t.challenges.as_ref().map(|c| c.span()).or(span),
@@ -379,7 +368,7 @@ pub(crate) fn check_listeners(
             "set `server.http = \"0.0.0.0:80\"`, or add \"tls-alpn-01\"",
         ));
     }
-    if server.http.is_none() {
+    if http.is_none() {
         a.challenges.retain(|c| *c != ChallengeKind::Http01);
     }
     Ok(())

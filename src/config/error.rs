@@ -1,13 +1,13 @@
 //! [`ConfigError`]: every way a config can be refused, with key, place and fix.
 //!
 //! Also the first parsing stage, because turning serde/TOML errors into
-//! key + line + column is the main thing that stage can get wrong.
+//! key + line + column is the main thing that stage can get wrong. It is
+//! generic over the raw mirror it fills, so this file depends on nothing
+//! else in `config`.
 
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
-
-use super::raw::RawConfig;
 
 /// A config the edge will not run with.
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +96,12 @@ pub(crate) fn invalid(
     }))
 }
 
-/// Stage one: TOML text to [`RawConfig`], with the failing key's path.
-pub(crate) fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+/// Stage one: TOML text to the raw mirror `T` (`raw::RawConfig`), with the
+/// failing key's path.
+pub(crate) fn parse_raw<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ConfigError> {
     let de = match toml::Deserializer::parse(text) {
         Ok(de) => de,
         Err(e) => {

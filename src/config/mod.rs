@@ -5,12 +5,25 @@
 //! (`SocketAddr`, `Duration`, byte counts, parsed upstream URLs). Nothing past
 //! this module re-checks config. Every error is a [`ConfigError`] that names
 //! the dotted key, the file, line and column, and a fix.
+//!
+//! Config knows no front: it imports nothing else of the crate, and what it
+//! hands on is plain validated data (e.g. [`apps::AppSpec`],
+//! [`supabase::JwksSpec`], [`supabase::PolicySpec`]) from which each front
+//! builds its runtime state.
+//!
+//! Parts: `error` (the error type and the TOML stage), `ctx` (the
+//! validation context and value readers every section uses), `validate`
+//! (the entry point, `[server]`, `[tls]`, `[log]`), `routes` (`[upstream]`,
+//! `routes`), [`acme`], [`apps`], [`supabase`] (their sections), `show`
+//! (the `portico check` summary), `units` and `expand` (value syntax).
 
 pub mod acme;
 pub mod apps;
+mod ctx;
 mod error;
 mod expand;
 mod raw;
+mod routes;
 mod show;
 pub mod supabase;
 mod units;
@@ -236,8 +249,8 @@ impl Config {
         source: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let raw = error::parse_raw(text, source)?;
-        validate::validate(raw, &validate::Ctx::new(text, source, env))
+        let raw: raw::RawConfig = error::parse_raw(text, source)?;
+        validate::validate(raw, &ctx::Ctx::new(text, source, env))
     }
 
     /// Parses `text` with the process environment.

@@ -9,10 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::apps::{RawApp, RawPusher};
+use super::ctx::SpStr;
 use super::supabase::RawSupabase;
-
-/// A string value with its position in the file, for error messages.
-pub(crate) type SpStr = Spanned<String>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,13 @@
 //! Owns: the accepted keys of `[supabase]`, `[supabase.limits]` and
 //! `[[supabase.rules]]`, their defaults (Supabase's own tenant defaults), and
 //! every rule about them. Receives the raw tables from [`super::raw`]; hands a
-//! validated [`Supabase`] to the Phoenix front (`crate::phoenix`).
+//! validated [`Supabase`] — plain data: secrets, the checked key set
+//! ([`JwksSpec`]), the parsed rule table ([`PolicySpec`]), limits, upstream —
+//! to the Phoenix front, which builds its verifying keys and rule matcher
+//! from it.
+//!
+//! Parts: `jwks` (`jwks` / `jwks_file`), `rules` (`[[supabase.rules]]` and
+//! claim tables), `limits` (`[supabase.limits]`); this file the rest.
 //!
 //! ```toml
 //! [supabase]
@@ -34,12 +40,19 @@ use http::Uri;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ConfigError;
 use super::apps::Apps;
-use super::raw::SpStr;
-use super::validate::Ctx;
-use crate::phoenix::jwks::Jwks;
-use crate::phoenix::policy::{Grants, Policy, Rule, TopicPattern};
+use super::ctx::{Ctx, SpStr};
+use super::error::ConfigError;
+
+mod jwks;
+mod limits;
+mod rules;
+
+pub use jwks::{JwkSpec, JwksError, JwksSpec, KeyMaterial};
+pub use limits::Limits;
+pub(crate) use limits::RawLimits;
+pub use rules::{GrantSpec, PatternError, PolicySpec, RuleSpec, TopicPart, TopicSpec};
+use rules::{RawRule, claim_map};
 
 /// `[supabase]` as written.
 #[derive(Debug, Default, Deserialize)]
@@ -61,24 +74,13 @@ pub(crate) struct RawSupabase {
     pub(crate) rules: Vec<RawRule>,
 }
 
-/// One `[[supabase.rules]]` entry as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRule {
-    pub(crate) topic: Option<SpStr>,
-    pub(crate) roles: Option<Vec<SpStr>>,
-    pub(crate) claims: Option<BTreeMap<String, Spanned<toml::Value>>>,
-    pub(crate) broadcast: Option<Vec<SpStr>>,
-    pub(crate) presence: Option<Vec<SpStr>>,
-}
-
 /// The validated `[supabase]` section.
 #[derive(Clone)]
 pub struct Supabase {
     /// HS256/384/512 secrets, all tried when verifying (rotation).
     pub jwt_secrets: Vec<Arc<[u8]>>,
     /// Keys for RS/PS/ES/EdDSA (and `kid`-selected HS) tokens.
-    pub jwks: Option<Arc<Jwks>>,
+    pub jwks: Option<Arc<JwksSpec>>,
     /// Opaque `sb_…` key → role.
     pub api_keys: HashMap<Arc<str>, Arc<str>>,
     /// Claims every token must carry with exactly these values.
@@ -86,7 +88,7 @@ pub struct Supabase {
     /// Refuse public (non-`private`) joins.
     pub private_only: bool,
     /// Private-channel rules.
-    pub policy: Policy,
+    pub policy: PolicySpec,
     /// Rate and size limits.
     pub limits: Limits,
     /// Where joins asking for postgres_changes are spliced to.
@@ -136,42 +138,6 @@ pub struct Upstream {
 
 const MIN_SECRET: usize = 32;
 
-fn scalar_json(v: &toml::Value) -> Option<serde_json::Value> {
-    match v {
-        toml::Value::String(s) => Some(serde_json::Value::String(s.clone())),
-        toml::Value::Integer(i) => Some(serde_json::Value::from(*i)),
-        toml::Value::Boolean(b) => Some(serde_json::Value::Bool(*b)),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number),
-        toml::Value::Datetime(_) | toml::Value::Array(_) | toml::Value::Table(_) => None,
-    }
-}
-
-fn claim_map(
-    cx: &Ctx<'_>,
-    key: &str,
-    map: &BTreeMap<String, Spanned<toml::Value>>,
-) -> Result<Vec<(Arc<str>, serde_json::Value)>, ConfigError> {
-    let mut out = Vec::new();
-    for (name, v) in map {
-        let k = format!("{key}.{name}");
-        let json = match v.get_ref() {
-            toml::Value::String(s) => {
-                serde_json::Value::String(cx.string(&k, &Spanned::new(v.span(), s.clone()))?)
-            }
-            other => scalar_json(other).ok_or_else(|| {
-                cx.err(
-                    &k,
-                    Some(v.span()),
-                    "a claim can only be matched against a string, number or boolean",
-                    "write e.g. `team = \"blue\"` or `level = 3`",
-                )
-            })?,
-        };
-        out.push((Arc::from(name.as_str()), json));
-    }
-    Ok(out)
-}
-
 fn secrets(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Vec<Arc<[u8]>>, ConfigError> {
     let mut out = Vec::new();
     let Some(list) = &raw.jwt_secrets else {
@@ -194,38 +160,6 @@ fn secrets(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Vec<Arc<[u8]>>, ConfigErro
         out.push(Arc::from(s.into_bytes()));
     }
     Ok(out)
-}
-
-/// `jwks` (the JSON inline) or `jwks_file` (a path to it), not both.
-fn jwks(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Option<Arc<Jwks>>, ConfigError> {
-    let fix = "give the project's key set, e.g. the JSON of https://<ref>.supabase.co/auth/v1/.well-known/jwks.json";
-    let (key, v, text) = match (&raw.jwks, &raw.jwks_file) {
-        (None, None) => return Ok(None),
-        (Some(_), Some(f)) => {
-            return Err(cx.err(
-                "supabase.jwks_file",
-                Some(f.span()),
-                "`jwks` and `jwks_file` are both set",
-                "keep one: the key set inline (`jwks`) or a path to it (`jwks_file`)",
-            ));
-        }
-        (Some(v), None) => ("supabase.jwks", v, cx.string("supabase.jwks", v)?),
-        (None, Some(f)) => {
-            let path = cx.string("supabase.jwks_file", f)?;
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                cx.err(
-                    "supabase.jwks_file",
-                    Some(f.span()),
-                    format!("cannot read {path}: {e}"),
-                    "point jwks_file at a JSON key set (relative to where portico runs)",
-                )
-            })?;
-            ("supabase.jwks_file", f, text)
-        }
-    };
-    Jwks::parse(&text)
-        .map(|j| Some(Arc::new(j)))
-        .map_err(|e| cx.err(key, Some(v.span()), e.to_string(), fix))
 }
 
 fn api_keys(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<HashMap<Arc<str>, Arc<str>>, ConfigError> {
@@ -255,98 +189,6 @@ fn api_keys(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<HashMap<Arc<str>, Arc<str
         out.insert(Arc::from(k.as_str()), Arc::from(r.as_str()));
     }
     Ok(out)
-}
-
-fn grants(cx: &Ctx<'_>, key: &str, list: Option<&Vec<SpStr>>) -> Result<(bool, bool), ConfigError> {
-    let (mut read, mut write) = (false, false);
-    for (j, v) in list.into_iter().flatten().enumerate() {
-        match cx.string(key, v)?.as_str() {
-            "read" => read = true,
-            "write" => write = true,
-            other => {
-                return Err(cx.err(
-                    format!("{key}[{j}]"),
-                    Some(v.span()),
-                    format!("unknown permission `{other}`"),
-                    "use \"read\" and/or \"write\"",
-                ));
-            }
-        }
-    }
-    Ok((read, write))
-}
-
-fn rule(
-    cx: &Ctx<'_>,
-    i: usize,
-    r: &RawRule,
-    section: std::ops::Range<usize>,
-) -> Result<Rule, ConfigError> {
-    let k = |f: &str| format!("supabase.rules[{i}].{f}");
-    let topic_v = r.topic.as_ref().ok_or_else(|| {
-        cx.err(
-            k("topic"),
-            Some(section.clone()),
-            "every rule needs a `topic` pattern",
-            "add e.g. `topic = \"room:{sub}:*\"` (the channel name without `realtime:`)",
-        )
-    })?;
-    let topic_s = cx.string(&k("topic"), topic_v)?;
-    let topic = TopicPattern::parse(&topic_s).map_err(|e| {
-        cx.err(
-            k("topic"),
-            Some(topic_v.span()),
-            e.to_string(),
-            "use `*` for any characters and `{sub}` or `{claim.NAME}` for JWT claims",
-        )
-    })?;
-    if let Some(bare) = topic_s.strip_prefix("realtime:") {
-        return Err(cx.err(
-            k("topic"),
-            Some(topic_v.span()),
-            "rules match the channel name without the `realtime:` prefix",
-            format!("write \"{bare}\""),
-        ));
-    }
-    let mut roles = Vec::new();
-    for (j, v) in r.roles.iter().flatten().enumerate() {
-        let s = cx.string(&k("roles"), v)?;
-        if s.is_empty() {
-            return Err(cx.err(
-                format!("{}[{j}]", k("roles")),
-                Some(v.span()),
-                "empty role",
-                "write a role such as \"authenticated\", or drop `roles` to match every role",
-            ));
-        }
-        roles.push(Arc::from(s.as_str()));
-    }
-    let claims = match &r.claims {
-        Some(m) => claim_map(cx, &k("claims"), m)?,
-        None => Vec::new(),
-    };
-    let (broadcast_read, broadcast_write) = grants(cx, &k("broadcast"), r.broadcast.as_ref())?;
-    let (presence_read, presence_write) = grants(cx, &k("presence"), r.presence.as_ref())?;
-    let g = Grants {
-        broadcast_read,
-        broadcast_write,
-        presence_read,
-        presence_write,
-    };
-    if g == Grants::default() {
-        return Err(cx.err(
-            k("topic"),
-            Some(topic_v.span()),
-            "this rule grants nothing",
-            "add `broadcast = [\"read\", \"write\"]` and/or `presence = [\"read\"]`",
-        ));
-    }
-    Ok(Rule {
-        topic,
-        roles,
-        claims,
-        grants: g,
-    })
 }
 
 fn upstream(cx: &Ctx<'_>, raw: &RawSupabase) -> Result<Option<Upstream>, ConfigError> {
@@ -420,7 +262,7 @@ pub(crate) fn validate(
     let section = sp.span();
     let raw = sp.get_ref();
     let jwt_secrets = secrets(cx, raw)?;
-    let jwks = jwks(cx, raw)?;
+    let jwks = jwks::validate(cx, raw.jwks.as_ref(), raw.jwks_file.as_ref())?;
     let api_keys = api_keys(cx, raw)?;
     if jwt_secrets.is_empty() && jwks.is_none() && api_keys.is_empty() {
         return Err(cx.err(
@@ -434,10 +276,7 @@ pub(crate) fn validate(
         Some(m) => claim_map(cx, "supabase.claim_validators", m.get_ref())?,
         None => Vec::new(),
     };
-    let mut rules = Vec::new();
-    for (i, r) in raw.rules.iter().enumerate() {
-        rules.push(rule(cx, i, r, section.clone())?);
-    }
+    let policy = rules::validate(cx, &raw.rules, section.clone())?;
     let pusher_app = match &raw.pusher_app {
         None => None,
         Some(v) => {
@@ -493,17 +332,13 @@ pub(crate) fn validate(
         api_keys,
         claim_validators,
         private_only: raw.private_only.unwrap_or(false),
-        policy: Policy { rules },
+        policy,
         limits: limits::validate(cx, &raw.limits)?,
         upstream: upstream(cx, raw)?,
         postgres_changes,
         pusher_app,
     })))
 }
-
-mod limits;
-pub use limits::Limits;
-pub(crate) use limits::RawLimits;
 
 #[cfg(test)]
 mod tests;

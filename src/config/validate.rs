@@ -1,135 +1,18 @@
-//! Stage two: [`RawConfig`] to [`Config`]. Every rule lives here, once.
+//! Stage two: [`RawConfig`] to [`Config`]. Every rule lives in one place:
+//! `[server]`, `[tls]` and `[log]` here, the others in their section module
+//! (`routes`, `acme`, `apps`, `supabase`), called from [`validate`] in the
+//! order their dependencies need (listeners before ACME, apps before routes
+//! and `[supabase] pusher_app`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::Scheme;
-use toml::Spanned;
-
-use super::error::invalid;
-use super::expand::expand;
-use super::raw::{RawConfig, RawRoute, RawUpstream, SpStr};
-use super::units::{parse_duration_opt, parse_size};
-use super::*;
-
-/// What validation needs besides the raw values: the text (for line numbers),
-/// the file name and the environment.
-pub(crate) struct Ctx<'a> {
-    text: &'a str,
-    file: &'a str,
-    env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl<'a> Ctx<'a> {
-    pub(crate) fn new(
-        text: &'a str,
-        file: &'a str,
-        env: &'a dyn Fn(&str) -> Option<String>,
-    ) -> Self {
-        Ctx { text, file, env }
-    }
-
-    /// An error about `key` at `span`.
-    pub(crate) fn err(
-        &self,
-        key: impl Into<String>,
-        span: Option<std::ops::Range<usize>>,
-        problem: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> ConfigError {
-        invalid(self.text, self.file, key, span, problem, fix)
-    }
-
-    /// The 1-based line of a byte offset, for messages that point elsewhere.
-    pub(crate) fn line_of(&self, offset: usize) -> usize {
-        super::error::line_col(self.text, offset).0
-    }
-
-    /// The string value with `${VAR}` expanded.
-    pub(crate) fn string(&self, key: &str, v: &SpStr) -> Result<String, ConfigError> {
-        expand(v.get_ref(), self.env).map_err(|e| {
-            self.err(
-                key,
-                Some(v.span()),
-                e.to_string(),
-                "export the variable, or give a default: ${NAME:-value}",
-            )
-        })
-    }
-
-    pub(crate) fn duration(&self, key: &str, v: &SpStr) -> Result<Option<Duration>, ConfigError> {
-        let s = self.string(key, v)?;
-        parse_duration_opt(&s).map_err(|p| {
-            self.err(
-                key,
-                Some(v.span()),
-                p,
-                "write a duration such as \"500ms\", \"30s\", \"5m\" or \"off\"",
-            )
-        })
-    }
-
-    pub(crate) fn duration_or(
-        &self,
-        key: &str,
-        v: Option<&SpStr>,
-        default: Duration,
-    ) -> Result<Duration, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(v) => self.duration(key, v)?.ok_or_else(|| {
-                self.err(
-                    key,
-                    Some(v.span()),
-                    "this timeout cannot be turned off",
-                    "write a duration such as \"30s\"",
-                )
-            }),
-        }
-    }
-
-    pub(crate) fn size_or(
-        &self,
-        key: &str,
-        v: Option<&SpStr>,
-        default: u64,
-    ) -> Result<u64, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(v) => {
-                let s = self.string(key, v)?;
-                parse_size(&s).map_err(|p| {
-                    self.err(
-                        key,
-                        Some(v.span()),
-                        p,
-                        "write a size such as \"512KiB\" or \"64MiB\"",
-                    )
-                })
-            }
-        }
-    }
-
-    pub(crate) fn count(
-        &self,
-        key: &str,
-        v: Option<&Spanned<i64>>,
-        default: usize,
-    ) -> Result<usize, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(v) if *v.get_ref() >= 1 => Ok(*v.get_ref() as usize),
-            Some(v) => Err(self.err(
-                key,
-                Some(v.span()),
-                "must be at least 1",
-                "write a positive whole number",
-            )),
-        }
-    }
-}
+use super::ctx::{Ctx, SpStr};
+use super::error::ConfigError;
+use super::raw::RawConfig;
+use super::{CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, routes, supabase};
 
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
@@ -137,7 +20,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let server = server(&raw, cx)?;
     let mut tls = tls(&raw, cx)?;
     if let Tls::Acme(a) = &mut tls {
-        super::acme::check_listeners(a, &server, &raw.tls, cx)?;
+        acme::check_listeners(a, server.https, server.http, &raw.tls, cx)?;
     }
     match (&tls, server.https) {
         (Tls::Off, Some(_)) => {
@@ -164,13 +47,13 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
             "set at least one of `server.https`, `server.http`, `server.plain`",
         ));
     }
-    let upstream = upstream(&raw.upstream, &server, cx)?;
+    let upstream = routes::upstream(&raw.upstream, &server, cx)?;
     let apps = apps::validate(&raw.apps, raw.pusher.as_ref(), cx)?;
     let supabase = supabase::validate(raw.supabase.as_ref(), &apps, cx)?;
-    let routes = routes(&raw, &upstream, &server, &apps, cx)?;
+    let routes = routes::routes(&raw, &upstream, &server, &apps, cx)?;
     let log = log(&raw, cx)?;
     Ok(Config {
-        source: Arc::from(cx.file),
+        source: Arc::from(cx.file()),
         server,
         tls,
         upstream,
@@ -276,19 +159,6 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
     })
 }
 
-fn path(cx: &Ctx<'_>, key: &str, v: &SpStr) -> Result<PathBuf, ConfigError> {
-    let s = cx.string(key, v)?;
-    if s.trim().is_empty() {
-        return Err(cx.err(
-            key,
-            Some(v.span()),
-            "path is empty",
-            "give a file or directory path",
-        ));
-    }
-    Ok(PathBuf::from(s))
-}
-
 fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
     let t = &raw.tls;
     let mode = match &t.mode {
@@ -331,7 +201,7 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
         "dev" => {
             let dir = match &t.dir {
                 None => PathBuf::from("certs-dev"),
-                Some(v) => path(cx, "tls.dir", v)?,
+                Some(v) => cx.path("tls.dir", v)?,
             };
             let mut hosts = Vec::new();
             for (i, h) in t.hosts.iter().flatten().enumerate() {
@@ -359,8 +229,8 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
             let mut pairs = Vec::new();
             match (&t.cert, &t.key) {
                 (Some(c), Some(k)) => pairs.push(CertPair {
-                    cert: path(cx, "tls.cert", c)?,
-                    key: path(cx, "tls.key", k)?,
+                    cert: cx.path("tls.cert", c)?,
+                    key: cx.path("tls.key", k)?,
                 }),
                 (Some(c), None) => {
                     return Err(cx.err(
@@ -382,8 +252,8 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
             }
             for (i, p) in t.certificates.iter().flatten().enumerate() {
                 pairs.push(CertPair {
-                    cert: path(cx, &format!("tls.certificates[{i}].cert"), &p.cert)?,
-                    key: path(cx, &format!("tls.certificates[{i}].key"), &p.key)?,
+                    cert: cx.path(&format!("tls.certificates[{i}].cert"), &p.cert)?,
+                    key: cx.path(&format!("tls.certificates[{i}].key"), &p.key)?,
                 });
             }
             if pairs.is_empty() {
@@ -394,7 +264,7 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
                 watch: t.watch.unwrap_or(true),
             })
         }
-        "acme" => Ok(Tls::Acme(super::acme::validate(t, mode_span, cx)?)),
+        "acme" => Ok(Tls::Acme(acme::validate(t, mode_span, cx)?)),
         other => Err(cx.err(
             "tls.mode",
             mode_span,
@@ -402,328 +272,6 @@ fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {
             "use one of \"dev\", \"files\", \"acme\", \"off\"",
         )),
     }
-}
-
-/// The options a proxy target can carry, from `[upstream]` or a route.
-struct ProxyOpts<'r> {
-    connect_timeout: Option<&'r SpStr>,
-    response_timeout: Option<&'r SpStr>,
-    websocket: Option<bool>,
-    websocket_idle_timeout: Option<&'r SpStr>,
-    host_header: Option<&'r SpStr>,
-    max_body: Option<&'r SpStr>,
-}
-
-fn proxy_target(
-    cx: &Ctx<'_>,
-    prefix: &str,
-    url_key: &str,
-    url: &SpStr,
-    o: ProxyOpts<'_>,
-    inherit: Option<&ProxyTarget>,
-    server: &Server,
-) -> Result<ProxyTarget, ConfigError> {
-    let text = cx.string(url_key, url)?;
-    let bad = |problem: String| {
-        cx.err(
-            url_key,
-            Some(url.span()),
-            problem,
-            "write an upstream URL such as \"http://127.0.0.1:8000\"",
-        )
-    };
-    if text.starts_with("fastcgi://") || text.starts_with("unix:") {
-        return Err(cx.err(
-            url_key,
-            Some(url.span()),
-            "FastCGI upstreams are not available in this build yet",
-            "run `php artisan serve` or php-fpm behind an HTTP server and point at http://127.0.0.1:8000",
-        ));
-    }
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|_| bad(format!("`{text}` is not a URL")))?;
-    let scheme = uri
-        .scheme()
-        .cloned()
-        .ok_or_else(|| bad(format!("`{text}` has no scheme")))?;
-    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-        return Err(bad(format!("scheme `{scheme}` is not supported")));
-    }
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| bad(format!("`{text}` has no host")))?;
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(cx.err(
-            url_key,
-            Some(url.span()),
-            format!("`{text}` has a path; upstream URLs are scheme://host:port only"),
-            "drop the path and use the route's `rewrite = \"/new/prefix/\"` to change paths",
-        ));
-    }
-    let key = |k: &str| format!("{prefix}.{k}");
-    let connect_timeout = match o.connect_timeout {
-        Some(v) => cx.duration_or(&key("connect_timeout"), Some(v), Duration::ZERO)?,
-        None => inherit.map_or(Duration::from_secs(5), |p| p.connect_timeout),
-    };
-    let response_timeout = match o.response_timeout {
-        Some(v) => cx.duration_or(&key("response_timeout"), Some(v), Duration::ZERO)?,
-        None => inherit.map_or(Duration::from_secs(60), |p| p.response_timeout),
-    };
-    let websocket_idle_timeout = match o.websocket_idle_timeout {
-        Some(v) => cx.duration(&key("websocket_idle_timeout"), v)?,
-        None => inherit.and_then(|p| p.websocket_idle_timeout),
-    };
-    let host_header = match o.host_header {
-        None => inherit.map_or(HostHeader::PassThrough, |p| p.host_header.clone()),
-        Some(v) => {
-            let s = cx.string(&key("host_header"), v)?;
-            match s.as_str() {
-                "" | "pass" | "passthrough" | "client" => HostHeader::PassThrough,
-                "upstream" => HostHeader::Upstream,
-                fixed => HostHeader::Fixed(http::HeaderValue::from_str(fixed).map_err(|_| {
-                    cx.err(
-                        key("host_header"),
-                        Some(v.span()),
-                        format!("`{fixed}` is not a valid Host value"),
-                        "write \"pass\", \"upstream\" or a host name",
-                    )
-                })?),
-            }
-        }
-    };
-    let max_body = match o.max_body {
-        Some(v) => cx.size_or(&key("max_body"), Some(v), 0)?,
-        None => inherit.map_or(server.max_body, |p| p.max_body),
-    };
-    Ok(ProxyTarget {
-        url: Arc::from(text.as_str()),
-        scheme,
-        authority,
-        connect_timeout,
-        response_timeout,
-        websocket: o.websocket.or(inherit.map(|p| p.websocket)).unwrap_or(true),
-        websocket_idle_timeout,
-        host_header,
-        max_body,
-    })
-}
-
-fn upstream(
-    u: &RawUpstream,
-    server: &Server,
-    cx: &Ctx<'_>,
-) -> Result<Arc<ProxyTarget>, ConfigError> {
-    let default_url = Spanned::new(0..0, "http://127.0.0.1:8000".to_string());
-    let url = u.url.as_ref().unwrap_or(&default_url);
-    let opts = ProxyOpts {
-        connect_timeout: u.connect_timeout.as_ref(),
-        response_timeout: u.response_timeout.as_ref(),
-        websocket: u.websocket,
-        websocket_idle_timeout: u.websocket_idle_timeout.as_ref(),
-        host_header: u.host_header.as_ref(),
-        max_body: u.max_body.as_ref(),
-    };
-    proxy_target(cx, "upstream", "upstream.url", url, opts, None, server).map(Arc::new)
-}
-
-fn routes(
-    raw: &RawConfig,
-    upstream: &Arc<ProxyTarget>,
-    server: &Server,
-    apps: &apps::Apps,
-    cx: &Ctx<'_>,
-) -> Result<Vec<Route>, ConfigError> {
-    let mut out = Vec::new();
-    match &raw.routes {
-        None => {
-            // Reverb's REVERB_SERVER_PATH (`[pusher] path_prefix`) moves the
-            // Pusher endpoints under that prefix, as Reverb serves them.
-            let pp = apps.front.path_prefix.as_deref().unwrap_or("");
-            for (p, target) in [
-                (format!("{pp}/app/"), Target::Pusher),
-                (format!("{pp}/apps/"), Target::Pusher),
-                ("/realtime/v1/".to_string(), Target::Supabase),
-            ] {
-                out.push(Route {
-                    path: Arc::from(p.as_str()),
-                    host: None,
-                    target,
-                    rewrite: Rewrite::Keep,
-                    origin: RouteOrigin::Default,
-                });
-            }
-        }
-        Some(list) => {
-            for (i, r) in list.get_ref().iter().enumerate() {
-                out.push(route(i, r.get_ref(), upstream, server, cx, r.span())?);
-            }
-        }
-    }
-    out.push(Route {
-        path: Arc::from("/"),
-        host: None,
-        target: Target::Proxy(upstream.clone()),
-        rewrite: Rewrite::Keep,
-        origin: RouteOrigin::Fallback,
-    });
-    Ok(out)
-}
-
-fn route(
-    i: usize,
-    r: &RawRoute,
-    upstream: &Arc<ProxyTarget>,
-    server: &Server,
-    cx: &Ctx<'_>,
-    route_span: std::ops::Range<usize>,
-) -> Result<Route, ConfigError> {
-    let k = |f: &str| format!("routes[{i}].{f}");
-    let path_v = r.path.as_ref().ok_or_else(|| {
-        cx.err(
-            k("path"),
-            Some(route_span.clone()),
-            "every route needs a `path` prefix",
-            "add e.g. `path = \"/api/\"`",
-        )
-    })?;
-    let path = cx.string(&k("path"), path_v)?;
-    if !path.starts_with('/') {
-        return Err(cx.err(
-            k("path"),
-            Some(path_v.span()),
-            format!("`{path}` does not start with `/`"),
-            format!("write \"/{path}\""),
-        ));
-    }
-    let host = match &r.host {
-        None => None,
-        Some(v) => {
-            let h = cx.string(&k("host"), v)?.trim().to_ascii_lowercase();
-            // Check before dropping the port: "https://x" would become "https".
-            let has_scheme_or_path = h.contains('/');
-            let h = h.split(':').next().unwrap_or("").to_string();
-            if h.is_empty() || has_scheme_or_path {
-                return Err(cx.err(
-                    k("host"),
-                    Some(v.span()),
-                    "not a host name",
-                    "write e.g. \"example.com\" or \"*.example.com\" (no scheme, no path)",
-                ));
-            }
-            Some(match h.strip_prefix("*.") {
-                Some(suffix) => HostPattern::Wildcard(Arc::from(suffix)),
-                None => HostPattern::Exact(Arc::from(h.as_str())),
-            })
-        }
-    };
-    let to_v = r.to.as_ref().ok_or_else(|| {
-        cx.err(
-            k("to"),
-            Some(path_v.span()),
-            "every route needs a `to`",
-            "add `to = \"http://host:port\"`, `to = \"pusher\"` or `to = \"supabase\"`",
-        )
-    })?;
-    let to = cx.string(&k("to"), to_v)?;
-    let rewrite = match (r.strip_prefix.unwrap_or(false), &r.rewrite) {
-        (true, Some(v)) => {
-            return Err(cx.err(
-                k("rewrite"),
-                Some(v.span()),
-                "`strip_prefix` and `rewrite` both set",
-                "keep one: `rewrite` replaces the prefix, `strip_prefix` removes it",
-            ));
-        }
-        (true, None) => Rewrite::Strip,
-        (false, Some(v)) => {
-            let s = cx.string(&k("rewrite"), v)?;
-            if !s.starts_with('/') {
-                return Err(cx.err(
-                    k("rewrite"),
-                    Some(v.span()),
-                    format!("`{s}` does not start with `/`"),
-                    format!("write \"/{s}\""),
-                ));
-            }
-            Rewrite::Replace(Arc::from(s.as_str()))
-        }
-        (false, None) => Rewrite::Keep,
-    };
-    let opts = ProxyOpts {
-        connect_timeout: r.connect_timeout.as_ref(),
-        response_timeout: r.response_timeout.as_ref(),
-        websocket: r.websocket,
-        websocket_idle_timeout: r.websocket_idle_timeout.as_ref(),
-        host_header: r.host_header.as_ref(),
-        max_body: r.max_body.as_ref(),
-    };
-    let target = match to.as_str() {
-        "pusher" | "supabase" => {
-            let proxy_only = [
-                ("connect_timeout", r.connect_timeout.as_ref()),
-                ("response_timeout", r.response_timeout.as_ref()),
-                ("websocket_idle_timeout", r.websocket_idle_timeout.as_ref()),
-                ("host_header", r.host_header.as_ref()),
-                ("rewrite", r.rewrite.as_ref()),
-            ];
-            if let Some((name, v)) = proxy_only.iter().find_map(|(n, v)| v.map(|v| (n, v))) {
-                return Err(cx.err(
-                    k(name),
-                    Some(v.span()),
-                    format!("`{name}` only applies to routes that proxy to an http(s) upstream"),
-                    format!("remove `{name}` from this route"),
-                ));
-            }
-            if to == "pusher" {
-                Target::Pusher
-            } else {
-                Target::Supabase
-            }
-        }
-        "upstream" => Target::Proxy(
-            if r.connect_timeout.is_none()
-                && r.response_timeout.is_none()
-                && r.websocket.is_none()
-                && r.websocket_idle_timeout.is_none()
-                && r.host_header.is_none()
-                && r.max_body.is_none()
-            {
-                upstream.clone()
-            } else {
-                let url = Spanned::new(to_v.span(), upstream.url.to_string());
-                Arc::new(proxy_target(
-                    cx,
-                    &format!("routes[{i}]"),
-                    &k("to"),
-                    &url,
-                    opts,
-                    Some(upstream),
-                    server,
-                )?)
-            },
-        ),
-        _ if to.contains("://") => Target::Proxy(Arc::new(proxy_target(
-            cx,
-            &format!("routes[{i}]"),
-            &k("to"),
-            to_v,
-            opts,
-            Some(upstream),
-            server,
-        )?)),
-        other => {
-            return Err(cx.err(k("to"), Some(to_v.span()), format!("unknown target `{other}`"), "use an upstream URL (\"http://127.0.0.1:9000\"), \"upstream\", \"pusher\" or \"supabase\""));
-        }
-    };
-    Ok(Route {
-        path: Arc::from(path.as_str()),
-        host,
-        target,
-        rewrite,
-        origin: RouteOrigin::Configured(i),
-    })
 }
 
 fn log(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Log, ConfigError> {

@@ -1,54 +1,23 @@
 //! JSON Web Key Sets for the Supabase Realtime front.
 //!
-//! Owns: the keys of `[supabase] jwks` / `jwks_file` by `kid`, each with the
-//! signature algorithms it may verify (its `alg` if the JWK names one, else
-//! every algorithm of its key type). Receives: the JWKS JSON text when the
-//! config is loaded. Hands on: the key for a token's `kid` and `alg` to
+//! Owns: the verifying keys of `[supabase] jwks` / `jwks_file` by `kid`,
+//! each with the signature algorithms it may verify. Receives: the key set
+//! config has already parsed and checked ([`JwksSpec`]: `kid`s, algorithms,
+//! decoded key bytes), turned into `jsonwebtoken` keys here
+//! ([`Jwks::from`]). Hands on: the key for a token's `kid` and `alg` to
 //! [`super::jwt::Verifier`], which selects keys the way Supabase does
 //! (realtime `jwt_verification.ex`): RS/PS/ES/EdDSA tokens only by `kid`;
 //! HS tokens by an `oct` key with their `kid`, else the shared secrets.
 //!
-//! Parsing and the key math are `jsonwebtoken`'s (RustCrypto backend).
-//! Keys marked `"use": "enc"` are skipped: they never sign tokens.
+//! The key math is `jsonwebtoken`'s (RustCrypto backend).
 
 use std::collections::HashMap;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-/// Why a JWKS was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwksError {
-    /// Not JSON of the shape `{"keys": [..]}`.
-    #[error("not a JSON Web Key Set ({detail})")]
-    Json {
-        /// The parser's message.
-        detail: String,
-    },
-    /// No signing key in the set.
-    #[error("the set has no signing keys")]
-    Empty,
-    /// A key without `kid`.
-    #[error("key {index} has no `kid` (tokens select their key by `kid`)")]
-    NoKid {
-        /// Its position in `keys`.
-        index: usize,
-    },
-    /// Two keys with one `kid`.
-    #[error("two keys have the kid `{kid}`")]
-    DuplicateKid {
-        /// The repeated `kid`.
-        kid: String,
-    },
-    /// A key that cannot verify any supported signature.
-    #[error("key `{kid}` cannot be used: {detail}")]
-    Unusable {
-        /// Its `kid`.
-        kid: String,
-        /// What is wrong with it.
-        detail: String,
-    },
-}
+// Why a JWKS was refused: the rules are config's.
+pub use crate::config::supabase::JwksError;
+use crate::config::supabase::{JwksSpec, KeyMaterial};
 
 /// One key and what it may verify.
 #[derive(Clone)]
@@ -57,7 +26,7 @@ struct Key {
     algs: Vec<Algorithm>,
 }
 
-/// A parsed key set, by `kid`.
+/// A key set, by `kid`.
 #[derive(Clone, Default)]
 pub struct Jwks {
     keys: HashMap<String, Key>,
@@ -71,59 +40,39 @@ impl std::fmt::Debug for Jwks {
     }
 }
 
-/// The algorithms a key may verify: its own `alg`, else its type's.
-fn algorithms(jwk: &Jwk) -> Result<Vec<Algorithm>, String> {
-    if let Some(a) = jwk.common.key_algorithm {
-        return Algorithm::try_from(a)
-            .map(|a| vec![a])
-            .map_err(|_| format!("`alg` {a} is not a signature algorithm"));
+/// The `jsonwebtoken` key for decoded key bytes (the same key
+/// `DecodingKey::from_jwk` builds from the JWK they were decoded from).
+fn decoding_key(m: &KeyMaterial) -> DecodingKey {
+    match m {
+        KeyMaterial::Hmac(secret) => DecodingKey::from_secret(secret),
+        KeyMaterial::Rsa { n, e } => DecodingKey::from_rsa_raw_components(n, e),
+        KeyMaterial::Ec(point) => DecodingKey::from_ec_der(point),
+        KeyMaterial::Ed(public) => DecodingKey::from_ed_der(public),
     }
-    use Algorithm::*;
-    Ok(match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => vec![RS256, RS384, RS512, PS256, PS384, PS512],
-        AlgorithmParameters::EllipticCurve(p) => match p.curve {
-            EllipticCurve::P256 => vec![ES256],
-            EllipticCurve::P384 => vec![ES384],
-            ref c => return Err(format!("curve {c:?} is not supported (use P-256 or P-384)")),
-        },
-        AlgorithmParameters::OctetKeyPair(_) => vec![EdDSA],
-        AlgorithmParameters::OctetKey(_) => vec![HS256, HS384, HS512],
-        _ => return Err("unsupported key type".into()),
-    })
+}
+
+impl From<&JwksSpec> for Jwks {
+    fn from(spec: &JwksSpec) -> Jwks {
+        let keys = spec
+            .keys
+            .iter()
+            .map(|k| {
+                let key = Key {
+                    decoding: decoding_key(&k.material),
+                    algs: k.algorithms.clone(),
+                };
+                (k.kid.to_string(), key)
+            })
+            .collect();
+        Jwks { keys }
+    }
 }
 
 impl Jwks {
-    /// Parses `{"keys": [..]}`; every signing key needs a unique `kid`.
+    /// Parses and checks `{"keys": [..]}` as config does
+    /// ([`JwksSpec::parse`]), then builds the keys.
     pub fn parse(json: &str) -> Result<Jwks, JwksError> {
-        let set: JwkSet = serde_json::from_str(json).map_err(|e| JwksError::Json {
-            detail: e.to_string(),
-        })?;
-        let mut keys = HashMap::new();
-        for (index, jwk) in set.keys.iter().enumerate() {
-            if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-                continue;
-            }
-            let kid = jwk
-                .common
-                .key_id
-                .clone()
-                .filter(|k| !k.is_empty())
-                .ok_or(JwksError::NoKid { index })?;
-            let unusable = |detail: String| JwksError::Unusable {
-                kid: kid.clone(),
-                detail,
-            };
-            let algs = algorithms(jwk).map_err(unusable)?;
-            let decoding = DecodingKey::from_jwk(jwk).map_err(|e| unusable(e.to_string()))?;
-            if keys.contains_key(&kid) {
-                return Err(JwksError::DuplicateKid { kid });
-            }
-            keys.insert(kid, Key { decoding, algs });
-        }
-        if keys.is_empty() {
-            return Err(JwksError::Empty);
-        }
-        Ok(Jwks { keys })
+        JwksSpec::parse(json).map(|spec| Jwks::from(&spec))
     }
 
     /// The key with `kid`, if it may verify `alg`.
@@ -139,7 +88,7 @@ impl Jwks {
         self.keys.len()
     }
 
-    /// Whether the set holds no key (never true after [`Jwks::parse`]).
+    /// Whether the set holds no key (never true for a parsed set).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -179,25 +128,40 @@ mod tests {
     }
 
     #[test]
-    fn refusals() {
-        let p = |v: serde_json::Value| Jwks::parse(&v.to_string()).unwrap_err();
-        assert!(matches!(
-            Jwks::parse("{").unwrap_err(),
-            JwksError::Json { .. }
-        ));
-        assert_eq!(p(json!({"keys":[]})), JwksError::Empty);
-        let mut no_kid = ec_jwk("x");
-        no_kid.as_object_mut().unwrap().remove("kid");
-        assert_eq!(p(json!({"keys":[no_kid]})), JwksError::NoKid { index: 0 });
-        assert_eq!(
-            p(json!({"keys":[ec_jwk("a"), ec_jwk("a")]})),
-            JwksError::DuplicateKid { kid: "a".into() }
-        );
-        let mut enc_alg = ec_jwk("b");
-        enc_alg["alg"] = json!("RSA-OAEP");
-        assert!(matches!(
-            p(json!({"keys":[enc_alg]})),
-            JwksError::Unusable { .. }
-        ));
+    fn keys_are_the_ones_jsonwebtoken_builds_from_the_jwk() {
+        use jsonwebtoken::DecodingKeyKind as K;
+        let same = |a: &DecodingKey, b: &DecodingKey| {
+            a.family() == b.family()
+                && match (a.kind(), b.kind()) {
+                    (K::SecretOrDer(x), K::SecretOrDer(y)) => x == y,
+                    (K::RsaModulusExponent { n, e }, K::RsaModulusExponent { n: n2, e: e2 }) => {
+                        n == n2 && e == e2
+                    }
+                    _ => false,
+                }
+        };
+        let keys = [
+            (ec_jwk("ec"), Algorithm::ES256),
+            (
+                json!({"kty":"oct","kid":"hs","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}),
+                Algorithm::HS384,
+            ),
+            (
+                json!({"kty":"RSA","kid":"rsa","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB"}),
+                Algorithm::PS512,
+            ),
+            (
+                json!({"kty":"OKP","crv":"Ed25519","kid":"ed","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}),
+                Algorithm::EdDSA,
+            ),
+        ];
+        let set = json!({"keys": keys.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()});
+        let j = Jwks::parse(&set.to_string()).unwrap();
+        for (jwk, alg) in &keys {
+            let direct =
+                DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).unwrap()).unwrap();
+            let kid = jwk["kid"].as_str().unwrap();
+            assert!(same(j.key(kid, *alg).unwrap(), &direct), "{kid}");
+        }
     }
 }

@@ -4,8 +4,10 @@
 //! `*` matches any run of characters, with `{sub}` / `{claim.NAME}`
 //! templates filled from the caller's JWT claims), the roles it applies to,
 //! claims that must match exactly, and what it grants (broadcast/presence ×
-//! read/write). Receives: a private topic (without `realtime:`) and verified
-//! [`Claims`]. Hands on: the union of the [`Grants`] of every matching rule;
+//! read/write). Receives: the validated table of `config::supabase`
+//! ([`PolicySpec`], patterns already parsed there), turned into a
+//! [`Policy`] here ([`Policy::from`]); then per check a private topic
+//! (without `realtime:`) and verified [`Claims`]. Hands on: the union of the [`Grants`] of every matching rule;
 //! `service_role` is granted everything, as RLS is bypassed for it in
 //! Supabase. This stands in for Supabase's RLS probe against
 //! `realtime.messages` (join needs a read grant, send needs broadcast write,
@@ -16,6 +18,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::jwt::Claims;
+// Why a pattern was refused: the rules are config's.
+pub use crate::config::supabase::PatternError;
+use crate::config::supabase::{GrantSpec, PolicySpec, RuleSpec, TopicPart, TopicSpec};
 
 /// What a caller may do on one private topic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,102 +59,36 @@ impl Grants {
     }
 }
 
-/// A topic pattern could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PatternError {
-    /// `{` without `}`.
-    #[error("`{{` at byte {at} is not closed by `}}`")]
-    Unclosed {
-        /// Byte offset of the `{`.
-        at: usize,
-    },
-    /// `{}` or `{claim.}`.
-    #[error("empty template name at byte {at}")]
-    EmptyName {
-        /// Byte offset of the `{`.
-        at: usize,
-    },
-    /// A `}` with no `{`.
-    #[error("`}}` at byte {at} has no matching `{{`")]
-    StrayClose {
-        /// Byte offset.
-        at: usize,
-    },
-    /// The pattern is empty.
-    #[error("the pattern is empty")]
-    Empty,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Lit(String),
-    Star,
-    Claim(Arc<str>),
-}
-
-/// A parsed topic pattern such as `room:{sub}:*`.
+/// A topic pattern such as `room:{sub}:*`, ready to match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicPattern {
-    parts: Vec<Part>,
+    parts: Vec<TopicPart>,
+}
+
+impl From<&TopicSpec> for TopicPattern {
+    fn from(spec: &TopicSpec) -> TopicPattern {
+        TopicPattern {
+            parts: spec.parts.clone(),
+        }
+    }
 }
 
 impl TopicPattern {
-    /// Parses a pattern. `{sub}` and `{claim.NAME}` (or `{NAME}`) are
-    /// claim templates; `*` matches any run of characters.
+    /// Parses a pattern as config does ([`TopicSpec::parse`]). `{sub}` and
+    /// `{claim.NAME}` (or `{NAME}`) are claim templates; `*` matches any run
+    /// of characters.
     pub fn parse(s: &str) -> Result<TopicPattern, PatternError> {
-        if s.is_empty() {
-            return Err(PatternError::Empty);
-        }
-        let mut parts = Vec::new();
-        let mut lit = String::new();
-        let mut chars = s.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '*' => {
-                    if !lit.is_empty() {
-                        parts.push(Part::Lit(std::mem::take(&mut lit)));
-                    }
-                    if parts.last() != Some(&Part::Star) {
-                        parts.push(Part::Star);
-                    }
-                }
-                '{' => {
-                    let rest = &s[i + 1..];
-                    let end = rest.find('}').ok_or(PatternError::Unclosed { at: i })?;
-                    let name = &rest[..end];
-                    let name = name
-                        .strip_prefix("claim.")
-                        .or_else(|| name.strip_prefix("claims."))
-                        .unwrap_or(name);
-                    if name.is_empty() || name.contains('{') {
-                        return Err(PatternError::EmptyName { at: i });
-                    }
-                    if !lit.is_empty() {
-                        parts.push(Part::Lit(std::mem::take(&mut lit)));
-                    }
-                    parts.push(Part::Claim(Arc::from(name)));
-                    for _ in 0..rest[..=end].chars().count() {
-                        chars.next();
-                    }
-                }
-                '}' => return Err(PatternError::StrayClose { at: i }),
-                c => lit.push(c),
-            }
-        }
-        if !lit.is_empty() {
-            parts.push(Part::Lit(lit));
-        }
-        Ok(TopicPattern { parts })
+        TopicSpec::parse(s).map(|spec| TopicPattern::from(&spec))
     }
 
     /// Whether `topic` matches with templates filled from `claims`; a
     /// template whose claim is absent never matches.
     pub fn matches(&self, topic: &str, claims: &Claims) -> bool {
-        let mut rendered: Vec<Part> = Vec::with_capacity(self.parts.len());
+        let mut rendered: Vec<TopicPart> = Vec::with_capacity(self.parts.len());
         for p in &self.parts {
             match p {
-                Part::Claim(name) => match claims.claim_str(name) {
-                    Some(v) => rendered.push(Part::Lit(v)),
+                TopicPart::Claim(name) => match claims.claim_str(name) {
+                    Some(v) => rendered.push(TopicPart::Lit(v)),
                     None => return false,
                 },
                 other => rendered.push(other.clone()),
@@ -161,11 +100,13 @@ impl TopicPattern {
 
 /// Greedy wildcard match with single backtrack point (linear-ish; patterns
 /// are short and come from config).
-fn glob(parts: &[Part], text: &str) -> bool {
+fn glob(parts: &[TopicPart], text: &str) -> bool {
     match parts.split_first() {
         None => text.is_empty(),
-        Some((Part::Lit(l), rest)) => text.strip_prefix(l.as_str()).is_some_and(|t| glob(rest, t)),
-        Some((Part::Star, rest)) => {
+        Some((TopicPart::Lit(l), rest)) => {
+            text.strip_prefix(l.as_str()).is_some_and(|t| glob(rest, t))
+        }
+        Some((TopicPart::Star, rest)) => {
             if rest.is_empty() {
                 return true;
             }
@@ -174,7 +115,18 @@ fn glob(parts: &[Part], text: &str) -> bool {
                 .chain(std::iter::once(text.len()))
                 .any(|i| glob(rest, &text[i..]))
         }
-        Some((Part::Claim(_), _)) => false,
+        Some((TopicPart::Claim(_), _)) => false,
+    }
+}
+
+impl From<GrantSpec> for Grants {
+    fn from(g: GrantSpec) -> Grants {
+        Grants {
+            broadcast_read: g.broadcast_read,
+            broadcast_write: g.broadcast_write,
+            presence_read: g.presence_read,
+            presence_write: g.presence_write,
+        }
     }
 }
 
@@ -202,11 +154,31 @@ impl Rule {
     }
 }
 
+impl From<&RuleSpec> for Rule {
+    fn from(r: &RuleSpec) -> Rule {
+        Rule {
+            topic: TopicPattern::from(&r.topic),
+            roles: r.roles.clone(),
+            claims: r.claims.clone(),
+            grants: Grants::from(r.grants),
+        }
+    }
+}
+
 /// The whole table.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Rules, all of which are consulted.
     pub rules: Vec<Rule>,
+}
+
+impl From<&PolicySpec> for Policy {
+    /// The matcher for a validated `[[supabase.rules]]` table.
+    fn from(p: &PolicySpec) -> Policy {
+        Policy {
+            rules: p.rules.iter().map(Rule::from).collect(),
+        }
+    }
 }
 
 impl Policy {
@@ -251,27 +223,6 @@ mod tests {
         presence_read: true,
         presence_write: false,
     };
-
-    #[test]
-    fn parse_errors() {
-        assert_eq!(TopicPattern::parse(""), Err(PatternError::Empty));
-        assert_eq!(
-            TopicPattern::parse("a{sub"),
-            Err(PatternError::Unclosed { at: 1 })
-        );
-        assert_eq!(
-            TopicPattern::parse("a{}"),
-            Err(PatternError::EmptyName { at: 1 })
-        );
-        assert_eq!(
-            TopicPattern::parse("a{claim.}"),
-            Err(PatternError::EmptyName { at: 1 })
-        );
-        assert_eq!(
-            TopicPattern::parse("a}"),
-            Err(PatternError::StrayClose { at: 1 })
-        );
-    }
 
     #[test]
     fn globs_and_templates() {

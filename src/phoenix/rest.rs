@@ -16,6 +16,7 @@ use super::codec::Encoding;
 use super::fanout::Broadcast;
 use super::handshake::query_param;
 use super::jwt::Claims;
+use super::policy::Policy;
 use super::state::{Shared, unix_now};
 
 /// Status and JSON body (empty for 202).
@@ -118,13 +119,8 @@ struct Message {
     id: Option<String>,
 }
 
-fn can_write(shared: &Shared, claims: &Claims, topic: &str, private: bool) -> bool {
-    if !private {
-        return true;
-    }
-    shared
-        .config()
-        .is_some_and(|c| c.policy.grants(topic, claims).broadcast_write)
+fn can_write(policy: &Policy, claims: &Claims, topic: &str, private: bool) -> bool {
+    !private || policy.grants(topic, claims).broadcast_write
 }
 
 fn meta_for(id: Option<&str>) -> Option<String> {
@@ -156,6 +152,7 @@ fn serve(
     body: &[u8],
 ) -> Result<RestReply, RestError> {
     let config = shared.config().ok_or(RestError::NotConfigured)?;
+    let policy = Policy::from(&config.policy);
     let max = config.limits.max_payload;
     if rest == "/api/broadcast" {
         let claims = auth(shared, headers)?;
@@ -178,7 +175,7 @@ fn serve(
             return Err(RestError::RateLimited);
         }
         for m in &batch.messages {
-            if !can_write(shared, &claims, &m.topic, m.private) {
+            if !can_write(&policy, &claims, &m.topic, m.private) {
                 continue; // Supabase skips these silently.
             }
             let meta = meta_for(m.id.as_deref());
@@ -232,7 +229,7 @@ fn serve(
         return Err(RestError::RateLimited);
     }
     let private = query_param(query, "private").is_some_and(|v| v == "true");
-    if !can_write(shared, &claims, &topic, private) {
+    if !can_write(&policy, &claims, &topic, private) {
         return Err(RestError::Forbidden(topic));
     }
     let b = Broadcast::User {

@@ -27,7 +27,7 @@ use tokio::time::{Instant, sleep_until};
 use super::codec::{self, Outgoing, Payload, Push, Vsn};
 use super::handshake::Accepted;
 use super::jwt::Claims;
-use super::policy::Grants;
+use super::policy::{Grants, Policy};
 use super::state::{Budget, Shared, Window};
 use super::wire::{self, ChannelEnd, ReplyStatus, SocketClose};
 use crate::config::supabase::Supabase;
@@ -72,6 +72,8 @@ struct Chan {
 pub(crate) struct Session {
     shared: Arc<Shared>,
     config: Arc<Supabase>,
+    /// The rule table of `config`, built once for the socket's life.
+    policy: Policy,
     vsn: Vsn,
     conn: ConnRef,
     peer: SocketAddr,
@@ -122,6 +124,7 @@ pub(crate) async fn run<S>(
     let now = Instant::now();
     let mut s = Session {
         shared: shared.clone(),
+        policy: Policy::from(&config.policy),
         config,
         vsn: acc.vsn,
         conn,

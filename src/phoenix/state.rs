@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::bridge::{self, Bridge};
 use super::codec::Encoding;
 use super::fanout::{self, Broadcast};
+use super::jwks::Jwks;
 use super::jwt::Verifier;
 use super::presence::{Diff, Presences};
 use crate::config::supabase::Supabase;
@@ -120,7 +121,7 @@ fn verifier_for(c: &Supabase) -> Verifier {
         c.api_keys.clone(),
         c.claim_validators.clone(),
     )
-    .with_jwks(c.jwks.clone())
+    .with_jwks(c.jwks.as_deref().map(|j| Arc::new(Jwks::from(j))))
 }
 
 impl Shared {

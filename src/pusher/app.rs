@@ -1,102 +1,20 @@
 //! Runtime settings of one Pusher app and the registry of all of them.
 //!
-//! Owns: the typed, validated per-app settings the front consults on every
-//! connection and request (credentials, limits, toggles, webhook targets)
-//! and origin matching. Receives: [`App`]s built by `config::apps` after
-//! validation. Hands on: lookups by key (WebSocket) and by id (REST) from an
-//! immutable [`AppRegistry`] snapshot that a reload swaps atomically.
+//! Owns: the per-app settings the front consults on every connection and
+//! request (credentials, limits, toggles, webhook targets), origin
+//! matching, and the queue limits and credentials derived from them.
+//! Receives: the validated [`AppSpec`] data of `config::apps`, each turned
+//! into an [`App`] here ([`App::from`]). Hands on: lookups by key
+//! (WebSocket) and by id (REST) from an immutable [`AppRegistry`] snapshot
+//! that a reload swaps atomically.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which webhook events a target wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WebhookKind {
-    /// `channel_occupied`.
-    ChannelOccupied,
-    /// `channel_vacated`.
-    ChannelVacated,
-    /// `member_added`.
-    MemberAdded,
-    /// `member_removed`.
-    MemberRemoved,
-    /// `client_event`.
-    ClientEvent,
-    /// `cache_miss`.
-    CacheMiss,
-    /// `subscription_count`.
-    SubscriptionCount,
-}
-
-impl WebhookKind {
-    /// All kinds.
-    pub const ALL: [WebhookKind; 7] = [
-        WebhookKind::ChannelOccupied,
-        WebhookKind::ChannelVacated,
-        WebhookKind::MemberAdded,
-        WebhookKind::MemberRemoved,
-        WebhookKind::ClientEvent,
-        WebhookKind::CacheMiss,
-        WebhookKind::SubscriptionCount,
-    ];
-
-    /// The wire name.
-    pub fn name(self) -> &'static str {
-        match self {
-            WebhookKind::ChannelOccupied => "channel_occupied",
-            WebhookKind::ChannelVacated => "channel_vacated",
-            WebhookKind::MemberAdded => "member_added",
-            WebhookKind::MemberRemoved => "member_removed",
-            WebhookKind::ClientEvent => "client_event",
-            WebhookKind::CacheMiss => "cache_miss",
-            WebhookKind::SubscriptionCount => "subscription_count",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn from_name(s: &str) -> Option<WebhookKind> {
-        WebhookKind::ALL.into_iter().find(|k| k.name() == s)
-    }
-}
-
-/// One webhook endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookTarget {
-    /// `http://` or `https://` URL.
-    pub url: http::Uri,
-    /// Events sent there; empty means all.
-    pub events: Vec<WebhookKind>,
-}
-
-impl WebhookTarget {
-    /// Whether this target wants `kind`.
-    pub fn wants(&self, kind: WebhookKind) -> bool {
-        self.events.is_empty() || self.events.contains(&kind)
-    }
-}
-
-/// A per-connection rate limit on client events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Events allowed per window.
-    pub max: u32,
-    /// The window.
-    pub per: Duration,
-    /// Close the socket (4301) instead of refusing the event.
-    pub terminate: bool,
-}
-
-/// `[apps.api_rate_limit]`: REST API calls per app, counted in fixed
-/// windows after the signature check; over it: 429 with a JSON error and
-/// `Retry-After`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiRateLimit {
-    /// Calls allowed per window.
-    pub max: u32,
-    /// The window.
-    pub per: Duration,
-}
+use crate::config::apps::AppSpec;
+// The plain parts of an app's settings are config's data, used as they are.
+pub use crate::config::apps::{ApiRateLimit, RateLimit, WebhookKind, WebhookTarget};
 
 /// A host glob from `allowed_origins` (`*`, `example.com`, `*.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +52,9 @@ fn glob(pat: &[u8], s: &[u8]) -> bool {
             .is_some_and(|(d, srest)| c.eq_ignore_ascii_case(d) && glob(rest, srest)),
     }
 }
+
+/// Longest accepted watchlist (not configurable).
+const MAX_WATCHLIST: usize = 100;
 
 /// One Pusher app.
 #[derive(Debug, Clone)]
@@ -196,37 +117,7 @@ pub struct App {
 impl App {
     /// An app with default settings (the defaults documented in the config).
     pub fn new(id: &str, key: &str, secret: &str) -> App {
-        App {
-            id: Arc::from(id),
-            key: Arc::from(key),
-            secret: Arc::from(secret),
-            enabled: true,
-            client_events: false,
-            allowed_origins: vec![OriginPattern(Arc::from("*"))],
-            max_connections: None,
-            max_message_size: 10_000,
-            max_event_size: 10_240,
-            activity_timeout: Duration::from_secs(120),
-            ping_interval: None,
-            pong_timeout: Duration::from_secs(30),
-            user_authentication_timeout: None,
-            watchlist: false,
-            max_watchlist: 100,
-            subscription_count: false,
-            max_presence_members: 100,
-            max_presence_user_info: 2048,
-            max_subscriptions: None,
-            max_queue_messages: 1000,
-            max_queue_bytes: 4 << 20,
-            client_event_rate: Some(RateLimit {
-                max: 10,
-                per: Duration::from_secs(1),
-                terminate: false,
-            }),
-            api_rate_limit: None,
-            cache_ttl: Duration::from_secs(1800),
-            webhooks: Vec::new(),
-        }
+        App::from(&AppSpec::new(id, key, secret))
     }
 
     /// How long a connection may stay silent before the server pings it.
@@ -257,6 +148,43 @@ impl App {
         super::auth::Credentials {
             key: &self.key,
             secret: &self.secret,
+        }
+    }
+}
+
+impl From<&AppSpec> for App {
+    /// The runtime form of a validated config app.
+    fn from(a: &AppSpec) -> App {
+        App {
+            id: a.id.clone(),
+            key: a.key.clone(),
+            secret: a.secret.clone(),
+            enabled: a.enabled,
+            client_events: a.client_events,
+            allowed_origins: a
+                .allowed_origins
+                .iter()
+                .map(|o| OriginPattern(o.clone()))
+                .collect(),
+            max_connections: a.max_connections,
+            max_message_size: a.max_message_size,
+            max_event_size: a.max_event_size,
+            activity_timeout: a.activity_timeout,
+            ping_interval: a.ping_interval,
+            pong_timeout: a.pong_timeout,
+            user_authentication_timeout: a.user_authentication_timeout,
+            watchlist: a.watchlist,
+            max_watchlist: MAX_WATCHLIST,
+            subscription_count: a.subscription_count,
+            max_presence_members: a.max_presence_members,
+            max_presence_user_info: a.max_presence_user_info,
+            max_subscriptions: a.max_subscriptions,
+            max_queue_messages: a.max_queue_messages,
+            max_queue_bytes: a.max_queue_bytes,
+            client_event_rate: a.client_event_rate,
+            api_rate_limit: a.api_rate_limit,
+            cache_ttl: a.cache_ttl,
+            webhooks: a.webhooks.clone(),
         }
     }
 }
@@ -340,18 +268,5 @@ mod tests {
         assert_eq!(r.by_id("1").map(|a| &*a.key), Some("k1"));
         assert!(r.by_key("nope").is_none());
         assert_eq!(r.len(), 2);
-    }
-
-    #[test]
-    fn webhook_kinds_round_trip() {
-        for k in WebhookKind::ALL {
-            assert_eq!(WebhookKind::from_name(k.name()), Some(k));
-        }
-        let t = WebhookTarget {
-            url: http::Uri::from_static("http://x/"),
-            events: vec![WebhookKind::MemberAdded],
-        };
-        assert!(t.wants(WebhookKind::MemberAdded));
-        assert!(!t.wants(WebhookKind::ClientEvent));
     }
 }

@@ -1,6 +1,7 @@
 //! Entry point the router calls for every request routed to `"pusher"`.
 //!
-//! Owns: the [`PusherFront`] (shared state, app registry swaps on reload)
+//! Owns: the [`PusherFront`] (shared state, app registry swaps on reload;
+//! the registry and front settings are built here from `config::apps`)
 //! and the HTTP side of both surfaces: WebSocket handshake checks and the
 //! 101 upgrade for `/app/{key}`, body collection for `/apps/{id}/...`.
 //! Receives: hyper requests plus the [`RequestCtx`] (route prefix, TLS,
@@ -20,9 +21,9 @@ use super::app::{App, AppRegistry};
 use super::protocol::{self, SessionError};
 use super::rest::{self, Call, RestError};
 use super::session;
-use super::state::Shared;
+use super::state::{FrontSettings, Shared};
 use super::webhooks::{HttpPoster, Webhooks};
-use crate::config::apps::Apps;
+use crate::config::apps::{Apps, PusherSettings};
 use crate::http::RequestCtx;
 use crate::http::body::{Body, full};
 use crate::hub::Hub;
@@ -46,8 +47,18 @@ impl std::fmt::Debug for PusherFront {
     }
 }
 
+/// The runtime apps of a validated `[[apps]]` set.
 fn registry(apps: &Apps) -> AppRegistry {
-    AppRegistry::new(apps.apps.iter().map(|a| App::clone(a)))
+    AppRegistry::new(apps.apps.iter().map(|a| App::from(&**a)))
+}
+
+impl From<&PusherSettings> for FrontSettings {
+    fn from(p: &PusherSettings) -> FrontSettings {
+        FrontSettings {
+            drain_spread: p.drain_spread,
+            path_prefix: p.path_prefix.clone(),
+        }
+    }
 }
 
 impl PusherFront {
@@ -71,7 +82,7 @@ impl PusherFront {
             shared: Arc::new(Shared {
                 hub,
                 apps: ArcSwap::from_pointee(registry(apps)),
-                settings: ArcSwap::from_pointee(apps.front.clone()),
+                settings: ArcSwap::from_pointee(FrontSettings::from(&apps.front)),
                 webhooks,
                 shutdown,
                 counts: Default::default(),
@@ -84,7 +95,9 @@ impl PusherFront {
     /// they connected with; channels and members are kept.
     pub fn reload(&self, apps: &Apps) {
         self.shared.apps.store(Arc::new(registry(apps)));
-        self.shared.settings.store(Arc::new(apps.front.clone()));
+        self.shared
+            .settings
+            .store(Arc::new(FrontSettings::from(&apps.front)));
     }
 
     /// Serves a WebSocket upgrade or a REST call.

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::Config;
+// The methods of the runtime app (the front's view of this data).
+use crate::pusher::app::App;
 
 fn load(toml: &str) -> Result<Config, ConfigError> {
     let text = format!("[server]\nplain = \"127.0.0.1:0\"\n{toml}");
@@ -33,13 +35,14 @@ fn full_app() {
     ))
     .unwrap_or_else(|e| panic!("{e}"));
     let a = &c.apps.apps[0];
+    let rt = App::from(&**a);
     assert!(a.client_events);
     assert_eq!(a.allowed_origins.len(), 2);
     assert_eq!(a.max_connections, Some(5));
     assert_eq!(a.max_message_size, 20 * 1024);
     assert_eq!(a.activity_timeout, Duration::from_secs(30));
     assert_eq!(a.ping_interval, Some(Duration::from_secs(45)));
-    assert_eq!(a.ping_after(), Duration::from_secs(45));
+    assert_eq!(rt.ping_after(), Duration::from_secs(45));
     assert_eq!(a.user_authentication_timeout, Some(Duration::from_secs(30)));
     assert!(a.watchlist && a.subscription_count);
     assert_eq!(a.max_presence_members, 10);
@@ -49,7 +52,7 @@ fn full_app() {
     );
     assert_eq!(
         a.api_rate_limit,
-        Some(crate::pusher::app::ApiRateLimit {
+        Some(ApiRateLimit {
             max: 50,
             per: Duration::from_secs(10)
         })
@@ -63,13 +66,14 @@ fn full_app() {
 fn defaults() {
     let c = load(BASE).unwrap_or_else(|e| panic!("{e}"));
     let a = &c.apps.apps[0];
+    let rt = App::from(&**a);
     assert!(!a.client_events);
     assert_eq!(a.activity_timeout, Duration::from_secs(120));
     // Without ping_interval the server pings after the announced activity_timeout.
     assert_eq!(a.ping_interval, None);
-    assert_eq!(a.ping_after(), Duration::from_secs(120));
+    assert_eq!(rt.ping_after(), Duration::from_secs(120));
     assert_eq!(a.api_rate_limit, None);
-    assert!(a.origin_allowed(None));
+    assert!(rt.origin_allowed(None));
 }
 
 #[test]

@@ -10,9 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::ConfigError;
-use crate::config::raw::SpStr;
-use crate::config::validate::Ctx;
+use crate::config::ctx::{Ctx, SpStr};
+use crate::config::error::ConfigError;
 
 /// `[supabase.limits]` as written.
 #[derive(Debug, Default, Deserialize)]

@@ -161,7 +161,7 @@ impl Session {
             }
         }
         let grants = if cfg.private {
-            self.config.policy.grants(&sub_topic, &claims)
+            self.policy.grants(&sub_topic, &claims)
         } else {
             Grants::ALL
         };
@@ -419,7 +419,7 @@ impl Session {
             }
         };
         let grants = if private {
-            self.config.policy.grants(&sub_topic, &claims)
+            self.policy.grants(&sub_topic, &claims)
         } else {
             Grants::ALL
         };

@@ -1,0 +1,342 @@
+//! `[upstream]` and `routes`: proxy targets and the ordered route table.
+//!
+//! Owns: the rules for upstream URLs and their options (timeouts, WebSocket
+//! pass-through, `Host`, body limits, inherited from `[upstream]` by routes),
+//! route paths, hosts, targets and rewrites, and the default routes used when
+//! `routes` is absent. Receives: the raw tables and the validated
+//! [`Server`] (default body limit) and [`Apps`] (Reverb's path prefix).
+//! Hands on: `Config::upstream` and `Config::routes`, catch-all last.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Scheme;
+use toml::Spanned;
+
+use super::apps::Apps;
+use super::ctx::{Ctx, SpStr};
+use super::error::ConfigError;
+use super::raw::{RawConfig, RawRoute, RawUpstream};
+use super::{HostHeader, HostPattern, ProxyTarget, Rewrite, Route, RouteOrigin, Server, Target};
+
+/// The options a proxy target can carry, from `[upstream]` or a route.
+struct ProxyOpts<'r> {
+    connect_timeout: Option<&'r SpStr>,
+    response_timeout: Option<&'r SpStr>,
+    websocket: Option<bool>,
+    websocket_idle_timeout: Option<&'r SpStr>,
+    host_header: Option<&'r SpStr>,
+    max_body: Option<&'r SpStr>,
+}
+
+fn proxy_target(
+    cx: &Ctx<'_>,
+    prefix: &str,
+    url_key: &str,
+    url: &SpStr,
+    o: ProxyOpts<'_>,
+    inherit: Option<&ProxyTarget>,
+    server: &Server,
+) -> Result<ProxyTarget, ConfigError> {
+    let text = cx.string(url_key, url)?;
+    let bad = |problem: String| {
+        cx.err(
+            url_key,
+            Some(url.span()),
+            problem,
+            "write an upstream URL such as \"http://127.0.0.1:8000\"",
+        )
+    };
+    if text.starts_with("fastcgi://") || text.starts_with("unix:") {
+        return Err(cx.err(
+            url_key,
+            Some(url.span()),
+            "FastCGI upstreams are not available in this build yet",
+            "run `php artisan serve` or php-fpm behind an HTTP server and point at http://127.0.0.1:8000",
+        ));
+    }
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|_| bad(format!("`{text}` is not a URL")))?;
+    let scheme = uri
+        .scheme()
+        .cloned()
+        .ok_or_else(|| bad(format!("`{text}` has no scheme")))?;
+    if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+        return Err(bad(format!("scheme `{scheme}` is not supported")));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| bad(format!("`{text}` has no host")))?;
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(cx.err(
+            url_key,
+            Some(url.span()),
+            format!("`{text}` has a path; upstream URLs are scheme://host:port only"),
+            "drop the path and use the route's `rewrite = \"/new/prefix/\"` to change paths",
+        ));
+    }
+    let key = |k: &str| format!("{prefix}.{k}");
+    let connect_timeout = match o.connect_timeout {
+        Some(v) => cx.duration_or(&key("connect_timeout"), Some(v), Duration::ZERO)?,
+        None => inherit.map_or(Duration::from_secs(5), |p| p.connect_timeout),
+    };
+    let response_timeout = match o.response_timeout {
+        Some(v) => cx.duration_or(&key("response_timeout"), Some(v), Duration::ZERO)?,
+        None => inherit.map_or(Duration::from_secs(60), |p| p.response_timeout),
+    };
+    let websocket_idle_timeout = match o.websocket_idle_timeout {
+        Some(v) => cx.duration(&key("websocket_idle_timeout"), v)?,
+        None => inherit.and_then(|p| p.websocket_idle_timeout),
+    };
+    let host_header = match o.host_header {
+        None => inherit.map_or(HostHeader::PassThrough, |p| p.host_header.clone()),
+        Some(v) => {
+            let s = cx.string(&key("host_header"), v)?;
+            match s.as_str() {
+                "" | "pass" | "passthrough" | "client" => HostHeader::PassThrough,
+                "upstream" => HostHeader::Upstream,
+                fixed => HostHeader::Fixed(http::HeaderValue::from_str(fixed).map_err(|_| {
+                    cx.err(
+                        key("host_header"),
+                        Some(v.span()),
+                        format!("`{fixed}` is not a valid Host value"),
+                        "write \"pass\", \"upstream\" or a host name",
+                    )
+                })?),
+            }
+        }
+    };
+    let max_body = match o.max_body {
+        Some(v) => cx.size_or(&key("max_body"), Some(v), 0)?,
+        None => inherit.map_or(server.max_body, |p| p.max_body),
+    };
+    Ok(ProxyTarget {
+        url: Arc::from(text.as_str()),
+        scheme,
+        authority,
+        connect_timeout,
+        response_timeout,
+        websocket: o.websocket.or(inherit.map(|p| p.websocket)).unwrap_or(true),
+        websocket_idle_timeout,
+        host_header,
+        max_body,
+    })
+}
+
+pub(super) fn upstream(
+    u: &RawUpstream,
+    server: &Server,
+    cx: &Ctx<'_>,
+) -> Result<Arc<ProxyTarget>, ConfigError> {
+    let default_url = Spanned::new(0..0, "http://127.0.0.1:8000".to_string());
+    let url = u.url.as_ref().unwrap_or(&default_url);
+    let opts = ProxyOpts {
+        connect_timeout: u.connect_timeout.as_ref(),
+        response_timeout: u.response_timeout.as_ref(),
+        websocket: u.websocket,
+        websocket_idle_timeout: u.websocket_idle_timeout.as_ref(),
+        host_header: u.host_header.as_ref(),
+        max_body: u.max_body.as_ref(),
+    };
+    proxy_target(cx, "upstream", "upstream.url", url, opts, None, server).map(Arc::new)
+}
+
+pub(super) fn routes(
+    raw: &RawConfig,
+    upstream: &Arc<ProxyTarget>,
+    server: &Server,
+    apps: &Apps,
+    cx: &Ctx<'_>,
+) -> Result<Vec<Route>, ConfigError> {
+    let mut out = Vec::new();
+    match &raw.routes {
+        None => {
+            // Reverb's REVERB_SERVER_PATH (`[pusher] path_prefix`) moves the
+            // Pusher endpoints under that prefix, as Reverb serves them.
+            let pp = apps.front.path_prefix.as_deref().unwrap_or("");
+            for (p, target) in [
+                (format!("{pp}/app/"), Target::Pusher),
+                (format!("{pp}/apps/"), Target::Pusher),
+                ("/realtime/v1/".to_string(), Target::Supabase),
+            ] {
+                out.push(Route {
+                    path: Arc::from(p.as_str()),
+                    host: None,
+                    target,
+                    rewrite: Rewrite::Keep,
+                    origin: RouteOrigin::Default,
+                });
+            }
+        }
+        Some(list) => {
+            for (i, r) in list.get_ref().iter().enumerate() {
+                out.push(route(i, r.get_ref(), upstream, server, cx, r.span())?);
+            }
+        }
+    }
+    out.push(Route {
+        path: Arc::from("/"),
+        host: None,
+        target: Target::Proxy(upstream.clone()),
+        rewrite: Rewrite::Keep,
+        origin: RouteOrigin::Fallback,
+    });
+    Ok(out)
+}
+
+fn route(
+    i: usize,
+    r: &RawRoute,
+    upstream: &Arc<ProxyTarget>,
+    server: &Server,
+    cx: &Ctx<'_>,
+    route_span: std::ops::Range<usize>,
+) -> Result<Route, ConfigError> {
+    let k = |f: &str| format!("routes[{i}].{f}");
+    let path_v = r.path.as_ref().ok_or_else(|| {
+        cx.err(
+            k("path"),
+            Some(route_span.clone()),
+            "every route needs a `path` prefix",
+            "add e.g. `path = \"/api/\"`",
+        )
+    })?;
+    let path = cx.string(&k("path"), path_v)?;
+    if !path.starts_with('/') {
+        return Err(cx.err(
+            k("path"),
+            Some(path_v.span()),
+            format!("`{path}` does not start with `/`"),
+            format!("write \"/{path}\""),
+        ));
+    }
+    let host = match &r.host {
+        None => None,
+        Some(v) => {
+            let h = cx.string(&k("host"), v)?.trim().to_ascii_lowercase();
+            // Check before dropping the port: "https://x" would become "https".
+            let has_scheme_or_path = h.contains('/');
+            let h = h.split(':').next().unwrap_or("").to_string();
+            if h.is_empty() || has_scheme_or_path {
+                return Err(cx.err(
+                    k("host"),
+                    Some(v.span()),
+                    "not a host name",
+                    "write e.g. \"example.com\" or \"*.example.com\" (no scheme, no path)",
+                ));
+            }
+            Some(match h.strip_prefix("*.") {
+                Some(suffix) => HostPattern::Wildcard(Arc::from(suffix)),
+                None => HostPattern::Exact(Arc::from(h.as_str())),
+            })
+        }
+    };
+    let to_v = r.to.as_ref().ok_or_else(|| {
+        cx.err(
+            k("to"),
+            Some(path_v.span()),
+            "every route needs a `to`",
+            "add `to = \"http://host:port\"`, `to = \"pusher\"` or `to = \"supabase\"`",
+        )
+    })?;
+    let to = cx.string(&k("to"), to_v)?;
+    let rewrite = match (r.strip_prefix.unwrap_or(false), &r.rewrite) {
+        (true, Some(v)) => {
+            return Err(cx.err(
+                k("rewrite"),
+                Some(v.span()),
+                "`strip_prefix` and `rewrite` both set",
+                "keep one: `rewrite` replaces the prefix, `strip_prefix` removes it",
+            ));
+        }
+        (true, None) => Rewrite::Strip,
+        (false, Some(v)) => {
+            let s = cx.string(&k("rewrite"), v)?;
+            if !s.starts_with('/') {
+                return Err(cx.err(
+                    k("rewrite"),
+                    Some(v.span()),
+                    format!("`{s}` does not start with `/`"),
+                    format!("write \"/{s}\""),
+                ));
+            }
+            Rewrite::Replace(Arc::from(s.as_str()))
+        }
+        (false, None) => Rewrite::Keep,
+    };
+    let opts = ProxyOpts {
+        connect_timeout: r.connect_timeout.as_ref(),
+        response_timeout: r.response_timeout.as_ref(),
+        websocket: r.websocket,
+        websocket_idle_timeout: r.websocket_idle_timeout.as_ref(),
+        host_header: r.host_header.as_ref(),
+        max_body: r.max_body.as_ref(),
+    };
+    let target = match to.as_str() {
+        "pusher" | "supabase" => {
+            let proxy_only = [
+                ("connect_timeout", r.connect_timeout.as_ref()),
+                ("response_timeout", r.response_timeout.as_ref()),
+                ("websocket_idle_timeout", r.websocket_idle_timeout.as_ref()),
+                ("host_header", r.host_header.as_ref()),
+                ("rewrite", r.rewrite.as_ref()),
+            ];
+            if let Some((name, v)) = proxy_only.iter().find_map(|(n, v)| v.map(|v| (n, v))) {
+                return Err(cx.err(
+                    k(name),
+                    Some(v.span()),
+                    format!("`{name}` only applies to routes that proxy to an http(s) upstream"),
+                    format!("remove `{name}` from this route"),
+                ));
+            }
+            if to == "pusher" {
+                Target::Pusher
+            } else {
+                Target::Supabase
+            }
+        }
+        "upstream" => Target::Proxy(
+            if r.connect_timeout.is_none()
+                && r.response_timeout.is_none()
+                && r.websocket.is_none()
+                && r.websocket_idle_timeout.is_none()
+                && r.host_header.is_none()
+                && r.max_body.is_none()
+            {
+                upstream.clone()
+            } else {
+                let url = Spanned::new(to_v.span(), upstream.url.to_string());
+                Arc::new(proxy_target(
+                    cx,
+                    &format!("routes[{i}]"),
+                    &k("to"),
+                    &url,
+                    opts,
+                    Some(upstream),
+                    server,
+                )?)
+            },
+        ),
+        _ if to.contains("://") => Target::Proxy(Arc::new(proxy_target(
+            cx,
+            &format!("routes[{i}]"),
+            &k("to"),
+            to_v,
+            opts,
+            Some(upstream),
+            server,
+        )?)),
+        other => {
+            return Err(cx.err(k("to"), Some(to_v.span()), format!("unknown target `{other}`"), "use an upstream URL (\"http://127.0.0.1:9000\"), \"upstream\", \"pusher\" or \"supabase\""));
+        }
+    };
+    Ok(Route {
+        path: Arc::from(path.as_str()),
+        host,
+        target,
+        rewrite,
+        origin: RouteOrigin::Configured(i),
+    })
+}
