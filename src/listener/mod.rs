@@ -15,10 +15,10 @@ use crate::config::Server;
 use crate::edge::EdgeInner;
 use crate::http::ListenerKind;
 use crate::io::movable::{Movable, MovableTcp};
-use limits::{ConnGuard, Guarded, Limits, Refused};
 use crate::server::hyper_conn::serve_hyper;
 use crate::server::{ConnInfo, ConnSettings, serve};
 use crate::workers::Workers;
+use limits::{ConnGuard, Guarded, Limits, Refused};
 
 /// The sockets portico serves on; tests bind `127.0.0.1:0` themselves.
 #[derive(Debug, Default)]
@@ -101,8 +101,7 @@ pub async fn accept_loop(
             },
         };
         let server = edge.runtime().config.server.clone();
-        let guard = match limits.try_admit(peer.ip(), server.max_connections_per_ip)
-        {
+        let guard = match limits.try_admit(peer.ip(), server.max_connections_per_ip) {
             Ok(g) => g,
             Err(why) => {
                 let cap = match why {
