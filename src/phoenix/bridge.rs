@@ -4,30 +4,24 @@
 //! channel `X` ↔ Supabase public `realtime:X`, Pusher `private-X` ↔ Supabase
 //! private `realtime:X` (still subject to the Supabase rule table);
 //! `presence-…` and `private-encrypted-…` channels are never bridged.
-//! Receives: every local hub publish through the hub's publish seam
-//! ([`ScaleAdapter`], which keeps the hub protocol-agnostic), and Supabase
-//! broadcasts from [`super::state::Shared::broadcast`]. Hands on: a Pusher
-//! publish on app A channel `X` as a Supabase broadcast (event = the Pusher
-//! event, payload = `data` parsed as JSON when it is JSON), and a Supabase
-//! broadcast as a Pusher event (`data` = the payload's JSON text).
-//! Republished messages carry the except-marker [`MARK`] so they are never
-//! bridged back.
+//! Receives: every hub publish as a structured message ([`Observer`], which
+//! keeps the hub protocol-agnostic), and Supabase broadcasts from
+//! [`super::state::Shared::broadcast`]. Hands on: a Pusher publish on app A
+//! channel `X` as a Supabase broadcast (event = the Pusher event, payload =
+//! `data` as JSON when it is JSON), and a Supabase broadcast as a Pusher
+//! event (`data` = the payload's JSON text). Only messages that entered here
+//! ([`Origin::is_entry`]) are bridged; republished ones carry
+//! [`Origin::Bridge`], so they are never bridged back.
 
 use std::sync::{Arc, OnceLock, Weak};
 
 use arc_swap::ArcSwapOption;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::codec::Encoding;
 use super::fanout::Broadcast;
 use super::state::Shared;
-use crate::hub::Frames;
-use crate::hub::scale::ScaleAdapter;
-
-/// The `except` socket id of bridged publishes: no socket has it, so nobody
-/// is excluded, and the bridge recognises its own traffic.
-pub(crate) const MARK: &str = "\u{0}bridge";
+use crate::hub::{DataKind, Message, Observer, Origin};
 
 /// Maps a Pusher channel to (Supabase sub-topic, private); `None` when the
 /// channel is not bridged.
@@ -64,8 +58,21 @@ pub fn payload_from_pusher_data(data: Option<&Value>) -> String {
     }
 }
 
-/// The bridge; installed as the hub's publish seam whether or not a
-/// mapping is configured (then it only checks and returns).
+/// A Pusher message's data as a Supabase payload: a data string (REST) is
+/// taken as JSON when it is JSON, else as a JSON string; a client event's
+/// JSON value is read as the `data` field of its frame would be.
+fn payload_from(kind: DataKind, data: &[u8]) -> Option<String> {
+    let v = match kind {
+        DataKind::Text => Value::String(std::str::from_utf8(data).ok()?.to_owned()),
+        DataKind::Json => serde_json::from_slice(data).ok()?,
+        // Pusher has no binary events.
+        DataKind::Binary => return None,
+    };
+    Some(payload_from_pusher_data(Some(&v)))
+}
+
+/// The bridge; installed as a hub observer whether or not a mapping is
+/// configured (then it only checks and returns).
 #[derive(Default)]
 pub struct Bridge {
     pusher_app: ArcSwapOption<String>,
@@ -78,13 +85,6 @@ impl std::fmt::Debug for Bridge {
             .field("pusher_app", &self.pusher_app.load())
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Deserialize)]
-struct PusherEvent {
-    event: String,
-    channel: Option<String>,
-    data: Option<Value>,
 }
 
 impl Bridge {
@@ -103,44 +103,38 @@ impl Bridge {
     }
 }
 
-impl ScaleAdapter for Bridge {
-    fn local_publish(&self, app: &str, channel: &str, frames: &Frames, except: Option<&str>) {
-        if except == Some(MARK) {
+impl Observer for Bridge {
+    fn published(&self, app: &str, msg: &Message<'_>) {
+        if !msg.origin.is_entry() {
             return;
         }
-        let Some(bridged) = self.pusher_app.load_full() else {
+        let bridged = self.pusher_app.load();
+        let Some(bridged) = bridged.as_deref() else {
             return;
         };
         if app != bridged.as_str() {
             return;
         }
-        let Some((sub_topic, private)) = from_pusher(channel) else {
+        let Some((sub_topic, private)) = from_pusher(msg.channel) else {
+            return;
+        };
+        if msg.event.starts_with("pusher:") || msg.event.starts_with("pusher_internal:") {
+            return;
+        }
+        let Some(payload) = payload_from(msg.kind, msg.data) else {
             return;
         };
         let Some(shared) = self.supabase.get().and_then(Weak::upgrade) else {
             return;
         };
-        let Some(frame) = frames.for_codec(0) else {
-            return;
-        };
-        let Ok(ev) = serde_json::from_slice::<PusherEvent>(frame.as_bytes()) else {
-            return;
-        };
-        if ev.event.starts_with("pusher:") || ev.event.starts_with("pusher_internal:") {
-            return;
-        }
-        if ev.channel.as_deref().is_some_and(|c| c != channel) {
-            return;
-        }
-        let payload = payload_from_pusher_data(ev.data.as_ref());
         let b = Broadcast::User {
-            event: &ev.event,
+            event: msg.event,
             encoding: Encoding::Json,
             meta: None,
             data: payload.as_bytes(),
         };
-        if let Err(e) = shared.broadcast_local(sub_topic, private, b, None) {
-            tracing::debug!(channel, error = %e, "pusher→supabase bridge: not deliverable");
+        if let Err(e) = shared.broadcast(sub_topic, private, b, None, Origin::Bridge) {
+            tracing::debug!(channel = msg.channel, error = %e, "pusher→supabase bridge: not deliverable");
         }
     }
 }
@@ -170,5 +164,26 @@ mod tests {
         assert_eq!(payload_from_pusher_data(Some(&json!("hello"))), "\"hello\"");
         assert_eq!(payload_from_pusher_data(Some(&json!({"a":1}))), "{\"a\":1}");
         assert_eq!(payload_from_pusher_data(None), "{}");
+    }
+
+    #[test]
+    fn structured_data_becomes_json_payload() {
+        assert_eq!(
+            payload_from(DataKind::Text, b"{\"a\":1}").as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(
+            payload_from(DataKind::Text, b"hello").as_deref(),
+            Some("\"hello\"")
+        );
+        assert_eq!(
+            payload_from(DataKind::Json, b"\"{\\\"a\\\":1}\"").as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(
+            payload_from(DataKind::Json, b"{\"a\": 1}").as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(payload_from(DataKind::Binary, b"\x01").as_deref(), None);
     }
 }

@@ -107,8 +107,8 @@ impl SupabaseFront {
     /// A front publishing into `hub`, configured by `config` (`None` when
     /// `[supabase]` is absent: every request gets a 503 saying so).
     ///
-    /// `bridge` must be the publish seam `hub` was built with
-    /// ([`Hub::new`]`(vec![bridge])`) for Pusher → Supabase mapping to work.
+    /// `bridge` must be an observer of `hub` ([`Hub::new`]`(vec![bridge])`)
+    /// for Pusher → Supabase mapping to work.
     pub fn new(
         hub: Arc<Hub>,
         config: Option<Arc<Supabase>>,

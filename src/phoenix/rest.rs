@@ -17,6 +17,7 @@ use super::fanout::Broadcast;
 use super::handshake::query_param;
 use super::jwt::Claims;
 use super::state::{Shared, unix_now};
+use crate::hub::Origin;
 
 /// Status and JSON body (empty for 202).
 #[derive(Debug, PartialEq, Eq)]
@@ -189,7 +190,7 @@ fn serve(
                 data: m.payload.get().as_bytes(),
             };
             shared
-                .broadcast(&m.topic, m.private, b, None)
+                .broadcast(&m.topic, m.private, b, None, Origin::Rest)
                 .map_err(|e| RestError::Unprocessable(e.to_string()))?;
         }
         return Ok(accepted());
@@ -242,7 +243,7 @@ fn serve(
         data: body,
     };
     shared
-        .broadcast(&topic, private, b, None)
+        .broadcast(&topic, private, b, None, Origin::Rest)
         .map_err(|e| RestError::Unprocessable(e.to_string()))?;
     Ok(accepted())
 }

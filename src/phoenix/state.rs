@@ -3,8 +3,9 @@
 //! Owns: the hub namespace the front publishes in, the current `[supabase]`
 //! config and its verifier (swapped on reload), Phoenix presence, and the
 //! front-wide presence rate window. Receives: publish and presence requests
-//! from sessions and the REST API. Hands on: frames to the hub, serialised
-//! once per vsn ([`super::fanout`]).
+//! from sessions, the REST API and the bridge. Hands on: broadcasts to the
+//! hub as structured messages with frames serialised once per vsn
+//! ([`super::fanout`]), presence diffs as local-only deliveries.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,12 +15,11 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::bridge::{self, Bridge};
-use super::codec::Encoding;
-use super::fanout::{self, Broadcast};
+use super::fanout::{self, Broadcast, Described};
 use super::jwt::Verifier;
 use super::presence::{Diff, Presences};
 use crate::config::supabase::Supabase;
-use crate::hub::{AppHub, Delivery, Hub};
+use crate::hub::{AppHub, DataKind, Delivery, Frames, Hub, Message, Origin};
 use crate::shutdown::Shutdown;
 
 /// The hub namespace of the Supabase front (not a valid Pusher app id in
@@ -174,86 +174,68 @@ impl Shared {
         (0..n.max(1)).all(|_| w.hit(now, limit))
     }
 
-    /// Fans a broadcast on `sub_topic` out to its subscribers, except the
-    /// socket `except`, and to the bridged Pusher app's channel if a mapping
-    /// is configured.
+    /// Publishes a broadcast on `sub_topic`: the hub's observers see it
+    /// (with `origin`), then its subscribers get it, except the socket
+    /// `except`; a client or REST broadcast also goes to the bridged Pusher
+    /// app's channel if a mapping is configured.
     pub(crate) fn broadcast(
         &self,
         sub_topic: &str,
         private: bool,
         b: Broadcast<'_>,
         except: Option<&str>,
-    ) -> Result<Delivery, super::codec::CodecError> {
-        let d = self.broadcast_local(sub_topic, private, b, except)?;
-        if let Some(app) = self.bridge.app() {
-            self.to_pusher(&app, sub_topic, private, b);
-        }
-        Ok(d)
-    }
-
-    /// A Supabase broadcast as a Pusher event on the bridged app.
-    fn to_pusher(&self, app: &str, sub_topic: &str, private: bool, b: Broadcast<'_>) {
-        let (event, data) = match b {
-            Broadcast::Json(raw) => {
-                #[derive(serde::Deserialize)]
-                struct B<'a> {
-                    event: Option<String>,
-                    #[serde(borrow)]
-                    payload: Option<&'a RawValue>,
-                }
-                let Ok(p) = serde_json::from_str::<B<'_>>(raw.get()) else {
-                    return;
-                };
-                let Some(event) = p.event else { return };
-                (
-                    event,
-                    p.payload.map_or("{}".to_string(), |r| r.get().to_string()),
-                )
-            }
-            Broadcast::User {
-                event,
-                encoding: Encoding::Json,
-                data,
-                ..
-            } => (
-                event.to_string(),
-                String::from_utf8_lossy(data).into_owned(),
-            ),
-            // Pusher has no binary events.
-            Broadcast::User {
-                encoding: Encoding::Raw,
-                ..
-            } => return,
-        };
-        let channel = bridge::to_pusher(sub_topic, private);
-        let frame = crate::pusher::protocol::event(&channel, &event, &data, None);
-        self.hub.app(app).publish(
-            &channel,
-            &crate::hub::Frames::One(frame),
-            Some(bridge::MARK),
-        );
-    }
-
-    /// Fans a broadcast out to this front's subscribers only.
-    pub(crate) fn broadcast_local(
-        &self,
-        sub_topic: &str,
-        private: bool,
-        b: Broadcast<'_>,
-        except: Option<&str>,
+        origin: Origin<'_>,
     ) -> Result<Delivery, super::codec::CodecError> {
         let topic = format!("realtime:{sub_topic}");
         let frames = fanout::broadcast(&topic, b)?;
-        Ok(self
-            .app
-            .publish(&hub_channel(sub_topic, private), &frames, except))
+        let d = fanout::describe(b, &frames);
+        let delivery = self.app.publish(&Message {
+            channel: &hub_channel(sub_topic, private),
+            event: &d.event,
+            data: &d.data,
+            kind: d.kind,
+            except,
+            origin,
+            frames: &frames,
+        });
+        if origin.is_entry()
+            && let Some(app) = self.bridge.app()
+        {
+            self.to_pusher(&app, sub_topic, private, &d);
+        }
+        Ok(delivery)
+    }
+
+    /// A Supabase broadcast as a Pusher event on the bridged app.
+    fn to_pusher(&self, app: &str, sub_topic: &str, private: bool, d: &Described<'_>) {
+        if d.event.is_empty() {
+            return;
+        }
+        let data = match d.kind {
+            DataKind::Json | DataKind::Text => String::from_utf8_lossy(&d.data).into_owned(),
+            // Pusher has no binary events.
+            DataKind::Binary => return,
+        };
+        let channel = bridge::to_pusher(sub_topic, private);
+        let frames = Frames::One(crate::pusher::protocol::event(
+            &channel, &d.event, &data, None,
+        ));
+        self.hub.app(app).publish(&Message {
+            channel: &channel,
+            event: &d.event,
+            data: &bytes::Bytes::from(data),
+            kind: DataKind::Text,
+            except: None,
+            origin: Origin::Bridge,
+            frames: &frames,
+        });
     }
 
     /// Fans a presence diff out to the topic's subscribers.
     pub(crate) fn presence_diff(&self, topic: &str, hub_channel: &str, diff: &Diff) {
         if let Ok(p) = RawValue::from_string(diff.json.to_string()) {
             let frames = fanout::push(topic, "presence_diff", &p);
-            self.app.publish(hub_channel, &frames, None);
+            self.app.deliver(hub_channel, &frames, None);
         }
     }
 }
