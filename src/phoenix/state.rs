@@ -3,8 +3,9 @@
 //! Owns: the hub namespace the front publishes in, the current `[supabase]`
 //! config and its verifier (swapped on reload), Phoenix presence, and the
 //! front-wide presence rate window. Receives: publish and presence requests
-//! from sessions, the REST API and the bridge. Hands on: broadcasts to the
-//! hub as structured messages with frames serialised once per vsn
+//! from sessions, the REST API and the parts above the front (the bridge,
+//! through [`super::SupabaseFront::publish_event`]). Hands on: broadcasts to
+//! the hub as structured messages with frames serialised once per vsn
 //! ([`super::fanout`]), presence diffs as local-only deliveries.
 
 use std::sync::Arc;
@@ -14,17 +15,16 @@ use arc_swap::ArcSwapOption;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::bridge::{self, Bridge};
-use super::fanout::{self, Broadcast, Described};
+use super::fanout::{self, Broadcast};
 use super::jwt::Verifier;
 use super::presence::{Diff, Presences};
 use crate::config::supabase::Supabase;
-use crate::hub::{AppHub, DataKind, Delivery, Frames, Hub, Message, Origin};
+use crate::hub::{AppHub, Delivery, Hub, Message, Origin};
 use crate::shutdown::Shutdown;
 
 /// The hub namespace of the Supabase front (not a valid Pusher app id in
 /// practice: it starts with a NUL byte, so it never collides with `[[apps]]`).
-pub(crate) const NAMESPACE: &str = "\u{0}supabase";
+pub const NAMESPACE: &str = "\u{0}supabase";
 
 /// The hub channel of a topic: public and private channels of the same
 /// name are separate, as in Supabase (`tenant:topic` vs `tenant-private:topic`).
@@ -33,6 +33,16 @@ pub(crate) fn hub_channel(sub_topic: &str, private: bool) -> String {
         format!("x:{sub_topic}")
     } else {
         format!("p:{sub_topic}")
+    }
+}
+
+/// The topic (without `realtime:`) and privacy of a hub channel of
+/// [`NAMESPACE`]; the inverse of [`hub_channel`].
+pub fn topic_of(hub_channel: &str) -> Option<(&str, bool)> {
+    if let Some(t) = hub_channel.strip_prefix("x:") {
+        Some((t, true))
+    } else {
+        hub_channel.strip_prefix("p:").map(|t| (t, false))
     }
 }
 
@@ -110,8 +120,6 @@ pub(crate) struct Shared {
     presence_window: parking_lot::Mutex<Window>,
     rest_window: parking_lot::Mutex<Window>,
     pub(crate) shutdown: Shutdown,
-    /// The Pusher mapping (a no-op unless `pusher_app` is set).
-    pub(crate) bridge: Arc<Bridge>,
 }
 
 fn verifier_for(c: &Supabase) -> Verifier {
@@ -124,12 +132,7 @@ fn verifier_for(c: &Supabase) -> Verifier {
 }
 
 impl Shared {
-    pub(crate) fn new(
-        hub: Arc<Hub>,
-        config: Option<Arc<Supabase>>,
-        shutdown: Shutdown,
-        bridge: Arc<Bridge>,
-    ) -> Shared {
+    pub(crate) fn new(hub: Arc<Hub>, config: Option<Arc<Supabase>>, shutdown: Shutdown) -> Shared {
         let s = Shared {
             app: hub.app(NAMESPACE),
             hub,
@@ -139,7 +142,6 @@ impl Shared {
             presence_window: parking_lot::Mutex::new(Window::new()),
             rest_window: parking_lot::Mutex::new(Window::new()),
             shutdown,
-            bridge,
         };
         s.reload(config);
         s
@@ -147,8 +149,6 @@ impl Shared {
 
     /// Swaps in a reloaded config; live sockets keep their limits.
     pub(crate) fn reload(&self, config: Option<Arc<Supabase>>) {
-        self.bridge
-            .set_app(config.as_deref().and_then(|c| c.pusher_app.as_deref()));
         self.verifier
             .store(config.as_deref().map(|c| Arc::new(verifier_for(c))));
         self.config.store(config);
@@ -176,8 +176,7 @@ impl Shared {
 
     /// Publishes a broadcast on `sub_topic`: the hub's observers see it
     /// (with `origin`), then its subscribers get it, except the socket
-    /// `except`; a client or REST broadcast also goes to the bridged Pusher
-    /// app's channel if a mapping is configured.
+    /// `except`.
     pub(crate) fn broadcast(
         &self,
         sub_topic: &str,
@@ -189,7 +188,7 @@ impl Shared {
         let topic = format!("realtime:{sub_topic}");
         let frames = fanout::broadcast(&topic, b)?;
         let d = fanout::describe(b, &frames);
-        let delivery = self.app.publish(&Message {
+        Ok(self.app.publish(&Message {
             channel: &hub_channel(sub_topic, private),
             event: &d.event,
             data: &d.data,
@@ -197,38 +196,7 @@ impl Shared {
             except,
             origin,
             frames: &frames,
-        });
-        if origin.is_entry()
-            && let Some(app) = self.bridge.app()
-        {
-            self.to_pusher(&app, sub_topic, private, &d);
-        }
-        Ok(delivery)
-    }
-
-    /// A Supabase broadcast as a Pusher event on the bridged app.
-    fn to_pusher(&self, app: &str, sub_topic: &str, private: bool, d: &Described<'_>) {
-        if d.event.is_empty() {
-            return;
-        }
-        let data = match d.kind {
-            DataKind::Json | DataKind::Text => String::from_utf8_lossy(&d.data).into_owned(),
-            // Pusher has no binary events.
-            DataKind::Binary => return,
-        };
-        let channel = bridge::to_pusher(sub_topic, private);
-        let frames = Frames::One(crate::pusher::protocol::event(
-            &channel, &d.event, &data, None,
-        ));
-        self.hub.app(app).publish(&Message {
-            channel: &channel,
-            event: &d.event,
-            data: &bytes::Bytes::from(data),
-            kind: DataKind::Text,
-            except: None,
-            origin: Origin::Bridge,
-            frames: &frames,
-        });
+        }))
     }
 
     /// Fans a presence diff out to the topic's subscribers.
@@ -274,5 +242,12 @@ mod tests {
     #[test]
     fn channels_are_namespaced() {
         assert_ne!(hub_channel("room", true), hub_channel("room", false));
+        for private in [true, false] {
+            assert_eq!(
+                topic_of(&hub_channel("a:b", private)),
+                Some(("a:b", private))
+            );
+        }
+        assert_eq!(topic_of("room"), None);
     }
 }
