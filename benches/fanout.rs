@@ -9,9 +9,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use futures_util::FutureExt;
-use portico::hub::{AppHub, Conn, Frames, Hub};
+use portico::hub::{AppHub, Conn, DataKind, Frames, Hub, Message, Origin};
 use portico::ws::{Frame, OutboundRx, QueueLimits, outbound};
 
 #[global_allocator]
@@ -24,6 +25,7 @@ struct Setup {
     app: Arc<AppHub>,
     rxs: Vec<OutboundRx>,
     frames: Frames,
+    data: Bytes,
     buf: Vec<Frame>,
 }
 
@@ -52,6 +54,7 @@ fn setup(n: usize) -> Setup {
         app,
         rxs,
         frames: Frames::One(Frame::from(payload)),
+        data: Bytes::from("x".repeat(100)),
         buf: Vec::new(),
     };
     // Warm up: every queue has had a frame once, as a live socket has.
@@ -61,7 +64,17 @@ fn setup(n: usize) -> Setup {
 }
 
 fn publish(s: &Setup) -> usize {
-    s.app.publish(CHANNEL, &s.frames, None).delivered
+    s.app
+        .publish(&Message {
+            channel: CHANNEL,
+            event: "bench",
+            data: &s.data,
+            kind: DataKind::Text,
+            except: None,
+            origin: Origin::Rest,
+            frames: &s.frames,
+        })
+        .delivered
 }
 
 /// Empties every queue as the writer tasks would (never waits: they are

@@ -8,10 +8,10 @@
 
 use std::sync::Arc;
 
+use crate::bridge::Bridge;
 use crate::config::{Config, Target};
 use crate::hub::Hub;
 use crate::phoenix::SupabaseFront;
-use crate::phoenix::bridge::Bridge;
 use crate::proxy::Upstream;
 use crate::proxy::pool::Pool;
 use crate::pusher::PusherFront;
@@ -32,6 +32,8 @@ pub struct EdgeInner {
     stack: Arc<Stack>,
     pusher: Arc<PusherFront>,
     supabase: Arc<SupabaseFront>,
+    /// The Pusher↔Supabase bridge, whose bridged app follows the config.
+    bridge: Arc<Bridge>,
     /// Upstream connection pools, kept across reloads for the upstreams the
     /// new config still uses, so their keep-alive connections survive.
     pools: parking_lot::Mutex<Vec<Pool>>,
@@ -71,6 +73,11 @@ impl EdgeInner {
     pub fn supabase(&self) -> &SupabaseFront {
         &self.supabase
     }
+}
+
+/// The Pusher app `[supabase] pusher_app` bridges, if any.
+fn bridged_app(config: &Config) -> Option<&str> {
+    config.supabase.as_deref()?.pusher_app.as_deref()
 }
 
 /// Builds a generation: one upstream per proxy route, reusing this
@@ -118,8 +125,8 @@ impl Edge {
     pub fn new(config: Config, shutdown: Shutdown) -> Result<Edge, EdgeError> {
         let config = Arc::new(config);
         let tls = TlsState::new(&config, &shutdown)?;
-        // One hub for both fronts; its publish seam is the Pusher↔Supabase
-        // bridge (a no-op unless `[supabase] pusher_app` is set).
+        // One hub for both fronts; the Pusher↔Supabase bridge observes its
+        // publishes (a no-op unless `[supabase] pusher_app` is set).
         let bridge = Arc::new(Bridge::default());
         let hub = Arc::new(Hub::new(vec![bridge.clone()]));
         let pusher = Arc::new(PusherFront::with_hub(
@@ -131,8 +138,9 @@ impl Edge {
             hub,
             config.supabase.clone(),
             shutdown.clone(),
-            bridge,
         ));
+        bridge.attach(&pusher, &supabase);
+        bridge.set_app(bridged_app(&config));
         let pools = parking_lot::Mutex::new(Vec::new());
         let runtime = build_runtime(&pools, config.clone());
         let fronts = Fronts {
@@ -144,6 +152,7 @@ impl Edge {
             stack,
             pusher,
             supabase,
+            bridge,
             pools,
         });
         Ok(Edge { inner })
@@ -164,6 +173,7 @@ impl Edge {
         self.inner.tls().reload(&config, self.inner.shutdown())?;
         self.inner.pusher.reload(&config.apps);
         self.inner.supabase.reload(config.supabase.clone());
+        self.inner.bridge.set_app(bridged_app(&config));
         self.inner.stack.set_runtime(rt);
         tracing::info!(source = %config.source, routes = config.routes.len(), "configuration reloaded");
         Ok(())

@@ -16,7 +16,9 @@
 //!     request's own task, streaming, WebSocket pass-through;
 //!   - [`pusher`]: the in-process Pusher hub front, over [`ws`] sockets
 //!     and the protocol-agnostic fan-out core [`hub`];
-//!   - [`phoenix`]: the in-process Supabase Realtime (Phoenix channels) front.
+//!   - [`phoenix`]: the in-process Supabase Realtime (Phoenix channels) front;
+//!   - [`bridge`]: above both fronts, the optional Pusher ↔ Supabase
+//!     mapping, hung on the hub's publish seam ([`hub::observe`]).
 //! - [`acme`]: automatic certificates (`[tls] mode = "acme"`): orders,
 //!   storage, renewal; publishes into the TLS state and answers challenges.
 //! - [`edge`]: the current config generation and reload.
@@ -25,6 +27,7 @@
 //!   connections (`PORTICO_WORKERS=per-core`); a connection that turns out
 //!   to be a hub socket moves back to the shared runtime ([`movable`]).
 
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod edge;

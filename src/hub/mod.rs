@@ -3,10 +3,13 @@
 //! Owns: per-app namespaces ([`AppHub`]) holding the channel registry
 //! (`Arc<str>` name → subscribers), presence membership de-duplicated by user
 //! id, signed-in users and watchlists, cache-channel last messages with a TTL,
-//! connection counts, and the seam to other nodes ([`scale::ScaleAdapter`]).
-//! Receives: subscribe/unsubscribe/publish calls from fronts (Pusher, later
-//! Phoenix) and the REST API, with payloads the front already serialised once
-//! ([`Frames`]). Hands on: the same `Frame` (a shared `Bytes`) to every
+//! connection counts, and the publish seam ([`observe::Observer`]) the
+//! bridge and, later, other nodes hang on.
+//! Receives: subscribe/unsubscribe/publish calls from fronts (Pusher,
+//! Supabase) and their REST APIs, with payloads the front already serialised
+//! once ([`Frames`]) and, for publishes, described as a structured
+//! [`Message`]. Hands on: every published [`Message`] to the observers, the
+//! same `Frame` (a shared `Bytes`) to every
 //! subscriber's bounded queue with `try_send`, evicting slow consumers, and
 //! *values* describing transitions (occupied/vacated, member added/removed,
 //! user online/offline) which the front turns into protocol messages and
@@ -18,11 +21,12 @@
 
 mod cache;
 mod channels;
+pub mod observe;
 mod presence;
-pub mod scale;
 mod users;
 
 pub use channels::{ChannelInfo, Delivery, Joined, Left, Members, SubscribeError};
+pub use observe::{DataKind, Message, Observer, Origin};
 pub use presence::{Member, MemberJoin};
 pub use users::{UserChange, WatchStart};
 
@@ -36,7 +40,6 @@ use parking_lot::{Mutex, RwLock};
 use crate::ws::{Frame, OutboundTx};
 use cache::CacheStore;
 use channels::Shards;
-use scale::ScaleAdapter;
 use users::Users;
 
 /// In-process identity of one connection, unique for the process lifetime.
@@ -99,9 +102,9 @@ pub struct Hub {
     observers: Observers,
 }
 
-/// Everything that sees local publishes: the Pusher↔Supabase bridge today,
-/// a Redis scale adapter next. Fixed when the hub is built.
-type Observers = Arc<[Arc<dyn ScaleAdapter>]>;
+/// Everything that sees publishes: the Pusher↔Supabase bridge today, a
+/// Redis scale adapter next. Fixed when the hub is built.
+type Observers = Arc<[Arc<dyn Observer>]>;
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,8 +121,8 @@ impl Default for Hub {
 }
 
 impl Hub {
-    /// A hub; each of `observers` sees every local publish, in order.
-    pub fn new(observers: Vec<Arc<dyn ScaleAdapter>>) -> Hub {
+    /// A hub; each of `observers` sees every publish, in order.
+    pub fn new(observers: Vec<Arc<dyn Observer>>) -> Hub {
         Hub {
             apps: RwLock::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
@@ -234,17 +237,20 @@ impl AppHub {
         self.channels.unsubscribe(channel, conn)
     }
 
-    /// Delivers `frames` to every local subscriber of `channel` except the
-    /// socket `except`, and tells every observer.
-    pub fn publish(&self, channel: &str, frames: &Frames, except: Option<&str>) -> Delivery {
+    /// Tells every observer about `msg`, then delivers its frames to every
+    /// local subscriber of its channel except the socket `msg.except`.
+    pub fn publish(&self, msg: &Message<'_>) -> Delivery {
         for o in self.observers.iter() {
-            o.local_publish(&self.id, channel, frames, except);
+            o.published(&self.id, msg);
         }
-        self.channels.publish(channel, frames, except)
+        self.channels.publish(msg.channel, msg.frames, msg.except)
     }
 
-    /// Delivers a publish that came from another node (no adapter echo).
-    pub fn publish_remote(&self, channel: &str, frames: &Frames, except: Option<&str>) -> Delivery {
+    /// Delivers `frames` to every local subscriber of `channel` except the
+    /// socket `except`, unseen by observers: for protocol-internal frames
+    /// (subscription counts, presence changes) that are not application
+    /// messages.
+    pub fn deliver(&self, channel: &str, frames: &Frames, except: Option<&str>) -> Delivery {
         self.channels.publish(channel, frames, except)
     }
 

@@ -1,6 +1,6 @@
 //! Unit tests of the hub: fan-out, exclusion, slow-consumer eviction,
 //! presence de-duplication, transitions, namespacing, cache TTL, users and
-//! the scale seam.
+//! the publish seam (observers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,19 @@ fn text(s: &'static str) -> Frames {
     Frames::One(Frame::from(s))
 }
 
+/// Publishes `frames` as a REST event `e` with no data.
+fn publish(app: &AppHub, channel: &str, frames: &Frames, except: Option<&str>) -> Delivery {
+    app.publish(&Message {
+        channel,
+        event: "e",
+        data: &Bytes::new(),
+        kind: DataKind::Json,
+        except,
+        origin: Origin::Rest,
+        frames,
+    })
+}
+
 #[tokio::test]
 async fn publish_reaches_all_but_excluded_and_shares_bytes() {
     let hub = Hub::default();
@@ -46,7 +59,7 @@ async fn publish_reaches_all_but_excluded_and_shares_bytes() {
         rxs.push((c, rx));
     }
     let frames = Frames::One(Frame::from(String::from("payload")));
-    let d = app.publish("news", &frames, Some("7.1"));
+    let d = publish(&app, "news", &frames, Some("7.1"));
     assert_eq!(
         d,
         Delivery {
@@ -89,7 +102,7 @@ async fn slow_consumer_is_evicted_not_awaited() {
     app.subscribe("c", &fast).unwrap();
     let mut evicted = 0;
     for _ in 0..5 {
-        evicted += app.publish("c", &text("m"), None).evicted;
+        evicted += publish(&app, "c", &text("m"), None).evicted;
     }
     assert_eq!(evicted, 1, "evicted once, then its queue refuses as closed");
     assert!(slow.tx.is_closed());
@@ -197,8 +210,8 @@ fn apps_are_namespaced() {
     let b = hub.app("B");
     let (c, _r) = conn(&hub, "1.1", QueueLimits::default());
     a.subscribe("x", &c).unwrap();
-    assert_eq!(b.publish("x", &text("m"), None).delivered, 0);
-    assert_eq!(a.publish("x", &text("m"), None).delivered, 1);
+    assert_eq!(publish(&b, "x", &text("m"), None).delivered, 0);
+    assert_eq!(publish(&a, "x", &text("m"), None).delivered, 1);
     assert!(Arc::ptr_eq(&a, &hub.app("A")));
     assert!(hub.existing_app("C").is_none());
 }
@@ -249,32 +262,99 @@ fn users_online_offline_and_watchers() {
     assert!(app.watchers("u1").is_empty());
 }
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(String, String, Option<String>)>>);
+/// What an observer saw of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    app: String,
+    channel: String,
+    event: String,
+    data: Bytes,
+    kind: DataKind,
+    except: Option<String>,
+    origin: String,
+}
 
-impl scale::ScaleAdapter for Recorder {
-    fn local_publish(&self, app: &str, channel: &str, _frames: &Frames, except: Option<&str>) {
-        self.0
-            .lock()
-            .push((app.into(), channel.into(), except.map(Into::into)));
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Seen>>);
+
+impl Observer for Recorder {
+    fn published(&self, app: &str, m: &Message<'_>) {
+        self.0.lock().push(Seen {
+            app: app.into(),
+            channel: m.channel.into(),
+            event: m.event.into(),
+            data: m.data.clone(),
+            kind: m.kind,
+            except: m.except.map(Into::into),
+            origin: format!("{:?}", m.origin),
+        });
     }
 }
 
 #[test]
-fn every_observer_sees_local_publishes_only() {
+fn every_observer_sees_structured_publishes_but_not_internal_deliveries() {
     let rec = Arc::new(Recorder::default());
     let second = Arc::new(Recorder::default());
     let hub = Hub::new(vec![rec.clone(), second.clone()]);
     let app = hub.app("1");
     let (c, _r) = conn(&hub, "1.1", QueueLimits::default());
     app.subscribe("x", &c).unwrap();
-    app.publish("x", &text("m"), Some("9.9"));
-    assert_eq!(app.publish_remote("x", &text("m"), None).delivered, 1);
+    let data = Bytes::from_static(b"{\"a\":1}");
+    let frames = text("m");
+    let d = app.publish(&Message {
+        channel: "x",
+        event: "client-e",
+        data: &data,
+        kind: DataKind::Json,
+        except: Some("9.9"),
+        origin: Origin::Socket("9.9"),
+        frames: &frames,
+    });
+    assert_eq!(d.delivered, 1);
+    assert_eq!(app.deliver("x", &text("internal"), None).delivered, 1);
     assert_eq!(
         *rec.0.lock(),
-        vec![("1".into(), "x".into(), Some("9.9".into()))]
+        vec![Seen {
+            app: "1".into(),
+            channel: "x".into(),
+            event: "client-e".into(),
+            data: data.clone(),
+            kind: DataKind::Json,
+            except: Some("9.9".into()),
+            origin: "Socket(\"9.9\")".into(),
+        }]
     );
+    // The data is shared with the publisher, not copied.
+    assert_eq!(rec.0.lock()[0].data.as_ptr(), data.as_ptr());
     assert_eq!(*second.0.lock(), *rec.0.lock());
+}
+
+#[test]
+fn observers_see_every_origin() {
+    let rec = Arc::new(Recorder::default());
+    let hub = Hub::new(vec![rec.clone()]);
+    let app = hub.app("1");
+    let frames = text("m");
+    for origin in [
+        Origin::Socket("1.2"),
+        Origin::Rest,
+        Origin::Bridge,
+        Origin::Node("n2"),
+    ] {
+        app.publish(&Message {
+            channel: "x",
+            event: "e",
+            data: &Bytes::from_static(b"hi"),
+            kind: DataKind::Text,
+            except: None,
+            origin,
+            frames: &frames,
+        });
+    }
+    let seen: Vec<String> = rec.0.lock().iter().map(|s| s.origin.clone()).collect();
+    assert_eq!(seen, ["Socket(\"1.2\")", "Rest", "Bridge", "Node(\"n2\")"]);
+    assert!(Origin::Socket("1.2").is_entry() && Origin::Rest.is_entry());
+    assert!(!Origin::Bridge.is_entry() && !Origin::Node("n2").is_entry());
 }
 
 #[test]
@@ -292,7 +372,7 @@ fn per_codec_frames() {
     app.subscribe("x", &c1).unwrap();
     app.subscribe("x", &c0).unwrap();
     let frames = Frames::PerCodec(Arc::from(vec![Some(Frame::from("v0")), None]));
-    assert_eq!(app.publish("x", &frames, None).delivered, 1);
+    assert_eq!(publish(&app, "x", &frames, None).delivered, 1);
 }
 
 #[test]
@@ -308,7 +388,7 @@ fn many_subscribers_churn_keeps_index_consistent() {
     for (c, _) in conns.iter().step_by(2) {
         app.unsubscribe("big", c.id).unwrap();
     }
-    assert_eq!(app.publish("big", &text("m"), None).delivered, 500);
+    assert_eq!(publish(&app, "big", &text("m"), None).delivered, 500);
     for (c, _) in conns.iter().skip(1).step_by(2) {
         app.unsubscribe("big", c.id).unwrap();
     }
@@ -338,7 +418,7 @@ fn fanout_10k_timing() {
     let t = std::time::Instant::now();
     let mut delivered = 0;
     for _ in 0..100 {
-        delivered += app.publish("big", &frames, None).delivered;
+        delivered += publish(&app, "big", &frames, None).delivered;
     }
     let publish = t.elapsed();
     println!(

@@ -5,17 +5,20 @@
 //! for them, as Supabase does); vsn 2.0.0 sockets get JSON arrays for JSON
 //! broadcasts and kind-4 binary frames for user broadcasts. Receives: a
 //! broadcast or presence diff and its topic. Hands on: a hub `Frames` set
-//! indexed by [`Vsn::codec`], shared by every subscriber. Fanned-out frames
-//! carry a null `join_ref` (it differs per subscriber, and realtime-js only
-//! drops frames whose non-null join_ref is stale).
+//! indexed by [`Vsn::codec`], shared by every subscriber, and the
+//! broadcast described for the hub's observers ([`describe`]). Fanned-out
+//! frames carry a null `join_ref` (it differs per subscriber, and
+//! realtime-js only drops frames whose non-null join_ref is stale).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde::Serialize;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::codec::{CodecError, Encoding, Outgoing, Vsn, encode_text, encode_user_broadcast};
-use crate::hub::Frames;
+use crate::hub::{DataKind, Frames};
 use crate::ws::Frame;
 
 /// A broadcast to fan out.
@@ -105,6 +108,100 @@ pub fn broadcast(topic: &str, b: Broadcast<'_>) -> Result<Frames, CodecError> {
     }
 }
 
+/// A broadcast as the hub's observers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described<'a> {
+    /// The user event (`send({event})`); empty when a JSON broadcast has
+    /// none.
+    pub event: Cow<'a, str>,
+    /// The user payload (`{}` when a JSON broadcast has none).
+    pub data: Bytes,
+    /// How `data` is to be read.
+    pub kind: DataKind,
+}
+
+/// `want` as a slice of `frame` at `at` when it is there (sharing the
+/// frame's bytes), else a copy.
+fn shared_slice(frame: Option<&Frame>, at: Option<usize>, want: &[u8]) -> Bytes {
+    let bytes = match frame {
+        Some(Frame::Text(t)) => Bytes::from(t.clone()),
+        Some(Frame::Binary(b)) => b.clone(),
+        None => Bytes::new(),
+    };
+    match at {
+        Some(at) if bytes.get(at..at + want.len()) == Some(want) => {
+            bytes.slice(at..at + want.len())
+        }
+        _ => Bytes::copy_from_slice(want),
+    }
+}
+
+/// A JSON string token's text, borrowed unless it has escapes; `None` for
+/// any other JSON value.
+fn json_str(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let inner = raw.get().strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// The user event and payload of `b`, whose frames [`broadcast`] made:
+/// the payload is a slice of the vsn 2.0.0 frame, so describing a
+/// broadcast allocates nothing (it reads a JSON broadcast's envelope once,
+/// borrowing the event name unless it has escapes).
+pub fn describe<'a>(b: Broadcast<'a>, frames: &Frames) -> Described<'a> {
+    let v2 = frames.for_codec(Vsn::V2.codec());
+    match b {
+        Broadcast::Json(raw) => {
+            #[derive(Deserialize)]
+            struct Envelope<'a> {
+                #[serde(borrow)]
+                event: Option<&'a RawValue>,
+                #[serde(borrow)]
+                payload: Option<&'a RawValue>,
+            }
+            let env = serde_json::from_str::<Envelope<'a>>(raw.get()).ok();
+            let (event, payload) = env.map_or((None, None), |e| (e.event, e.payload));
+            let event = event.and_then(json_str);
+            let data = match payload {
+                None => Bytes::from_static(b"{}"),
+                Some(p) => {
+                    // The v2 frame ends with the envelope verbatim, then `]`.
+                    let env_at = v2.and_then(|f| f.len().checked_sub(raw.get().len() + 1));
+                    let inner_at = p.get().as_ptr().addr() - raw.get().as_ptr().addr();
+                    shared_slice(v2, env_at.map(|a| a + inner_at), p.get().as_bytes())
+                }
+            };
+            Described {
+                event: event.unwrap_or_default(),
+                data,
+                kind: DataKind::Json,
+            }
+        }
+        Broadcast::User {
+            event,
+            encoding,
+            data,
+            ..
+        } => {
+            // The kind-4 frame ends with the payload.
+            let at = v2.and_then(|f| f.len().checked_sub(data.len()));
+            Described {
+                event: Cow::Borrowed(event),
+                data: shared_slice(v2, at, data),
+                kind: match encoding {
+                    Encoding::Json => DataKind::Json,
+                    Encoding::Raw => DataKind::Binary,
+                },
+            }
+        }
+    }
+}
+
 /// Frames of a `presence_diff` (or any other JSON push) on `topic`.
 pub fn push(topic: &str, event: &str, payload: &RawValue) -> Frames {
     per_codec(
@@ -181,6 +278,42 @@ mod tests {
             p.get(),
             r#"{"type":"broadcast","event":"e","meta":{"id":"1"},"payload":[1]}"#
         );
+    }
+
+    #[test]
+    fn described_payload_shares_the_v2_frame() {
+        let p = RawValue::from_string(
+            r#"{"type":"broadcast","event":"cur\u0073or","payload":{"x":1}}"#.into(),
+        )
+        .unwrap();
+        let b = Broadcast::Json(&p);
+        let f = broadcast("realtime:room1", b).unwrap();
+        let d = describe(b, &f);
+        assert_eq!(d.event, "cursor");
+        assert_eq!(&d.data[..], br#"{"x":1}"#);
+        assert_eq!(d.kind, DataKind::Json);
+        let v2 = get(&f, Vsn::V2).unwrap().as_bytes().as_ptr_range();
+        assert!(
+            v2.contains(&d.data.as_ptr()),
+            "a slice of the frame, not a copy"
+        );
+
+        let b = Broadcast::Json(&RawValue::from_string(r#"{"type":"broadcast"}"#.into()).unwrap());
+        let d = describe(b, &broadcast("realtime:r", b).unwrap());
+        assert_eq!((d.event.as_ref(), &d.data[..]), ("", &b"{}"[..]));
+
+        let b = Broadcast::User {
+            event: "e",
+            encoding: Encoding::Raw,
+            meta: Some(r#"{"id":"1"}"#),
+            data: &[1, 4],
+        };
+        let f = broadcast("realtime:r", b).unwrap();
+        let d = describe(b, &f);
+        assert_eq!((d.event.as_ref(), &d.data[..]), ("e", &[1u8, 4][..]));
+        assert_eq!(d.kind, DataKind::Binary);
+        let v2 = get(&f, Vsn::V2).unwrap().as_bytes().as_ptr_range();
+        assert!(v2.contains(&d.data.as_ptr()));
     }
 
     #[test]

@@ -24,7 +24,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
-use super::bridge::Bridge;
+use super::codec::{CodecError, Encoding};
+use super::fanout::Broadcast;
 use super::handshake::{self, HandshakeError};
 use super::rest;
 use super::session;
@@ -32,7 +33,7 @@ use super::state::{Shared, unix_now};
 use crate::config::supabase::Supabase;
 use crate::http::RequestCtx;
 use crate::http::body::{Body, empty, full};
-use crate::hub::Hub;
+use crate::hub::{Delivery, Hub, Origin};
 use crate::shutdown::Shutdown;
 
 /// Headroom over `max_payload` for a REST batch's envelope.
@@ -106,18 +107,31 @@ fn cors(mut r: Response<Body>) -> Response<Body> {
 impl SupabaseFront {
     /// A front publishing into `hub`, configured by `config` (`None` when
     /// `[supabase]` is absent: every request gets a 503 saying so).
-    ///
-    /// `bridge` must be the publish seam `hub` was built with
-    /// ([`Hub::new`]`(vec![bridge])`) for Pusher → Supabase mapping to work.
-    pub fn new(
-        hub: Arc<Hub>,
-        config: Option<Arc<Supabase>>,
-        shutdown: Shutdown,
-        bridge: Arc<Bridge>,
-    ) -> SupabaseFront {
-        let shared = Arc::new(Shared::new(hub, config, shutdown, bridge.clone()));
-        bridge.attach(&shared);
-        SupabaseFront { shared }
+    pub fn new(hub: Arc<Hub>, config: Option<Arc<Supabase>>, shutdown: Shutdown) -> SupabaseFront {
+        SupabaseFront {
+            shared: Arc::new(Shared::new(hub, config, shutdown)),
+        }
+    }
+
+    /// Broadcasts `event` with the JSON `payload` on `realtime:{sub_topic}`
+    /// (public or private), as the parts above the front (the bridge) do:
+    /// every subscriber gets it, the hub's observers see it with `origin`.
+    /// Private-channel rules are not consulted (they govern clients).
+    pub fn publish_event(
+        &self,
+        sub_topic: &str,
+        private: bool,
+        event: &str,
+        payload: &str,
+        origin: Origin<'_>,
+    ) -> Result<Delivery, CodecError> {
+        let b = Broadcast::User {
+            event,
+            encoding: Encoding::Json,
+            meta: None,
+            data: payload.as_bytes(),
+        };
+        self.shared.broadcast(sub_topic, private, b, None, origin)
     }
 
     /// Applies a reloaded `[supabase]`; live sockets keep their limits.

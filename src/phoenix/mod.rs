@@ -6,7 +6,6 @@
 //! - [`handshake`]: upgrade, vsn and API-key checks before the upgrade.
 //! - `session`: one socket — join, leave, heartbeat, broadcast, presence,
 //!   token refresh and expiry, limits, close codes.
-//! - [`bridge`]: the optional Pusher ↔ Supabase channel mapping.
 //! - [`rest`]: `POST /api/broadcast` and `/api/broadcast/{topic}/events/{event}`.
 //! - `upstream`: the postgres_changes splice to a real Supabase Realtime.
 //! - [`fanout`]: frames serialised once per vsn for the hub.
@@ -18,7 +17,6 @@
 //! - [`jwks`]: a JSON Web Key Set (RS/PS/ES/EdDSA and `oct` keys by `kid`).
 //! - [`policy`]: the private-channel rule table.
 
-pub mod bridge;
 pub mod codec;
 pub mod fanout;
 mod front;
@@ -35,3 +33,4 @@ mod upstream;
 pub mod wire;
 
 pub use front::SupabaseFront;
+pub use state::{NAMESPACE, topic_of};

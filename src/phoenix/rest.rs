@@ -18,6 +18,7 @@ use super::handshake::query_param;
 use super::jwt::Claims;
 use super::policy::Policy;
 use super::state::{Shared, unix_now};
+use crate::hub::Origin;
 
 /// Status and JSON body (empty for 202).
 #[derive(Debug, PartialEq, Eq)]
@@ -186,7 +187,7 @@ fn serve(
                 data: m.payload.get().as_bytes(),
             };
             shared
-                .broadcast(&m.topic, m.private, b, None)
+                .broadcast(&m.topic, m.private, b, None, Origin::Rest)
                 .map_err(|e| RestError::Unprocessable(e.to_string()))?;
         }
         return Ok(accepted());
@@ -239,7 +240,7 @@ fn serve(
         data: body,
     };
     shared
-        .broadcast(&topic, private, b, None)
+        .broadcast(&topic, private, b, None, Origin::Rest)
         .map_err(|e| RestError::Unprocessable(e.to_string()))?;
     Ok(accepted())
 }

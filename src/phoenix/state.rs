@@ -3,8 +3,10 @@
 //! Owns: the hub namespace the front publishes in, the current `[supabase]`
 //! config and its verifier (swapped on reload), Phoenix presence, and the
 //! front-wide presence rate window. Receives: publish and presence requests
-//! from sessions and the REST API. Hands on: frames to the hub, serialised
-//! once per vsn ([`super::fanout`]).
+//! from sessions, the REST API and the parts above the front (the bridge,
+//! through [`super::SupabaseFront::publish_event`]). Hands on: broadcasts to
+//! the hub as structured messages with frames serialised once per vsn
+//! ([`super::fanout`]), presence diffs as local-only deliveries.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,19 +15,17 @@ use arc_swap::ArcSwapOption;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::bridge::{self, Bridge};
-use super::codec::Encoding;
 use super::fanout::{self, Broadcast};
 use super::jwks::Jwks;
 use super::jwt::Verifier;
 use super::presence::{Diff, Presences};
 use crate::config::supabase::Supabase;
-use crate::hub::{AppHub, Delivery, Hub};
+use crate::hub::{AppHub, Delivery, Hub, Message, Origin};
 use crate::shutdown::Shutdown;
 
 /// The hub namespace of the Supabase front (not a valid Pusher app id in
 /// practice: it starts with a NUL byte, so it never collides with `[[apps]]`).
-pub(crate) const NAMESPACE: &str = "\u{0}supabase";
+pub const NAMESPACE: &str = "\u{0}supabase";
 
 /// The hub channel of a topic: public and private channels of the same
 /// name are separate, as in Supabase (`tenant:topic` vs `tenant-private:topic`).
@@ -34,6 +34,16 @@ pub(crate) fn hub_channel(sub_topic: &str, private: bool) -> String {
         format!("x:{sub_topic}")
     } else {
         format!("p:{sub_topic}")
+    }
+}
+
+/// The topic (without `realtime:`) and privacy of a hub channel of
+/// [`NAMESPACE`]; the inverse of [`hub_channel`].
+pub fn topic_of(hub_channel: &str) -> Option<(&str, bool)> {
+    if let Some(t) = hub_channel.strip_prefix("x:") {
+        Some((t, true))
+    } else {
+        hub_channel.strip_prefix("p:").map(|t| (t, false))
     }
 }
 
@@ -111,8 +121,6 @@ pub(crate) struct Shared {
     presence_window: parking_lot::Mutex<Window>,
     rest_window: parking_lot::Mutex<Window>,
     pub(crate) shutdown: Shutdown,
-    /// The Pusher mapping (a no-op unless `pusher_app` is set).
-    pub(crate) bridge: Arc<Bridge>,
 }
 
 fn verifier_for(c: &Supabase) -> Verifier {
@@ -125,12 +133,7 @@ fn verifier_for(c: &Supabase) -> Verifier {
 }
 
 impl Shared {
-    pub(crate) fn new(
-        hub: Arc<Hub>,
-        config: Option<Arc<Supabase>>,
-        shutdown: Shutdown,
-        bridge: Arc<Bridge>,
-    ) -> Shared {
+    pub(crate) fn new(hub: Arc<Hub>, config: Option<Arc<Supabase>>, shutdown: Shutdown) -> Shared {
         let s = Shared {
             app: hub.app(NAMESPACE),
             hub,
@@ -140,7 +143,6 @@ impl Shared {
             presence_window: parking_lot::Mutex::new(Window::new()),
             rest_window: parking_lot::Mutex::new(Window::new()),
             shutdown,
-            bridge,
         };
         s.reload(config);
         s
@@ -148,8 +150,6 @@ impl Shared {
 
     /// Swaps in a reloaded config; live sockets keep their limits.
     pub(crate) fn reload(&self, config: Option<Arc<Supabase>>) {
-        self.bridge
-            .set_app(config.as_deref().and_then(|c| c.pusher_app.as_deref()));
         self.verifier
             .store(config.as_deref().map(|c| Arc::new(verifier_for(c))));
         self.config.store(config);
@@ -175,86 +175,36 @@ impl Shared {
         (0..n.max(1)).all(|_| w.hit(now, limit))
     }
 
-    /// Fans a broadcast on `sub_topic` out to its subscribers, except the
-    /// socket `except`, and to the bridged Pusher app's channel if a mapping
-    /// is configured.
+    /// Publishes a broadcast on `sub_topic`: the hub's observers see it
+    /// (with `origin`), then its subscribers get it, except the socket
+    /// `except`.
     pub(crate) fn broadcast(
         &self,
         sub_topic: &str,
         private: bool,
         b: Broadcast<'_>,
         except: Option<&str>,
-    ) -> Result<Delivery, super::codec::CodecError> {
-        let d = self.broadcast_local(sub_topic, private, b, except)?;
-        if let Some(app) = self.bridge.app() {
-            self.to_pusher(&app, sub_topic, private, b);
-        }
-        Ok(d)
-    }
-
-    /// A Supabase broadcast as a Pusher event on the bridged app.
-    fn to_pusher(&self, app: &str, sub_topic: &str, private: bool, b: Broadcast<'_>) {
-        let (event, data) = match b {
-            Broadcast::Json(raw) => {
-                #[derive(serde::Deserialize)]
-                struct B<'a> {
-                    event: Option<String>,
-                    #[serde(borrow)]
-                    payload: Option<&'a RawValue>,
-                }
-                let Ok(p) = serde_json::from_str::<B<'_>>(raw.get()) else {
-                    return;
-                };
-                let Some(event) = p.event else { return };
-                (
-                    event,
-                    p.payload.map_or("{}".to_string(), |r| r.get().to_string()),
-                )
-            }
-            Broadcast::User {
-                event,
-                encoding: Encoding::Json,
-                data,
-                ..
-            } => (
-                event.to_string(),
-                String::from_utf8_lossy(data).into_owned(),
-            ),
-            // Pusher has no binary events.
-            Broadcast::User {
-                encoding: Encoding::Raw,
-                ..
-            } => return,
-        };
-        let channel = bridge::to_pusher(sub_topic, private);
-        let frame = crate::pusher::protocol::event(&channel, &event, &data, None);
-        self.hub.app(app).publish(
-            &channel,
-            &crate::hub::Frames::One(frame),
-            Some(bridge::MARK),
-        );
-    }
-
-    /// Fans a broadcast out to this front's subscribers only.
-    pub(crate) fn broadcast_local(
-        &self,
-        sub_topic: &str,
-        private: bool,
-        b: Broadcast<'_>,
-        except: Option<&str>,
+        origin: Origin<'_>,
     ) -> Result<Delivery, super::codec::CodecError> {
         let topic = format!("realtime:{sub_topic}");
         let frames = fanout::broadcast(&topic, b)?;
-        Ok(self
-            .app
-            .publish(&hub_channel(sub_topic, private), &frames, except))
+        let d = fanout::describe(b, &frames);
+        Ok(self.app.publish(&Message {
+            channel: &hub_channel(sub_topic, private),
+            event: &d.event,
+            data: &d.data,
+            kind: d.kind,
+            except,
+            origin,
+            frames: &frames,
+        }))
     }
 
     /// Fans a presence diff out to the topic's subscribers.
     pub(crate) fn presence_diff(&self, topic: &str, hub_channel: &str, diff: &Diff) {
         if let Ok(p) = RawValue::from_string(diff.json.to_string()) {
             let frames = fanout::push(topic, "presence_diff", &p);
-            self.app.publish(hub_channel, &frames, None);
+            self.app.deliver(hub_channel, &frames, None);
         }
     }
 }
@@ -293,5 +243,12 @@ mod tests {
     #[test]
     fn channels_are_namespaced() {
         assert_ne!(hub_channel("room", true), hub_channel("room", false));
+        for private in [true, false] {
+            assert_eq!(
+                topic_of(&hub_channel("a:b", private)),
+                Some(("a:b", private))
+            );
+        }
+        assert_eq!(topic_of("room"), None);
     }
 }

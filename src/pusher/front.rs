@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, ORIGIN, SEC_WEBSOCKET_ACCEPT, UPGRADE};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -26,7 +27,7 @@ use super::webhooks::{HttpPoster, Webhooks};
 use crate::config::apps::{Apps, PusherSettings};
 use crate::http::RequestCtx;
 use crate::http::body::{Body, full};
-use crate::hub::Hub;
+use crate::hub::{DataKind, Delivery, Frames, Hub, Message, Origin};
 use crate::shutdown::Shutdown;
 
 /// Largest REST request body.
@@ -98,6 +99,31 @@ impl PusherFront {
         self.shared
             .settings
             .store(Arc::new(FrontSettings::from(&apps.front)));
+    }
+
+    /// Publishes `event` with the data string `data` on `channel` of app
+    /// `app`, as the parts above the front (the bridge) do: encoded as a
+    /// REST event would be, seen by the hub's observers with `origin`, not
+    /// stored as a cache channel's last message.
+    pub fn publish_event(
+        &self,
+        app: &str,
+        channel: &str,
+        event: &str,
+        data: String,
+        origin: Origin<'_>,
+    ) -> Delivery {
+        let frames = Frames::One(protocol::event(channel, event, &data, None));
+        let data = Bytes::from(data);
+        self.shared.hub.app(app).publish(&Message {
+            channel,
+            event,
+            data: &data,
+            kind: DataKind::Text,
+            except: None,
+            origin,
+            frames: &frames,
+        })
     }
 
     /// Serves a WebSocket upgrade or a REST call.

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -20,6 +21,7 @@ use super::auth::{self, RestAuthError, RestRequest};
 use super::channel::{self, Access};
 use super::protocol;
 use super::state::Shared;
+use crate::hub::{DataKind, Frames, Message, Origin};
 
 /// Most channels in one publish.
 pub const MAX_CHANNELS: usize = 100;
@@ -249,9 +251,22 @@ fn publish(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let hub = shared.app_hub(app);
+    // Moved into shared bytes once for every channel's message; it came
+    // from a `String`, so it reads back as text.
+    let data = Bytes::from(data);
+    let text = std::str::from_utf8(&data).unwrap_or_default();
     for (c, kind) in channels.iter().zip(&kinds) {
-        let frame = protocol::event(c, &ev.name, &data, None);
-        shared.publish(app, &hub, c, *kind, frame, ev.socket_id.as_deref());
+        let frames = Frames::One(protocol::event(c, &ev.name, text, None));
+        let msg = Message {
+            channel: c,
+            event: &ev.name,
+            data: &data,
+            kind: DataKind::Text,
+            except: ev.socket_id.as_deref(),
+            origin: Origin::Rest,
+            frames: &frames,
+        };
+        shared.publish(app, &hub, *kind, &msg);
     }
     let Some(info) = ev.info else {
         return Ok(Value::Null);

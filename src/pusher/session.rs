@@ -24,7 +24,9 @@ use super::channel::{self, Access, ChannelKind};
 use super::protocol::{self, Action, ClientMessage, SessionError, Watch};
 use super::state::Shared;
 use super::webhooks::WebhookEvent;
-use crate::hub::{AppHub, Conn, ConnRef, Member, SubscribeError};
+use crate::hub::{
+    AppHub, Conn, ConnRef, DataKind, Frames, Member, Message, Origin, SubscribeError,
+};
 use crate::ws::{self, CloseSpec, Frame, Inbound, QueueLimits, ReadError};
 
 /// Deadline for one write (batch + flush) to the peer.
@@ -502,15 +504,24 @@ impl Session {
             }
         }
         let user_id = sub.user_id.clone();
-        let frame = protocol::client_event(&channel, &event, &data, user_id.as_deref());
-        self.shared.publish(
-            &self.app,
-            &self.hub,
+        let frames = Frames::One(protocol::client_event(
             &channel,
-            kind,
-            frame,
-            Some(&self.conn.socket_id),
-        );
+            &event,
+            &data,
+            user_id.as_deref(),
+        ));
+        // The data is the JSON text the client sent; moved, not copied.
+        let data = Bytes::from(data);
+        let msg = Message {
+            channel: &channel,
+            event: &event,
+            data: &data,
+            kind: DataKind::Json,
+            except: Some(&self.conn.socket_id),
+            origin: Origin::Socket(&self.conn.socket_id),
+            frames: &frames,
+        };
+        self.shared.publish(&self.app, &self.hub, kind, &msg);
         let name: Arc<str> = Arc::from(channel);
         let mut ev = WebhookEvent::new(WebhookKind::ClientEvent, &name);
         ev.event = Some(event);

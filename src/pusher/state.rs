@@ -20,9 +20,11 @@ use super::app::{App, AppRegistry, WebhookKind};
 use super::channel::{Access, ChannelKind};
 use super::protocol;
 use super::webhooks::{WebhookEvent, Webhooks};
-use crate::hub::{AppHub, ConnRef, Delivery, Frames, Hub, Joined, Left, Member, MemberJoin};
+use crate::hub::{
+    AppHub, ConnRef, Delivery, Frames, Hub, Joined, Left, Member, MemberJoin, Message,
+};
 use crate::shutdown::Shutdown;
-use crate::ws::{CloseSpec, Frame};
+use crate::ws::CloseSpec;
 
 /// Front-wide settings from `[pusher]`.
 #[derive(Debug, Clone)]
@@ -54,7 +56,7 @@ pub(crate) const COUNT_WINDOW: Duration = Duration::from_secs(2);
 pub(crate) type CountThrottle = Arc<Mutex<HashMap<(Arc<str>, Arc<str>), (Option<Instant>, bool)>>>;
 
 fn send_count(webhooks: &Webhooks, app: &Arc<App>, hub: &AppHub, name: &Arc<str>, n: usize) {
-    hub.publish(
+    hub.deliver(
         name,
         &Frames::One(protocol::subscription_count(name, n)),
         None,
@@ -118,7 +120,7 @@ impl Shared {
         }
         if let (Some((MemberJoin::Added, _)), Some(m)) = (&joined.presence, member) {
             let f = protocol::member_added(name, &m.user_id, &m.info);
-            hub.publish(name, &Frames::One(f), Some(&conn.socket_id));
+            hub.deliver(name, &Frames::One(f), Some(&conn.socket_id));
             let mut ev = WebhookEvent::new(WebhookKind::MemberAdded, name);
             ev.user_id = Some(m.user_id.clone());
             self.webhooks.emit(app, ev);
@@ -137,7 +139,7 @@ impl Shared {
         left: &Left,
     ) {
         if let Some(uid) = &left.member_removed {
-            hub.publish(
+            hub.deliver(
                 name,
                 &Frames::One(protocol::member_removed(name, uid)),
                 None,
@@ -207,22 +209,19 @@ impl Shared {
         }
     }
 
-    /// Publishes an already-encoded event on `channel`, caching it on cache
-    /// channels.
+    /// Publishes an app event (its frames already encoded in `msg`),
+    /// caching it on cache channels.
     pub(crate) fn publish(
         &self,
         app: &App,
         hub: &AppHub,
-        channel: &str,
         kind: ChannelKind,
-        frame: Frame,
-        except: Option<&str>,
+        msg: &Message<'_>,
     ) -> Delivery {
-        let frames = Frames::One(frame);
         if kind.cache {
-            hub.cache_put(channel, frames.clone(), app.cache_ttl);
+            hub.cache_put(msg.channel, msg.frames.clone(), app.cache_ttl);
         }
-        hub.publish(channel, &frames, except)
+        hub.publish(msg)
     }
 
     /// Closes every connection of `user_id` (signed in or present on a

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::{Chan, Session, json_payload};
 use crate::config::supabase::{PostgresChanges, Upstream};
+use crate::hub::Origin;
 use crate::phoenix::codec::{Outgoing, Payload, Push, encode_text};
 use crate::phoenix::fanout::Broadcast;
 use crate::phoenix::join;
@@ -298,10 +299,13 @@ impl Session {
             return;
         }
         let except = (!c.broadcast_self).then(|| self.conn.socket_id.clone());
-        match self
-            .shared
-            .broadcast(&c.sub_topic, c.private, b, except.as_deref())
-        {
+        match self.shared.broadcast(
+            &c.sub_topic,
+            c.private,
+            b,
+            except.as_deref(),
+            Origin::Socket(&self.conn.socket_id),
+        ) {
             Ok(_) => {
                 if c.broadcast_ack {
                     self.reply(p, ReplyStatus::Ok, &wire::empty_object());
