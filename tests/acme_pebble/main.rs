@@ -2,6 +2,12 @@
 //! started per test on loopback (see `pebble.rs`). Needs the `pebble`
 //! Debian package (scripts/test installs it).
 
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/config.rs"]
+mod config;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/inproc.rs"]
+mod inproc;
 mod pebble;
 
 use std::time::Duration;
@@ -69,7 +75,7 @@ async fn http01_two_domains_sni_then_restart_reuses_stored_certs() {
     .await;
     let storage = dir.join("storage");
     let tls = tls_lines(&p, &storage, &[A, B], "challenges = [\"http-01\"]\n");
-    let portico = Portico::start(bound, &tls, None);
+    let portico = Portico::start(bound, &tls, None).await;
 
     // Each name gets its own certificate, chosen by SNI, trusted via pebble's root.
     let a = issued(&p, &portico, A, Duration::from_secs(60)).await;
@@ -123,7 +129,7 @@ async fn http01_two_domains_sni_then_restart_reuses_stored_certs() {
 
     // Restart: the stored certificates are served at once, no new order.
     let bound = portico.stop().await;
-    let portico = Portico::start(bound, &tls, None);
+    let portico = Portico::start(bound, &tls, None).await;
     let again = connect_verified(portico.https, &root, A)
         .await
         .expect("served right away");
@@ -150,7 +156,7 @@ async fn tls_alpn01_issues_and_is_remembered() {
     .await;
     let storage = dir.join("storage");
     let tls = tls_lines(&p, &storage, &[A], "challenges = [\"tls-alpn-01\"]\n");
-    let portico = Portico::start(bound, &tls, None);
+    let portico = Portico::start(bound, &tls, None).await;
     issued(&p, &portico, A, Duration::from_secs(60)).await;
     match &status::report(&settings(&tls))[0] {
         DomainStatus::Stored { challenge, .. } => {
@@ -181,7 +187,7 @@ async fn http01_failure_falls_back_to_tls_alpn01() {
     .await;
     let storage = dir.join("storage");
     let tls = tls_lines(&p, &storage, &[A], "");
-    let portico = Portico::start(bound, &tls, None);
+    let portico = Portico::start(bound, &tls, None).await;
     issued(&p, &portico, A, Duration::from_secs(90)).await;
     match &status::report(&settings(&tls))[0] {
         DomainStatus::Stored { challenge, .. } => {
@@ -216,7 +222,7 @@ async fn renewal_swaps_certificate_while_connection_stays_open_and_survives_ca_o
     .await;
     let storage = dir.join("storage");
     let tls = tls_lines(&p, &storage, &[A], "renew_check = \"1s\"\n");
-    let portico = Portico::start(bound, &tls, Some(vec![Duration::from_secs(1)]));
+    let portico = Portico::start(bound, &tls, Some(vec![Duration::from_secs(1)])).await;
     let first = issued(&p, &portico, A, Duration::from_secs(60)).await;
     let root = p.issuing_root().await;
     let mut open = connect_verified(portico.https, &root, A)
@@ -299,7 +305,7 @@ async fn ca_down_at_startup_serves_placeholder_then_issues() {
     let tls = tls_for(&p);
     drop(p); // CA down
     // The root file was regenerated per start, so keep this start's copy.
-    let portico = Portico::start(bound, &tls, Some(vec![Duration::from_secs(1)]));
+    let portico = Portico::start(bound, &tls, Some(vec![Duration::from_secs(1)])).await;
     let placeholder = served_leaf(portico.https, A).await;
     assert!(
         issuer_cn(&placeholder).contains("portico placeholder"),
@@ -357,8 +363,8 @@ async fn two_nodes_sharing_storage_order_once() {
         &[A],
         "challenges = [\"http-01\"]\nrenew_check = \"1s\"\n",
     );
-    let node_a = Portico::start(bound_a, &tls, Some(vec![Duration::from_secs(1)]));
-    let node_b = Portico::start(bound_b, &tls, Some(vec![Duration::from_secs(1)]));
+    let node_a = Portico::start(bound_a, &tls, Some(vec![Duration::from_secs(1)])).await;
+    let node_b = Portico::start(bound_b, &tls, Some(vec![Duration::from_secs(1)])).await;
     let leaf_a = issued(&p, &node_a, A, Duration::from_secs(60)).await;
     let leaf_b = issued(&p, &node_b, A, Duration::from_secs(60)).await;
     assert_eq!(leaf_a, leaf_b, "both nodes serve the one certificate");

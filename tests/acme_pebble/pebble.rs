@@ -1,7 +1,8 @@
 //! Runs Let's Encrypt's test CA (pebble) and its DNS helper
 //! (pebble-challtestsrv) on loopback for one test, and a portico edge
-//! against it. Every port is ephemeral, every wait bounded; the child
-//! processes are killed (by handle) when the harness drops.
+//! against it (in-process, through the shared starter). Every port is
+//! ephemeral, every wait bounded; the child processes are killed (by
+//! handle) when the harness drops.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -10,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portico::config::{Config, Tls};
-use portico::{Edge, Listeners, Shutdown};
+use portico::Listeners;
+use portico::config::Tls;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
@@ -20,6 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use crate::config::base;
+use crate::inproc::{self, Inproc};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
@@ -344,12 +348,12 @@ pub(crate) async fn health(s: &mut TlsStream<TcpStream>, host: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// A portico edge on its own loopback listeners.
+/// A portico edge on its own loopback listeners (the shared in-process
+/// starter, `crate::inproc`).
 pub(crate) struct Portico {
     pub(crate) https: SocketAddr,
     pub(crate) http: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    edge: Inproc,
 }
 
 /// Listeners bound before pebble starts (pebble needs their ports).
@@ -374,45 +378,50 @@ impl Bound {
     }
 }
 
+/// The one Pusher app every ACME test edge serves (a hub socket over the
+/// issued certificate).
+const APP: &str = r#"
+[[apps]]
+id = "1"
+key = "acme-test-key"
+secret = "s"
+"#;
+
 impl Portico {
-    /// Start with `[tls]` lines (mode = "acme" is added) on `bound`.
-    pub(crate) fn start(bound: Bound, tls: &str, retry: Option<Vec<Duration>>) -> Portico {
-        let https = bound.https.local_addr().expect("addr");
-        let http = bound.http.local_addr().expect("addr");
-        let text = format!(
-            "[server]\nhttps = \"{https}\"\nhttp = \"{http}\"\n[tls]\nmode = \"acme\"\n{tls}\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[log]\naccess = false\n[[apps]]\nid = \"1\"\nkey = \"acme-test-key\"\nsecret = \"s\"\n"
-        );
-        let mut cfg = Config::from_str(&text, "test.toml").expect("valid config");
-        if let Tls::Acme(a) = &mut cfg.tls {
-            a.retry_intervals = retry;
-        }
-        let edge = Edge::new(cfg, Shutdown::new()).expect("edge");
+    /// Start with `[tls]` lines (mode = "acme" is added) on `bound`, with
+    /// `retry` as the ACME retry intervals (`None`: portico's own).
+    pub(crate) async fn start(bound: Bound, tls: &str, retry: Option<Vec<Duration>>) -> Portico {
+        let text = base()
+            .without("server.plain")
+            .set("server.http", "${HTTP}")
+            .without("tls")
+            .with(&format!("[tls]\nmode = \"acme\"\n{tls}"))
+            .set("upstream.url", "http://127.0.0.1:9")
+            .set("log.access", false)
+            .with(APP)
+            .to_string();
         let listeners = Listeners {
             https: Some(bound.https),
             http: Some(bound.http),
             plain: None,
         };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(portico::serve(edge, listeners, async move {
-            let _ = rx.await;
-        }));
+        let edge = inproc::start_on(listeners, &text, &[], |cfg| {
+            if let Tls::Acme(a) = &mut cfg.tls {
+                a.retry_intervals = retry;
+            }
+        })
+        .await;
         Portico {
-            https,
-            http,
-            stop: Some(tx),
-            task: Some(task),
+            https: edge.https(),
+            http: edge.http(),
+            edge,
         }
     }
 
     /// Stop and give the ports back (as listeners bound to the same ports).
-    pub(crate) async fn stop(mut self) -> Bound {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(20), t).await;
-        }
+    pub(crate) async fn stop(self) -> Bound {
         let (https, http) = (self.https, self.http);
+        let _ = self.edge.stop_within(Duration::from_secs(20)).await;
         let deadline = Instant::now() + WAIT;
         loop {
             if let (Ok(a), Ok(b)) = (bind_reuse(https), bind_reuse(http)) {
@@ -426,17 +435,6 @@ impl Portico {
 
 fn bind_reuse(addr: SocketAddr) -> std::io::Result<TcpListener> {
     portico::listener::bind_one("https", addr).map_err(|e| e.source)
-}
-
-impl Drop for Portico {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
 }
 
 /// Poll `f` every 100 ms until it returns `Some`, at most `limit`.

@@ -8,25 +8,19 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::config::{ConfigText, plain};
 use crate::support::binary;
 use crate::support::client::{self, Client};
 use crate::support::{TempDir, poll_until, upstream, within};
 
-fn config(up: &str, extra_routes: &str) -> String {
-    format!(
-        r#"
-[server]
-plain = "127.0.0.1:0"
-grace_period = "5s"
-[tls]
-mode = "off"
-[log]
-format = "json"
-[upstream]
-url = "{up}"
-{extra_routes}
-"#
-    )
+/// The plain base for the real binary: it binds `127.0.0.1:0` itself,
+/// logs JSON (the tests read its lines) and proxies to `up`.
+fn config(up: &str) -> ConfigText {
+    plain()
+        .set("server.plain", "127.0.0.1:0")
+        .set("server.grace_period", "5s")
+        .set("log.format", "json")
+        .set("upstream.url", up)
 }
 
 async fn echo<S>(ws: &mut client::Ws<S>, text: &str)
@@ -45,7 +39,7 @@ where
 async fn sighup_reload_applies_routes_and_keeps_websockets() {
     let up = upstream::start().await;
     let up2 = upstream::start().await;
-    let mut p = binary::start(&config(&up.url(), ""), &["plain"]).await;
+    let mut p = binary::start(&config(&up.url()).to_string(), &["plain"]).await;
     let addr = p.plain.expect("plain listener");
     let mut ws = client::ws_plain(addr, "/live/ws").await;
     echo(&mut ws, "before").await;
@@ -62,7 +56,7 @@ async fn sighup_reload_applies_routes_and_keeps_websockets() {
         "[[routes]]\npath = \"/new/\"\nto = \"{}\"\nstrip_prefix = true\n",
         up2.url()
     );
-    p.rewrite_config(&config(&up.url(), &routes));
+    p.rewrite_config(&config(&up.url()).with(&routes).to_string());
     p.signal("HUP");
     p.wait_log("configuration reloaded", |v| {
         v["fields"]["message"] == "configuration reloaded"
@@ -79,11 +73,8 @@ async fn sighup_reload_applies_routes_and_keeps_websockets() {
 
     // An invalid config is refused, with the same error `check` prints,
     // and the running one keeps serving.
-    let bad = config(
-        &up.url(),
-        "[[routes]]\npath = \"/new/\"\nto = \"nowhere\"\n",
-    );
-    p.rewrite_config(&bad);
+    let bad = config(&up.url()).with("[[routes]]\npath = \"/new/\"\nto = \"nowhere\"\n");
+    p.rewrite_config(&bad.to_string());
     p.signal("HUP");
     let v = p
         .wait_log("reload refused", |v| {
@@ -113,7 +104,7 @@ async fn sighup_reload_applies_routes_and_keeps_websockets() {
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_closes_websockets() {
     let up = upstream::start().await;
-    let mut p = binary::start(&config(&up.url(), ""), &["plain"]).await;
+    let mut p = binary::start(&config(&up.url()).to_string(), &["plain"]).await;
     let addr = p.plain.expect("plain listener");
     let mut ws = client::ws_plain(addr, "/live/ws").await;
     echo(&mut ws, "hi").await;
@@ -172,7 +163,7 @@ async fn sigterm_drains_in_flight_requests_and_closes_websockets() {
 #[tokio::test]
 async fn access_log_line_per_request_without_query_values() {
     let up = upstream::start().await;
-    let mut p = binary::start(&config(&up.url(), ""), &["plain"]).await;
+    let mut p = binary::start(&config(&up.url()).to_string(), &["plain"]).await;
     let addr = p.plain.expect("plain listener");
     let mut c = Client::plain(addr).await;
     assert_eq!(c.get("/search?q=secret-term&page=2").await.status, 200);
@@ -195,15 +186,12 @@ async fn access_log_line_per_request_without_query_values() {
 #[tokio::test]
 async fn sigterm_does_not_wait_for_silent_connections() {
     let up = upstream::start().await;
-    let toml = config(&up.url(), "").replace(
-        "[tls]\nmode = \"off\"",
-        "[tls]\nmode = \"dev\"\ndir = \"certs\"",
-    );
-    let toml = toml.replace(
-        "plain = \"127.0.0.1:0\"",
-        "plain = \"127.0.0.1:0\"\nhttps = \"127.0.0.1:0\"\ngrace_period = \"20s\"",
-    );
-    let toml = toml.replace("grace_period = \"5s\"\n", "");
+    let toml = config(&up.url())
+        .set("server.https", "127.0.0.1:0")
+        .set("server.grace_period", "20s")
+        .set("tls.mode", "dev")
+        .set("tls.dir", "certs")
+        .to_string();
     let mut p = binary::start(&toml, &["https", "plain"]).await;
     let _silent_tls = client::tcp(p.https.expect("https")).await;
     let _silent_plain = client::tcp(p.plain.expect("plain")).await;
@@ -254,16 +242,14 @@ async fn sighup_rereads_certificate_files_and_keeps_the_old_pair_on_error() {
     std::fs::write(&roots, format!("{c1}{c2}")).unwrap();
     std::fs::write(&cert, &c1).unwrap();
     std::fs::write(&key, &k1).unwrap();
-    let toml = config(&up.url(), "")
-        .replace("plain = \"127.0.0.1:0\"", "https = \"127.0.0.1:0\"")
-        .replace(
-            "[tls]\nmode = \"off\"",
-            &format!(
-                "[tls]\nmode = \"files\"\ncert = \"{}\"\nkey = \"{}\"\nwatch = false",
-                cert.display(),
-                key.display()
-            ),
-        );
+    let toml = config(&up.url())
+        .without("server.plain")
+        .set("server.https", "127.0.0.1:0")
+        .set("tls.mode", "files")
+        .set("tls.cert", cert.display().to_string())
+        .set("tls.key", key.display().to_string())
+        .set("tls.watch", false)
+        .to_string();
     let mut p = binary::start(&toml, &["https"]).await;
     let addr = p.https.expect("https listener");
     assert_eq!(served_leaf(addr, &roots).await, d1);

@@ -9,25 +9,27 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use portico::http::body::{BoxError, full};
 
+use crate::config::{ConfigText, base, plain};
+use crate::inproc;
 use crate::support::client::Client;
+use crate::support::upstream;
 use crate::support::upstream::tokio_stream_from;
-use crate::support::{edge, upstream};
 
-const TOML: &str = r#"
-[server]
-plain = "${PLAIN}"
-[tls]
-mode = "off"
-[upstream]
-url = "${UP}"
-response_timeout = "300ms"
-max_body = "1KiB"
-"#;
+/// `c` with the upstream limits these tests hit.
+fn limited(c: ConfigText) -> ConfigText {
+    c.set("upstream.response_timeout", "300ms")
+        .set("upstream.max_body", "1KiB")
+}
+
+/// The plain listener only, TLS off, with the limits.
+fn toml() -> String {
+    limited(plain()).to_string()
+}
 
 #[tokio::test]
 async fn bad_gateway_names_the_upstream() {
     let dead = format!("http://{}", upstream::refusing_addr().await);
-    let e = edge::start(TOML, &[("UP", dead.clone())]).await;
+    let e = inproc::start(&toml(), &[("UP", dead.clone())]).await;
     let mut c = Client::plain(e.plain()).await;
 
     let r = c.get("/").await;
@@ -61,7 +63,7 @@ async fn bad_gateway_names_the_upstream() {
 async fn bad_gateway_when_the_upstream_hangs_up() {
     let (addr, _task) = upstream::start_hangup().await;
     let url = format!("http://{addr}");
-    let e = edge::start(TOML, &[("UP", url.clone())]).await;
+    let e = inproc::start(&toml(), &[("UP", url.clone())]).await;
     let mut c = Client::plain(e.plain()).await;
     let r = c.get("/crash").await;
     assert_eq!(r.status, 502, "{}", r.text());
@@ -73,7 +75,7 @@ async fn bad_gateway_when_the_upstream_hangs_up() {
 #[tokio::test]
 async fn gateway_timeout_on_a_slow_upstream() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let t = Instant::now();
     let r = c.get("/slow?ms=3000").await;
@@ -91,7 +93,7 @@ async fn gateway_timeout_on_a_slow_upstream() {
 #[tokio::test]
 async fn payload_too_large_with_content_length() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let req = c
         .req(Method::POST, "/cl/count")
@@ -119,7 +121,7 @@ async fn payload_too_large_with_content_length() {
 #[tokio::test]
 async fn payload_too_large_chunked() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(8);
     for _ in 0..4 {
@@ -137,13 +139,8 @@ async fn payload_too_large_chunked() {
 #[tokio::test]
 async fn payload_too_large_over_h2() {
     let up = upstream::start().await;
-    let toml = TOML
-        .replace(
-            "[tls]\nmode = \"off\"",
-            "[tls]\nmode = \"dev\"\ndir = \"${CERTS}\"",
-        )
-        .replace("plain = \"${PLAIN}\"", "https = \"${HTTPS}\"");
-    let e = edge::start(&toml, &[("UP", up.url())]).await;
+    let toml = limited(base().without("server.plain")).to_string();
+    let e = inproc::start(&toml, &[("UP", up.url())]).await;
     let mut c = Client::tls(e.https(), &e.ca(), &[b"h2"]).await;
     // Declared length.
     let req = c
@@ -170,7 +167,7 @@ async fn payload_too_large_over_h2() {
 #[tokio::test]
 async fn builtin_hubs_never_reach_the_upstream() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     // The Pusher hub answers itself: a plain GET on the WebSocket path is
     // 426, an unknown app on the REST API is 404, both JSON.
@@ -217,11 +214,11 @@ async fn gateway_timeout_on_connect() {
         }
     }
     let url = format!("http://{addr}");
-    let toml = TOML.replace(
-        "response_timeout = \"300ms\"",
-        "connect_timeout = \"300ms\"",
-    );
-    let e = edge::start(&toml, &[("UP", url.clone())]).await;
+    let toml = limited(plain())
+        .without("upstream.response_timeout")
+        .set("upstream.connect_timeout", "300ms")
+        .to_string();
+    let e = inproc::start(&toml, &[("UP", url.clone())]).await;
     let mut c = Client::plain(e.plain()).await;
     let t = Instant::now();
     let r = c.get("/").await;

@@ -5,8 +5,10 @@
 use http::Method;
 use portico::http::body::empty;
 
+use crate::config::base;
+use crate::inproc;
 use crate::support::client::Client;
-use crate::support::{edge, upstream};
+use crate::support::upstream;
 
 const SPOOFED: [(&str, &str); 6] = [
     ("x-forwarded-for", "6.6.6.6"),
@@ -17,20 +19,10 @@ const SPOOFED: [(&str, &str); 6] = [
     ("forwarded", "for=6.6.6.6;proto=https"),
 ];
 
-fn toml(extra_server: &str) -> String {
-    format!(
-        r#"
-[server]
-https = "${{HTTPS}}"
-plain = "${{PLAIN}}"
-{extra_server}
-[tls]
-mode = "dev"
-dir = "${{CERTS}}"
-[upstream]
-url = "${{UP}}"
-"#
-    )
+/// The base config with `server.trusted_proxies` set to `trusted`.
+fn trusting(trusted: &[&str]) -> String {
+    let list: Vec<toml::Value> = trusted.iter().map(|&a| a.into()).collect();
+    base().set("server.trusted_proxies", list).to_string()
 }
 
 fn first(j: &serde_json::Value, name: &str) -> serde_json::Value {
@@ -40,7 +32,7 @@ fn first(j: &serde_json::Value, name: &str) -> serde_json::Value {
 #[tokio::test]
 async fn set_for_a_direct_client_over_tls() {
     let up = upstream::start().await;
-    let e = edge::start(&toml(""), &[("UP", up.url())]).await;
+    let e = inproc::start(&base().to_string(), &[("UP", up.url())]).await;
     let mut c = Client::tls(e.https(), &e.ca(), &[b"http/1.1"]).await;
     let j = c.get("/fwd").await.json();
     let port = e.https().port().to_string();
@@ -55,7 +47,7 @@ async fn set_for_a_direct_client_over_tls() {
 #[tokio::test]
 async fn spoofed_values_from_an_untrusted_peer_are_replaced() {
     let up = upstream::start().await;
-    let e = edge::start(&toml(""), &[("UP", up.url())]).await;
+    let e = inproc::start(&base().to_string(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let mut req = c.req(Method::GET, "/spoof");
     for (k, v) in SPOOFED {
@@ -79,11 +71,7 @@ async fn spoofed_values_from_an_untrusted_peer_are_replaced() {
 #[tokio::test]
 async fn trusted_peer_values_are_kept_and_extended() {
     let up = upstream::start().await;
-    let e = edge::start(
-        &toml(r#"trusted_proxies = ["127.0.0.1"]"#),
-        &[("UP", up.url())],
-    )
-    .await;
+    let e = inproc::start(&trusting(&["127.0.0.1"]), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let mut req = c.req(Method::GET, "/trusted");
     for (k, v) in SPOOFED {
@@ -106,7 +94,7 @@ async fn trusted_peer_values_are_kept_and_extended() {
 #[tokio::test]
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     let up = upstream::start().await;
-    let e = edge::start(&toml(""), &[("UP", up.url())]).await;
+    let e = inproc::start(&base().to_string(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let req = c
         .req(Method::GET, "/hop")
@@ -153,11 +141,7 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
 #[tokio::test]
 async fn trusted_proxies_are_matched_as_cidrs() {
     let up = upstream::start().await;
-    let e = edge::start(
-        &toml(r#"trusted_proxies = ["127.0.0.0/30"]"#),
-        &[("UP", up.url())],
-    )
-    .await;
+    let e = inproc::start(&trusting(&["127.0.0.0/30"]), &[("UP", up.url())]).await;
     for (source, trusted) in [("127.0.0.2", true), ("127.0.0.9", false)] {
         let mut c = Client::plain_from(source, e.plain()).await;
         let req = c

@@ -12,11 +12,11 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::config::{BASE, base};
+use crate::inproc;
 use crate::support::client::{Client, tcp};
 use crate::support::upstream::refusing_addr;
-use crate::support::{edge, within};
-
-const TOML: &str = edge::PROXY_TOML;
+use crate::support::within;
 
 /// An upstream speaking raw HTTP/1.1 with one scripted answer per path,
 /// counting its connections and keeping every request head it read.
@@ -166,7 +166,7 @@ async fn read_until(tcp: &mut TcpStream, needle: &str, times: usize) -> String {
 #[tokio::test]
 async fn every_body_framing_is_relayed_and_the_connection_kept() {
     let up = start_scripted().await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let mut c = Client::plain(e.plain()).await;
     let r = c.get("/chunked").await;
     assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "hello world"));
@@ -191,7 +191,7 @@ async fn every_body_framing_is_relayed_and_the_connection_kept() {
 #[tokio::test]
 async fn a_body_delimited_by_close_is_rechunked_and_the_client_kept() {
     let up = start_scripted().await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let mut s = tcp(e.plain()).await;
     s.write_all(b"GET /eof HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
@@ -223,7 +223,7 @@ async fn a_body_delimited_by_close_is_rechunked_and_the_client_kept() {
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let up = start_scripted().await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let mut s = tcp(e.plain()).await;
     s.write_all(
         b"GET /split HTTP/1.1\r\nHost: a.test\r\n\r\n\
@@ -251,7 +251,7 @@ async fn pipelined_requests_are_answered_in_order() {
 #[tokio::test]
 async fn a_small_body_is_relayed_here_and_a_large_one_hands_over_to_hyper() {
     let up = start_scripted().await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let mut s = tcp(e.plain()).await;
     s.write_all(b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
@@ -319,7 +319,7 @@ async fn a_small_body_is_relayed_here_and_a_large_one_hands_over_to_hyper() {
 #[tokio::test]
 async fn an_unreachable_upstream_gets_a_502_and_the_connection_stays() {
     let dead = refusing_addr().await;
-    let e = edge::start(TOML, &[("UP", format!("http://{dead}"))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{dead}"))]).await;
     let mut s = tcp(e.plain()).await;
     for _ in 0..2 {
         s.write_all(b"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n")
@@ -337,8 +337,8 @@ async fn an_unreachable_upstream_gets_a_502_and_the_connection_stays() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_at_the_header_timeout() {
     let up = start_scripted().await;
-    let toml = TOML.replacen("[server]\n", "[server]\nheader_timeout = \"300ms\"\n", 1);
-    let e = edge::start(&toml, &[("UP", format!("http://{}", up.addr))]).await;
+    let toml = base().set("server.header_timeout", "300ms").to_string();
+    let e = inproc::start(&toml, &[("UP", format!("http://{}", up.addr))]).await;
     let mut s = tcp(e.plain()).await;
     s.write_all(b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await

@@ -11,25 +11,20 @@ use portico::http::body::empty;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::config::{ConfigText, base, plain};
+use crate::inproc;
 use crate::support::client::{self, Client};
-use crate::support::{edge, poll_until, upstream, within};
+use crate::support::{poll_until, upstream, within};
 
-const TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-plain = "${PLAIN}"
-grace_period = "5s"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
-"#;
+/// The base config with a 5 s grace period.
+fn graceful() -> ConfigText {
+    base().set("server.grace_period", "5s")
+}
 
 #[tokio::test]
 async fn drain_finishes_in_flight_requests_then_refuses() {
     let up = upstream::start().await;
-    let mut e = edge::start(TOML, &[("UP", up.url())]).await;
+    let mut e = inproc::start(&graceful().to_string(), &[("UP", up.url())]).await;
     let (plain, https) = (e.plain(), e.https());
     // One slow request per protocol: h1 plain and h2 over TLS.
     let mut h1 = Client::plain(plain).await;
@@ -75,14 +70,22 @@ async fn reload_applies_to_new_requests_and_keeps_websockets() {
     let up = upstream::start().await;
     let up2 = upstream::start().await;
     let vars = [("UP", up.url()), ("UP2", up2.url())];
-    let e = edge::start(TOML, &vars).await;
+    let e = inproc::start(&graceful().to_string(), &vars).await;
     let mut ws = client::ws_plain(e.plain(), "/live/ws").await;
 
-    let reloaded = format!(
-        "{TOML}\n[[routes]]\npath = \"/live/\"\nto = \"${{UP}}\"\nwebsocket = false\n\
-         [[routes]]\npath = \"/two/\"\nto = \"${{UP2}}\"\n"
+    let reloaded = graceful().with(
+        r#"
+[[routes]]
+path = "/live/"
+to = "${UP}"
+websocket = false
+
+[[routes]]
+path = "/two/"
+to = "${UP2}"
+"#,
     );
-    e.reload(&reloaded, &vars);
+    e.reload(&reloaded.to_string(), &vars);
     assert_eq!(e.edge.config().routes.len(), 3);
 
     // New requests see the new routes.
@@ -110,11 +113,10 @@ async fn reload_applies_to_new_requests_and_keeps_websockets() {
 #[tokio::test]
 async fn websocket_idle_timeout_closes_quiet_tunnels_only() {
     let up = upstream::start().await;
-    let toml = TOML.replace(
-        "url = \"${UP}\"",
-        "url = \"${UP}\"\nwebsocket_idle_timeout = \"400ms\"",
-    );
-    let e = edge::start(&toml, &[("UP", up.url())]).await;
+    let toml = graceful()
+        .set("upstream.websocket_idle_timeout", "400ms")
+        .to_string();
+    let e = inproc::start(&toml, &[("UP", up.url())]).await;
     let mut quiet = client::ws_plain(e.plain(), "/q/ws").await;
     let mut busy = client::ws_plain(e.plain(), "/b/ws").await;
     let t = Instant::now();
@@ -141,8 +143,8 @@ async fn websocket_idle_timeout_closes_quiet_tunnels_only() {
 async fn grace_period_cuts_what_is_still_running() {
     use http_body_util::BodyExt;
     let up = upstream::start().await;
-    let toml = TOML.replace("grace_period = \"5s\"", "grace_period = \"500ms\"");
-    let mut e = edge::start(&toml, &[("UP", up.url())]).await;
+    let toml = base().set("server.grace_period", "500ms").to_string();
+    let mut e = inproc::start(&toml, &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let resp = c.get_streaming("/events/sse").await;
     let mut body = resp.into_body();
@@ -169,16 +171,8 @@ async fn grace_period_cuts_what_is_still_running() {
 #[tokio::test]
 async fn shutdown_delay_turns_health_unready_while_still_serving() {
     let up = upstream::start().await;
-    let toml = r#"
-[server]
-plain = "${PLAIN}"
-shutdown_delay = "1500ms"
-[tls]
-mode = "off"
-[upstream]
-url = "${UP}"
-"#;
-    let mut e = edge::start(toml, &[("UP", up.url())]).await;
+    let toml = plain().set("server.shutdown_delay", "1500ms").to_string();
+    let mut e = inproc::start(&toml, &[("UP", up.url())]).await;
     let plain = e.plain();
     let mut c = Client::plain(plain).await;
     assert_eq!(c.get("/.portico/up").await.status, 200);

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::config::{ConfigText, base, plain};
+use crate::inproc;
 use crate::support::client::{self, Client};
-use crate::support::{edge, poll_until, upstream};
+use crate::support::{poll_until, upstream};
 
 /// Reads until EOF or error; returns what was read and whether it ended
 /// within `limit`.
@@ -27,23 +29,18 @@ async fn read_to_close(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
     }
 }
 
-const SLOW_TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-plain = "${PLAIN}"
-header_timeout = "500ms"
-handshake_timeout = "500ms"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
-"#;
+/// The base config with short header and handshake timeouts.
+fn slow_toml() -> String {
+    base()
+        .set("server.header_timeout", "500ms")
+        .set("server.handshake_timeout", "500ms")
+        .to_string()
+}
 
 #[tokio::test]
 async fn slowloris_is_cut_at_the_header_timeout() {
     let up = upstream::start().await;
-    let e = edge::start(SLOW_TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&slow_toml(), &[("UP", up.url())]).await;
 
     // A partial head, then silence.
     let started = Instant::now();
@@ -113,7 +110,7 @@ async fn slowloris_is_cut_at_the_header_timeout() {
 #[tokio::test]
 async fn silent_tls_client_is_cut_at_the_handshake_timeout() {
     let up = upstream::start().await;
-    let e = edge::start(SLOW_TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&slow_toml(), &[("UP", up.url())]).await;
     let started = Instant::now();
     let mut s = client::tcp(e.https()).await;
     let (_, closed) = read_to_close(&mut s, Duration::from_secs(3)).await;
@@ -127,16 +124,12 @@ async fn silent_tls_client_is_cut_at_the_handshake_timeout() {
     assert_eq!(c.get("/").await.status, 200);
 }
 
-const CAPS_TOML: &str = r#"
-[server]
-plain = "${PLAIN}"
-max_connections = 3
-max_connections_per_ip = 2
-[tls]
-mode = "off"
-[upstream]
-url = "${UP}"
-"#;
+/// The plain listener with a global cap of 3 and a per-IP cap of 2.
+fn caps() -> ConfigText {
+    plain()
+        .set("server.max_connections", 3)
+        .set("server.max_connections_per_ip", 2)
+}
 
 /// A TCP connection from `source` (any 127/8 address works on loopback).
 async fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
@@ -167,7 +160,7 @@ async fn served(s: &mut TcpStream) -> bool {
 #[tokio::test]
 async fn per_ip_and_global_caps() {
     let up = upstream::start().await;
-    let e = edge::start(CAPS_TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&caps().to_string(), &[("UP", up.url())]).await;
     let to = e.plain();
 
     let mut a1 = connect_from("127.0.0.1", to).await;
@@ -209,7 +202,7 @@ async fn per_ip_and_global_caps() {
 #[tokio::test]
 async fn silent_client_is_cut_at_the_header_timeout() {
     let up = upstream::start().await;
-    let e = edge::start(SLOW_TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&slow_toml(), &[("UP", up.url())]).await;
     let started = Instant::now();
     let mut plain = client::tcp(e.plain()).await;
     let mut tls = client::tls(e.https(), &e.ca(), &[b"http/1.1"]).await;
@@ -228,7 +221,7 @@ async fn silent_client_is_cut_at_the_header_timeout() {
 #[tokio::test]
 async fn websocket_tunnels_keep_their_cap_slots() {
     let up = upstream::start().await;
-    let e = edge::start(CAPS_TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&caps().to_string(), &[("UP", up.url())]).await;
     let to = e.plain();
     let ws1 = client::ws_plain(to, "/a/ws").await;
     let _ws2 = client::ws_plain(to, "/b/ws").await;
@@ -250,19 +243,16 @@ async fn websocket_tunnels_keep_their_cap_slots() {
 #[tokio::test]
 async fn reload_applies_the_per_ip_cap_to_new_connections() {
     let up = upstream::start().await;
-    let one = CAPS_TOML.replace("max_connections_per_ip = 2", "max_connections_per_ip = 1");
+    let one = caps().set("server.max_connections_per_ip", 1);
     let vars = [("UP", up.url())];
-    let e = edge::start(&one, &vars).await;
+    let e = inproc::start(&one.to_string(), &vars).await;
     let to = e.plain();
     let mut a1 = connect_from("127.0.0.1", to).await;
     assert!(served(&mut a1).await);
     let mut a2 = connect_from("127.0.0.1", to).await;
     assert!(!served(&mut a2).await, "over a per-IP cap of 1");
 
-    e.reload(
-        &CAPS_TOML.replace("max_connections = 3", "max_connections = 10"),
-        &vars,
-    );
+    e.reload(&caps().set("server.max_connections", 10).to_string(), &vars);
     let mut a3 = connect_from("127.0.0.1", to).await;
     assert!(
         served(&mut a3).await,

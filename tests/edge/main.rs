@@ -1,5 +1,6 @@
 //! The edge against real things: portico in-process (`serve` on
-//! `127.0.0.1:0`) or as the real binary, real hyper/WebSocket upstreams
+//! `127.0.0.1:0`, see `../common/inproc.rs`, configs from the one base in
+//! `../common/config.rs`) or as the real binary, real hyper/WebSocket upstreams
 //! and `php -S`, real TLS with a per-test dev CA the client trusts.
 //!
 //! - `tls`: h1 and h2 over TLS (negotiated versions), plain h1.
@@ -23,9 +24,15 @@
 
 mod binary;
 mod cli;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/config.rs"]
+mod config;
 mod errors;
 mod forwarded;
 mod http1_path;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/inproc.rs"]
+mod inproc;
 mod lifecycle;
 mod limits;
 mod php;

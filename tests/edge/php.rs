@@ -3,8 +3,10 @@
 use http::Method;
 use portico::http::body::full;
 
+use crate::config::base;
+use crate::inproc;
 use crate::support::client::Client;
-use crate::support::{edge, php};
+use crate::support::php;
 
 const SCRIPT: &str = r#"<?php
 header('Content-Type: application/json');
@@ -20,20 +22,15 @@ echo json_encode([
 ]);
 "#;
 
-const TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
-"#;
+/// The base config without the plain listener.
+fn toml() -> String {
+    base().without("server.plain").to_string()
+}
 
 #[tokio::test]
 async fn php_sees_proto_host_method_and_body_over_tls() {
     let php = php::serve(SCRIPT).await;
-    let e = edge::start(TOML, &[("UP", php.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", php.url())]).await;
     for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
         let mut c = Client::tls(e.https(), &e.ca(), &[alpn]).await;
         let body = r#"{"name":"portico","n":1}"#;

@@ -15,10 +15,10 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::config::BASE;
+use crate::inproc;
 use crate::support::client::Client;
-use crate::support::{edge, within};
-
-const TOML: &str = edge::PROXY_TOML;
+use crate::support::within;
 
 /// How the raw upstream treats a connection after each answer.
 #[derive(Clone, Copy)]
@@ -114,7 +114,7 @@ async fn get_ok(c: &mut Client, path: &str) {
 #[tokio::test]
 async fn sequential_requests_share_one_upstream_connection() {
     let up = start_raw(AfterAnswer::KeepOpen).await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let mut c = Client::plain(e.plain()).await;
     for _ in 0..10 {
         get_ok(&mut c, "/a").await;
@@ -143,7 +143,7 @@ async fn sequential_requests_share_one_upstream_connection() {
 #[tokio::test]
 async fn concurrent_clients_open_no_more_connections_than_they_need() {
     let up = start_raw(AfterAnswer::KeepOpen).await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let plain = e.plain();
     let tasks: Vec<_> = (0..4)
         .map(|_| {
@@ -168,7 +168,7 @@ async fn concurrent_clients_open_no_more_connections_than_they_need() {
 #[tokio::test]
 async fn a_connection_the_upstream_closed_is_replaced_without_an_error() {
     let up = start_raw(AfterAnswer::Close).await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let mut c = Client::plain(e.plain()).await;
     for i in 0..10 {
         get_ok(&mut c, "/a").await;
@@ -184,7 +184,7 @@ async fn a_connection_the_upstream_closed_is_replaced_without_an_error() {
 #[tokio::test]
 async fn a_request_lost_on_an_idle_connection_is_repeated() {
     let up = start_raw(AfterAnswer::LoseSecond).await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     let mut c = Client::plain(e.plain()).await;
     get_ok(&mut c, "/a").await;
     // Idle long enough that portico keeps a copy for a repeat.
@@ -196,7 +196,7 @@ async fn a_request_lost_on_an_idle_connection_is_repeated() {
 #[tokio::test]
 async fn an_abandoned_response_does_not_poison_the_next_request() {
     let up = start_raw(AfterAnswer::KeepOpen).await;
-    let e = edge::start(TOML, &[("UP", format!("http://{}", up.addr))]).await;
+    let e = inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await;
     {
         let mut c = Client::plain(e.plain()).await;
         let resp = c.get_streaming("/big").await;

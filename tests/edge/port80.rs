@@ -5,25 +5,20 @@
 use http::Method;
 use portico::http::body::empty;
 
+use crate::config::{base, plain};
+use crate::inproc;
 use crate::support::client::Client;
-use crate::support::{edge, upstream};
+use crate::support::upstream;
 
-const TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-http = "${HTTP}"
-plain = "${PLAIN}"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
-"#;
+/// The base config plus the port-80 listener.
+fn toml() -> String {
+    base().set("server.http", "${HTTP}").to_string()
+}
 
 #[tokio::test]
 async fn redirects_with_308_keeping_path_and_query() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.http()).await;
     let https = e.https().port();
     for (host, path, want) in [
@@ -55,7 +50,7 @@ async fn redirects_with_308_keeping_path_and_query() {
 #[tokio::test]
 async fn acme_challenge_path_is_404_on_port_80() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.http()).await;
     let r = c.get("/.well-known/acme-challenge/x").await;
     assert_eq!(r.status, 404);
@@ -68,7 +63,7 @@ async fn acme_challenge_path_is_404_on_port_80() {
 #[tokio::test]
 async fn health_endpoint_on_every_listener() {
     let dead = format!("http://{}", upstream::refusing_addr().await);
-    let e = edge::start(TOML, &[("UP", dead)]).await;
+    let e = inproc::start(&toml(), &[("UP", dead)]).await;
     // Answered by portico itself: no upstream needed, no redirect on port 80.
     for mut c in [
         Client::plain(e.http()).await,
@@ -84,8 +79,11 @@ async fn health_endpoint_on_every_listener() {
 #[tokio::test]
 async fn without_https_port_80_serves_the_app() {
     let up = upstream::start().await;
-    let toml = "[server]\nhttp = \"${HTTP}\"\n[tls]\nmode = \"off\"\n[upstream]\nurl = \"${UP}\"\n";
-    let e = edge::start(toml, &[("UP", up.url())]).await;
+    let toml = plain()
+        .without("server.plain")
+        .set("server.http", "${HTTP}")
+        .to_string();
+    let e = inproc::start(&toml, &[("UP", up.url())]).await;
     let mut c = Client::plain(e.http()).await;
     let r = c.get("/page?x=1").await;
     assert_eq!(r.status, 200);

@@ -5,17 +5,17 @@
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::config::plain;
+use crate::inproc;
 use crate::support::client::{self, Client};
-use crate::support::{edge, upstream, within};
+use crate::support::{upstream, within};
 
-const TOML: &str = r#"
-[server]
-plain = "${PLAIN}"
-[tls]
-mode = "off"
-[upstream]
-url = "${UP}"
+/// The plain listener with the rewriting routes.
+fn toml() -> String {
+    plain().with(ROUTES).to_string()
+}
 
+const ROUTES: &str = r#"
 [[routes]]
 path = "/svc/"
 to = "${UP}"
@@ -41,7 +41,7 @@ host_header = "upstream"
 #[tokio::test]
 async fn paths_and_hosts_reach_the_upstream_rewritten() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let client_host = format!("localhost:{}", e.plain().port());
     let cases = [
@@ -64,7 +64,7 @@ async fn paths_and_hosts_reach_the_upstream_rewritten() {
 #[tokio::test]
 async fn supabase_realtime_websocket_is_rewritten() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut ws = client::ws_plain(
         e.plain(),
         "/realtime/v1/websocket?apikey=anon-key&vsn=1.0.0",

@@ -10,11 +10,11 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use portico::http::body::BoxError;
 
+use crate::config::BASE;
+use crate::inproc;
 use crate::support::client::Client;
 use crate::support::upstream::tokio_stream_from;
-use crate::support::{edge, upstream, within};
-
-const TOML: &str = edge::PROXY_TOML;
+use crate::support::{upstream, within};
 
 async fn first_sse_event_arrives_before_the_end(mut c: Client, up: &upstream::Upstream) {
     let resp = c.get_streaming("/events/sse").await;
@@ -46,14 +46,14 @@ async fn first_sse_event_arrives_before_the_end(mut c: Client, up: &upstream::Up
 #[tokio::test]
 async fn sse_first_chunk_before_upstream_finishes_h1() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(BASE, &[("UP", up.url())]).await;
     first_sse_event_arrives_before_the_end(Client::plain(e.plain()).await, &up).await;
 }
 
 #[tokio::test]
 async fn sse_first_chunk_before_upstream_finishes_h2() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(BASE, &[("UP", up.url())]).await;
     let c = Client::tls(e.https(), &e.ca(), &[b"h2"]).await;
     first_sse_event_arrives_before_the_end(c, &up).await;
 }
@@ -65,7 +65,7 @@ async fn large_request_body_streams_up() {
     const CHUNK: usize = 64 << 10;
     const CHUNKS: usize = 256;
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(BASE, &[("UP", up.url())]).await;
     for mut c in [
         Client::plain(e.plain()).await,
         Client::tls(e.https(), &e.ca(), &[b"h2"]).await,
@@ -97,7 +97,7 @@ async fn large_request_body_streams_up() {
 async fn large_response_body_streams_down() {
     const SIZE: usize = 16 << 20;
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(BASE, &[("UP", up.url())]).await;
     for mut c in [
         Client::plain(e.plain()).await,
         Client::tls(e.https(), &e.ca(), &[b"h2"]).await,

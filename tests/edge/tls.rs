@@ -4,15 +4,15 @@
 use http::Version;
 use rustls::ProtocolVersion;
 
+use crate::config::{BASE, base};
+use crate::inproc;
 use crate::support::client::{self, Client};
-use crate::support::{edge, upstream};
-
-const TOML: &str = edge::PROXY_TOML;
+use crate::support::upstream;
 
 #[tokio::test]
 async fn h2_over_tls_with_dev_ca() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(BASE, &[("UP", up.url())]).await;
     let stream = client::tls(e.https(), &e.ca(), &[b"h2", b"http/1.1"]).await;
     let conn = stream.get_ref().1;
     assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
@@ -39,7 +39,7 @@ async fn h2_over_tls_with_dev_ca() {
 #[tokio::test]
 async fn h1_over_tls_with_dev_ca() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(BASE, &[("UP", up.url())]).await;
     // With ALPN http/1.1 and with no ALPN at all.
     for alpn in [&[&b"http/1.1"[..]][..], &[][..]] {
         let mut c = Client::tls(e.https(), &e.ca(), alpn).await;
@@ -55,8 +55,8 @@ async fn h1_over_tls_with_dev_ca() {
 #[tokio::test]
 async fn http2_off_negotiates_http11() {
     let up = upstream::start().await;
-    let toml = TOML.replace("[server]\n", "[server]\nhttp2 = false\n");
-    let e = edge::start(&toml, &[("UP", up.url())]).await;
+    let toml = base().set("server.http2", false).to_string();
+    let e = inproc::start(&toml, &[("UP", up.url())]).await;
     let stream = client::tls(e.https(), &e.ca(), &[b"h2", b"http/1.1"]).await;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
 }
@@ -64,7 +64,7 @@ async fn http2_off_negotiates_http11() {
 #[tokio::test]
 async fn plain_listener_h1() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(BASE, &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let r = c.get("/plain").await;
     assert_eq!(r.status, 200);

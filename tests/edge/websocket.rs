@@ -11,19 +11,17 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
+use crate::config::base;
+use crate::inproc;
 use crate::support::client::{self, Client, Ws};
-use crate::support::{edge, upstream, within};
+use crate::support::{upstream, within};
 
-const TOML: &str = r#"
-[server]
-https = "${HTTPS}"
-plain = "${PLAIN}"
-[tls]
-mode = "dev"
-dir = "${CERTS}"
-[upstream]
-url = "${UP}"
+/// The base config with a route that refuses upgrades.
+fn toml() -> String {
+    base().with(ROUTES).to_string()
+}
 
+const ROUTES: &str = r#"
 [[routes]]
 path = "/nows/"
 to = "${UP}"
@@ -117,7 +115,7 @@ where
 #[tokio::test]
 async fn echo_through_plain_listener() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut ws = client::ws_plain(e.plain(), "/chat/ws").await;
     echo_all(&mut ws).await;
 }
@@ -125,7 +123,7 @@ async fn echo_through_plain_listener() {
 #[tokio::test]
 async fn echo_through_tls_listener_with_subprotocol() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let tls = client::tls(e.https(), &e.ca(), &[b"http/1.1"]).await;
     let url = format!("wss://localhost:{}/chat/ws", e.https().port());
     let (mut ws, resp) =
@@ -153,7 +151,7 @@ fn upgrade_req(c: &Client, path: &str) -> http::Request<portico::http::body::Bod
 #[tokio::test]
 async fn non_101_answer_is_relayed() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let r = c.fetch(upgrade_req(&c, "/x/refuse-upgrade")).await;
     assert_eq!(r.status, 400);
@@ -165,7 +163,7 @@ async fn non_101_answer_is_relayed() {
 #[tokio::test]
 async fn websocket_false_refuses_upgrades() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let r = c.fetch(upgrade_req(&c, "/nows/ws")).await;
     assert_eq!(r.status, 403, "{}", r.text());
@@ -180,7 +178,7 @@ async fn websocket_false_refuses_upgrades() {
 #[tokio::test]
 async fn mismatched_101_is_not_spliced() {
     let up = upstream::start().await;
-    let e = edge::start(TOML, &[("UP", up.url())]).await;
+    let e = inproc::start(&toml(), &[("UP", up.url())]).await;
     let mut c = Client::plain(e.plain()).await;
     let r = c.fetch(upgrade_req(&c, "/x/wrong-101")).await;
     assert_eq!(r.status, 502, "{r:?}");

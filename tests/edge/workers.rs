@@ -12,6 +12,7 @@ use portico::http::body::full;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::config::base;
 use crate::support::binary::{self, Proc};
 use crate::support::client::{self, Client, Ws};
 use crate::support::{TempDir, upstream, within};
@@ -19,28 +20,22 @@ use crate::support::{TempDir, upstream, within};
 const KEY: &str = "w-key";
 const SECRET: &str = "w-secret";
 
+/// The base for the real binary: it binds `127.0.0.1:0` itself, logs
+/// JSON at debug (the tests read the "moved" lines), and serves one
+/// Pusher app.
 fn config(up: &str, certs: &std::path::Path) -> String {
-    format!(
-        r#"
-[server]
-https = "127.0.0.1:0"
-plain = "127.0.0.1:0"
-grace_period = "5s"
-[tls]
-mode = "dev"
-dir = "{}"
-[log]
-format = "json"
-level = "debug"
-[upstream]
-url = "{up}"
-[[apps]]
-id = "w-app"
-key = "{KEY}"
-secret = "{SECRET}"
-"#,
-        certs.display()
-    )
+    base()
+        .set("server.https", "127.0.0.1:0")
+        .set("server.plain", "127.0.0.1:0")
+        .set("server.grace_period", "5s")
+        .set("tls.dir", certs.display().to_string())
+        .set("log.format", "json")
+        .set("log.level", "debug")
+        .set("upstream.url", up)
+        .with(&format!(
+            "[[apps]]\nid = \"w-app\"\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n"
+        ))
+        .to_string()
 }
 
 /// The next text frame as JSON, skipping pings.

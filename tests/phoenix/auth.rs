@@ -8,7 +8,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn handshake_rejections_are_http_errors_with_reasons() {
-    let s = start("").await;
+    let s = start(supabase()).await;
     let cases = [
         (
             "/realtime/v1/websocket?vsn=2.0.0",
@@ -36,14 +36,14 @@ async fn handshake_rejections_are_http_errors_with_reasons() {
         ),
     ];
     for (path, headers, code, needle) in cases {
-        let (status, _, body) = http(s.addr, "GET", path, headers, b"").await;
+        let (status, _, body) = http(s.plain(), "GET", path, headers, b"").await;
         assert_eq!(status, code, "{path}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).expect(&body);
         assert!(v["error"].as_str().unwrap().contains(needle), "{body}");
     }
     let expired = token(json!({"role":"anon","exp": now() - 10}));
     let (status, _, body) = http(
-        s.addr,
+        s.plain(),
         "GET",
         &format!("/realtime/v1/websocket?apikey={expired}"),
         &WS_HEADERS,
@@ -54,7 +54,7 @@ async fn handshake_rejections_are_http_errors_with_reasons() {
     assert!(body.contains("Token has expired"), "{body}");
     let no_role = token(json!({"exp": now() + 10}));
     let (status, _, body) = http(
-        s.addr,
+        s.plain(),
         "GET",
         &format!("/realtime/v1/websocket?apikey={no_role}"),
         &WS_HEADERS,
@@ -70,8 +70,8 @@ async fn handshake_rejections_are_http_errors_with_reasons() {
 
 #[tokio::test]
 async fn kong_path_and_header_key() {
-    let s = start("[[routes]]\npath = \"/socket/\"\nto = \"supabase\"\n").await;
-    let url = format!("ws://{}/socket/websocket?vsn=1.0.0", s.addr);
+    let s = start(supabase().with("[[routes]]\npath = \"/socket/\"\nto = \"supabase\"\n")).await;
+    let url = format!("ws://{}/socket/websocket?vsn=1.0.0", s.plain());
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = url.into_client_request().unwrap();
     req.headers_mut()
@@ -107,9 +107,9 @@ broadcast = ["read"]
 
 #[tokio::test]
 async fn private_channels_allow_and_deny() {
-    let s = start(RULES).await;
+    let s = start(supabase().with(RULES)).await;
     let u1 = token(json!({"role":"authenticated","sub":"u1","exp": now() + 3600}));
-    let mut c = connect(s.addr, "2.0.0", &u1).await;
+    let mut c = connect(s.plain(), "2.0.0", &u1).await;
     let (ju, r) = c
         .join("realtime:user:u1", join_payload(true, true, true))
         .await;
@@ -138,7 +138,7 @@ async fn private_channels_allow_and_deny() {
     .await;
     c.silent(Duration::from_millis(300)).await;
     // Public and private channels of the same name are separate.
-    let mut p = connect(s.addr, "2.0.0", &anon()).await;
+    let mut p = connect(s.plain(), "2.0.0", &anon()).await;
     p.join("realtime:user:u1", join_payload(false, false, false))
         .await;
     p.expect_event("presence_state").await;
@@ -154,7 +154,7 @@ async fn private_channels_allow_and_deny() {
     assert!(m.event == "broadcast" || m.event == "phx_reply");
     p.silent(Duration::from_millis(300)).await;
     // service_role bypasses the rules.
-    let mut svc = connect(s.addr, "2.0.0", "sb_secret_test").await;
+    let mut svc = connect(s.plain(), "2.0.0", "sb_secret_test").await;
     let (_, r) = svc
         .join("realtime:anything", join_payload(false, false, true))
         .await;
@@ -163,8 +163,8 @@ async fn private_channels_allow_and_deny() {
 
 #[tokio::test]
 async fn token_expiry_sends_system_then_close() {
-    let s = start("").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     let short = token(json!({"role":"anon","exp": now() + 2}));
     let mut payload = join_payload(false, false, false);
     payload["access_token"] = json!(short);
@@ -187,8 +187,8 @@ async fn token_expiry_sends_system_then_close() {
 
 #[tokio::test]
 async fn token_refresh_extends_and_bad_token_closes() {
-    let s = start("").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     let short = token(json!({"role":"anon","exp": now() + 2}));
     let mut payload = join_payload(false, false, false);
     payload["access_token"] = json!(short);
@@ -217,24 +217,19 @@ async fn token_refresh_extends_and_bad_token_closes() {
     assert_eq!(c.recv().await.event, "phx_close");
 }
 
-/// The test base config with `handshake_error_delay` set to `d`.
-fn with_handshake_delay(d: &str, extra: &str) -> String {
-    let base = BASE.replace(
-        "handshake_error_delay = \"0s\"",
-        &format!("handshake_error_delay = \"{d}\""),
-    );
-    assert_ne!(base, BASE, "the base config sets handshake_error_delay");
-    format!("{base}{extra}")
+/// The test config with `handshake_error_delay` set to `d`.
+fn with_handshake_delay(d: &str) -> crate::config::ConfigText {
+    supabase().set("supabase.limits.handshake_error_delay", d)
 }
 
 #[tokio::test]
 async fn handshake_refusals_wait_the_configured_delay() {
-    let s = start_with(&with_handshake_delay("400ms", "")).await;
+    let s = start(with_handshake_delay("400ms")).await;
     let delay = Duration::from_millis(400);
     // A bad key: refused with the same status and reason, after the delay.
     let t0 = std::time::Instant::now();
     let (status, _, body) = http(
-        s.addr,
+        s.plain(),
         "GET",
         "/realtime/v1/websocket?apikey=nope&vsn=2.0.0",
         &WS_HEADERS,
@@ -247,7 +242,7 @@ async fn handshake_refusals_wait_the_configured_delay() {
     // A missing key too.
     let t0 = std::time::Instant::now();
     let (status, _, body) = http(
-        s.addr,
+        s.plain(),
         "GET",
         "/realtime/v1/websocket?vsn=2.0.0",
         &WS_HEADERS,
@@ -262,8 +257,8 @@ async fn handshake_refusals_wait_the_configured_delay() {
 #[tokio::test]
 async fn a_delayed_refusal_holds_nothing_shared() {
     // One user at most, and refusals that would wait a minute.
-    let s = start_with(&with_handshake_delay("60s", "max_concurrent_users = 1\n")).await;
-    let addr = s.addr;
+    let s = start(with_handshake_delay("60s").set("supabase.limits.max_concurrent_users", 1)).await;
+    let addr = s.plain();
     let refused = tokio::spawn(async move {
         http(
             addr,
@@ -276,7 +271,7 @@ async fn a_delayed_refusal_holds_nothing_shared() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Meanwhile the one user slot is free and the hub serves a join.
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     let (_, r) = c
         .join("realtime:busy", join_payload(false, false, false))
         .await;
@@ -320,18 +315,17 @@ async fn jwks_file_keys_verify_es256_tokens_by_kid() {
     let path =
         std::env::temp_dir().join(format!("portico-phoenix-jwks-{}.json", std::process::id()));
     std::fs::write(&path, json!({"keys":[jwk]}).to_string()).unwrap();
-    let cfg = BASE.replace(
-        "[supabase.limits]",
-        &format!("jwks_file = \"{}\"\n[supabase.limits]", path.display()),
-    );
-    let s = start_with(&format!("{cfg}{RULES}")).await;
+    let cfg = supabase()
+        .set("supabase.jwks_file", path.display().to_string())
+        .with(RULES);
+    let s = start(cfg).await;
     let _ = std::fs::remove_file(&path);
     let user = sign(
         json!({"role":"authenticated","sub":"u7","exp": now() + 3600}),
         "key-1",
     );
     // The handshake and a private join both verify the ES256 token.
-    let mut c = connect(s.addr, "2.0.0", &user).await;
+    let mut c = connect(s.plain(), "2.0.0", &user).await;
     let (_, r) = c
         .join("realtime:user:u7", join_payload(false, false, true))
         .await;
@@ -339,7 +333,7 @@ async fn jwks_file_keys_verify_es256_tokens_by_kid() {
     // A kid the set does not hold is refused with Supabase's wording.
     let stray = sign(json!({"role":"anon","exp": now() + 3600}), "key-9");
     let (status, _, body) = http(
-        s.addr,
+        s.plain(),
         "GET",
         &format!("/realtime/v1/websocket?apikey={stray}&vsn=2.0.0"),
         &WS_HEADERS,
@@ -352,7 +346,7 @@ async fn jwks_file_keys_verify_es256_tokens_by_kid() {
         "{body}"
     );
     // HS tokens still verify with the secret.
-    let mut h = connect(s.addr, "1.0.0", &anon()).await;
+    let mut h = connect(s.plain(), "1.0.0", &anon()).await;
     let (_, r) = h
         .join("realtime:pub", join_payload(false, false, false))
         .await;

@@ -8,9 +8,9 @@ use crate::support::*;
 
 #[tokio::test]
 async fn presence_track_untrack_and_disconnect() {
-    let s = start("").await;
-    let mut a = connect(s.addr, "2.0.0", &anon()).await;
-    let mut b = connect(s.addr, "1.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut a = connect(s.plain(), "2.0.0", &anon()).await;
+    let mut b = connect(s.plain(), "1.0.0", &anon()).await;
     let mut pa = join_payload(false, false, false);
     pa["config"]["presence"]["key"] = json!("alice");
     let (ja, _) = a.join("realtime:p", pa).await;
@@ -37,7 +37,7 @@ async fn presence_track_untrack_and_disconnect() {
     assert_eq!(d.payload["joins"]["alice"]["metas"][0]["user"], "a");
     assert!(d.payload["joins"]["alice"]["metas"][0]["phx_ref"].is_string());
     // A later joiner sees the state.
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     c.join("realtime:p", join_payload(false, false, false))
         .await;
     let st = c.expect_event("presence_state").await;
@@ -65,8 +65,8 @@ async fn presence_track_untrack_and_disconnect() {
 
 #[tokio::test]
 async fn leave_and_duplicate_join() {
-    let s = start("").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     let (j1, _) = c
         .join("realtime:d", join_payload(false, false, false))
         .await;
@@ -99,8 +99,13 @@ async fn leave_and_duplicate_join() {
 
 #[tokio::test]
 async fn channel_limit_and_event_rate() {
-    let s = start("max_channels_per_socket = 2\nmax_events_per_second = 3\n").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(
+        supabase()
+            .set("supabase.limits.max_channels_per_socket", 2)
+            .set("supabase.limits.max_events_per_second", 3),
+    )
+    .await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     for t in ["realtime:a", "realtime:b"] {
         let (_, r) = c.join(t, join_payload(false, false, false)).await;
         assert_eq!(r.payload["status"], "ok");
@@ -145,15 +150,15 @@ async fn close_code(c: &mut Client) -> Option<u16> {
 
 #[tokio::test]
 async fn idle_socket_is_closed_with_1001() {
-    let s = start("idle_timeout = \"1s\"\n").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(supabase().set("supabase.limits.idle_timeout", "1s")).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     assert_eq!(close_code(&mut c).await, Some(1001));
 }
 
 #[tokio::test]
 async fn drain_closes_with_1012_so_clients_come_back() {
-    let s = start("").await;
-    let mut c = connect(s.addr, "1.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut c = connect(s.plain(), "1.0.0", &anon()).await;
     c.join("realtime:x", join_payload(false, false, false))
         .await;
     drop(s);
@@ -162,11 +167,11 @@ async fn drain_closes_with_1012_so_clients_come_back() {
 
 #[tokio::test]
 async fn rest_rate_limit_is_429() {
-    let s = start("max_events_per_second = 2\n").await;
+    let s = start(supabase().set("supabase.limits.max_events_per_second", 2)).await;
     let key = anon();
     let body = json!({"messages":[{"topic":"t","event":"e","payload":{}},{"topic":"t","event":"e","payload":{}},{"topic":"t","event":"e","payload":{}}]}).to_string();
     let (status, _, body) = http(
-        s.addr,
+        s.plain(),
         "POST",
         "/realtime/v1/api/broadcast",
         &[("apikey", &key), ("content-type", "application/json")],
@@ -179,8 +184,13 @@ async fn rest_rate_limit_is_429() {
 
 #[tokio::test]
 async fn presence_calls_are_limited_per_channel() {
-    let s = start("max_presence_events_per_channel = 2\npresence_events_window = \"1h\"\n").await;
-    let mut a = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(
+        supabase()
+            .set("supabase.limits.max_presence_events_per_channel", 2)
+            .set("supabase.limits.presence_events_window", "1h"),
+    )
+    .await;
+    let mut a = connect(s.plain(), "2.0.0", &anon()).await;
     let (ja, _) = a
         .join("realtime:pl", join_payload(false, false, false))
         .await;
@@ -238,7 +248,7 @@ async fn presence_calls_are_limited_per_channel() {
         (&json!("o1"), &json!("ok"))
     );
     // So does another socket on the same channel.
-    let mut b = connect(s.addr, "1.0.0", &anon()).await;
+    let mut b = connect(s.plain(), "1.0.0", &anon()).await;
     let (jb, _) = b
         .join("realtime:pl", join_payload(false, false, false))
         .await;

@@ -3,6 +3,12 @@
 
 mod auth;
 mod channels;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/config.rs"]
+mod config;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/inproc.rs"]
+mod inproc;
 mod splice;
 mod support;
 
@@ -13,8 +19,8 @@ use support::*;
 
 #[tokio::test]
 async fn heartbeat_both_vsns() {
-    let s = start("").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     c.send(None, "7", "phoenix", "heartbeat", json!({})).await;
     let m = c.recv().await;
     assert_eq!(
@@ -23,7 +29,7 @@ async fn heartbeat_both_vsns() {
     );
     assert_eq!(m.r#ref, json!("7"));
     assert_eq!(m.payload, json!({"status":"ok","response":{}}));
-    let mut c1 = connect(s.addr, "1.0.0", &anon()).await;
+    let mut c1 = connect(s.plain(), "1.0.0", &anon()).await;
     c1.send(None, "3", "phoenix", "heartbeat", json!({})).await;
     let m = c1.recv().await;
     assert_eq!(m.r#ref, json!("3"));
@@ -31,8 +37,8 @@ async fn heartbeat_both_vsns() {
 
 #[tokio::test]
 async fn join_reply_and_presence_state() {
-    let s = start("").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     let (jr, reply) = c
         .join("realtime:room1", join_payload(false, false, false))
         .await;
@@ -49,8 +55,8 @@ async fn join_reply_and_presence_state() {
 
 #[tokio::test]
 async fn unmatched_topic_and_postgres_changes_refused() {
-    let s = start("").await;
-    let mut c = connect(s.addr, "2.0.0", &anon()).await;
+    let s = start(supabase()).await;
+    let mut c = connect(s.plain(), "2.0.0", &anon()).await;
     let (_, r) = c.join("room1", json!({})).await;
     assert_eq!(
         r.payload,
@@ -73,10 +79,10 @@ async fn unmatched_topic_and_postgres_changes_refused() {
 
 #[tokio::test]
 async fn broadcast_ack_self_and_cross_vsn() {
-    let s = start("").await;
-    let mut a = connect(s.addr, "2.0.0", &anon()).await; // sender, self + ack
-    let mut b = connect(s.addr, "1.0.0", &anon()).await; // v1 receiver
-    let mut d = connect(s.addr, "2.0.0", &anon()).await; // v2 receiver
+    let s = start(supabase()).await;
+    let mut a = connect(s.plain(), "2.0.0", &anon()).await; // sender, self + ack
+    let mut b = connect(s.plain(), "1.0.0", &anon()).await; // v1 receiver
+    let mut d = connect(s.plain(), "2.0.0", &anon()).await; // v2 receiver
     let (ja, _) = a
         .join("realtime:room", join_payload(true, true, false))
         .await;

@@ -7,20 +7,13 @@ use crate::support::*;
 
 #[tokio::test]
 async fn splice_relays_both_ways_and_errors_when_upstream_drops() {
-    let upstream = start_with(&BASE.replace(
-        "[supabase.limits]",
-        "postgres_changes = \"accept\"\n[supabase.limits]",
+    let upstream = start(supabase().set("supabase.postgres_changes", "accept")).await;
+    let edge = start(supabase().set(
+        "supabase.upstream",
+        format!("ws://{}/realtime/v1", upstream.plain()),
     ))
     .await;
-    let edge = start_with(&BASE.replace(
-        "[supabase.limits]",
-        &format!(
-            "upstream = \"ws://{}/realtime/v1\"\n[supabase.limits]",
-            upstream.addr
-        ),
-    ))
-    .await;
-    let mut c = connect(edge.addr, "2.0.0", &anon()).await;
+    let mut c = connect(edge.plain(), "2.0.0", &anon()).await;
     let pg = json!({"config":{"broadcast":{"self":true,"ack":true},"postgres_changes":[{"event":"*","schema":"public","table":"t"}]}});
     let (jr, r) = c.join("realtime:db", pg).await;
     assert_eq!(r.payload["status"], "ok", "{r:?}");
@@ -36,7 +29,7 @@ async fn splice_relays_both_ways_and_errors_when_upstream_drops() {
     let body = json!({"messages":[{"topic":"db","event":"ping","payload":{"n":1}}]}).to_string();
     let key = anon();
     let (status, _, _) = http(
-        upstream.addr,
+        upstream.plain(),
         "POST",
         "/realtime/v1/api/broadcast",
         &[("apikey", &key), ("content-type", "application/json")],
@@ -79,12 +72,8 @@ async fn splice_relays_both_ways_and_errors_when_upstream_drops() {
 
 #[tokio::test]
 async fn splice_to_a_dead_upstream_refuses_the_join() {
-    let edge = start_with(&BASE.replace(
-        "[supabase.limits]",
-        "upstream = \"ws://127.0.0.1:9/realtime/v1\"\n[supabase.limits]",
-    ))
-    .await;
-    let mut c = connect(edge.addr, "1.0.0", &anon()).await;
+    let edge = start(supabase().set("supabase.upstream", "ws://127.0.0.1:9/realtime/v1")).await;
+    let mut c = connect(edge.plain(), "1.0.0", &anon()).await;
     let (_, r) = c
         .join(
             "realtime:db",

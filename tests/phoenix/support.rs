@@ -1,75 +1,49 @@
-//! Starts the real edge on 127.0.0.1:0 with a `[supabase]` config, and a
-//! small Phoenix client over tokio-tungstenite. Every wait is bounded.
+//! Starts the real edge in-process (`crate::inproc`) with a `[supabase]`
+//! config built from the shared base, and a small Phoenix client over
+//! tokio-tungstenite. Every wait is bounded.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use portico::{Config, Listeners};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::config::{ConfigText, plain};
+use crate::inproc::{self, Inproc};
 
 pub(crate) const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
 pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
-pub(crate) struct Server {
-    pub(crate) addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+/// The Supabase front's config: the plain base (TLS off) without an
+/// upstream, with `[supabase]` and no refusal delays.
+pub(crate) fn supabase() -> ConfigText {
+    plain()
+        .without("upstream")
+        .set("server.grace_period", "1s")
+        .with(SUPABASE)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-pub(crate) const BASE: &str = r#"
-[server]
-plain = "127.0.0.1:0"
-grace_period = "1s"
-[tls]
-mode = "off"
+const SUPABASE: &str = r#"
 [log]
 access = false
 level = "warn"
+
 [supabase]
 jwt_secrets = ["super-secret-jwt-token-with-at-least-32-characters-long"]
 api_keys = { sb_publishable_test = "anon", sb_secret_test = "service_role" }
+
 [supabase.limits]
 join_error_delay = "0s"
 handshake_error_delay = "0s"
 "#;
 
-pub(crate) async fn start(extra: &str) -> Server {
-    start_with(&format!("{BASE}{extra}")).await
-}
-
-/// Starts the edge with exactly `text` as its config.
-pub(crate) async fn start_with(text: &str) -> Server {
-    let text = text.to_string();
-    let cfg = Config::from_str_with_env(&text, "test.toml", &|_| None).expect("test config");
-    let listeners = Listeners::bind(&cfg.server).expect("bind");
-    let addr = listeners
-        .addrs()
-        .iter()
-        .find_map(|(_, a)| *a)
-        .expect("a listener");
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = portico::run(cfg, listeners, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    Server {
-        addr,
-        stop: Some(tx),
-    }
+/// Starts the edge in-process with `config`; its one listener is
+/// [`Inproc::plain`].
+pub(crate) async fn start(config: ConfigText) -> Inproc {
+    inproc::start(&config.to_string(), &[]).await
 }
 
 pub(crate) fn now() -> u64 {
