@@ -14,8 +14,10 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::config::BASE;
+use crate::inproc;
 use crate::support::client::tcp;
-use crate::support::{edge, within};
+use crate::support::within;
 
 /// An upstream that keeps every byte it is sent, answers a request once
 /// its body is complete (`Content-Length`, or a chunked body's last
@@ -168,8 +170,8 @@ async fn send(edge: SocketAddr, raw: &[u8], on_hyper: bool) -> Answer {
     Answer { status, closed }
 }
 
-async fn start_edge(up: &Recorder) -> edge::TestEdge {
-    edge::start(edge::PROXY_TOML, &[("UP", format!("http://{}", up.addr))]).await
+async fn start_edge(up: &Recorder) -> inproc::Inproc {
+    inproc::start(BASE, &[("UP", format!("http://{}", up.addr))]).await
 }
 
 #[tokio::test]
