@@ -3,29 +3,34 @@
 //!
 //! # Layout (the path a request takes)
 //!
-//! - [`config`]: TOML → validated [`config::Config`] (raw → validate).
-//! - [`listener`]: bind, accept loops, connection caps ([`limits`]), then per
-//!   connection the TLS handshake ([`tls_state`]) on `https`.
-//! - [`http::server`]: the connection, first on `http::h1` — a hand-written
-//!   HTTP/1.1 path that relays proxied requests without a body or with a
-//!   small one itself
-//!   ([`proxy::relay`] over the pool's bare connections) — then, from the
-//!   first request it does not serve, on hyper (HTTP/1.1 + HTTP/2).
-//! - [`http::service`]: health → port-80 redirect → [`http::router`] → a target:
-//!   - [`proxy`]: HTTP(S) upstreams through a keep-alive pool driven by the
-//!     request's own task, streaming, WebSocket pass-through;
-//!   - [`pusher`]: the in-process Pusher hub front, over [`ws`] sockets
-//!     and the protocol-agnostic fan-out core [`hub`];
-//!   - [`phoenix`]: the in-process Supabase Realtime (Phoenix channels) front;
-//!   - [`bridge`]: above both fronts, the optional Pusher ↔ Supabase
-//!     mapping, hung on the hub's publish seam ([`hub::observe`]).
-//! - [`acme`]: automatic certificates (`[tls] mode = "acme"`): orders,
-//!   storage, renewal; publishes into the TLS state and answers challenges.
-//! - [`edge`]: the current config generation and reload.
-//! - [`shutdown`]: one drain/abort signal every long-lived task obeys.
-//! - [`workers`]: optional per-core current-thread runtimes that run the
-//!   connections (`PORTICO_WORKERS=per-core`); a connection that turns out
-//!   to be a hub socket moves back to the shared runtime ([`movable`]).
+//! 1. [`listener`]: bind, accept, connection caps ([`listener::limits`]),
+//!    then the TLS handshake ([`tls`]) on `https`.
+//! 2. [`server`]: the connection. First the hand-written HTTP/1.1 path
+//!    (`server::h1`), which relays proxied requests itself; at the first
+//!    request it does not serve it hands the connection, and its routing
+//!    decision, to hyper ([`server::hyper_conn`], HTTP/1.1 + HTTP/2).
+//!    [`server::strict`] refuses malformed heads; [`server::router`]
+//!    decides once per request: health, ACME, redirect, or a route.
+//! 3. A route's target: [`proxy`] (keep-alive upstream pool, streaming,
+//!    WebSocket tunnels), or a built-in front behind [`http::Front`]:
+//!    [`pusher`] (Pusher protocol and REST) or [`phoenix`] (Supabase
+//!    Realtime), both over [`ws`] sockets and the protocol-agnostic fan-out
+//!    core [`hub`]. [`bridge`] maps Pusher ↔ Supabase through the hub's
+//!    observer seam ([`hub::observe`]).
+//!
+//! Around it: [`edge`] is the composition root (builds the hub, fronts,
+//! TLS state and [`server::Stack`] from a [`config::Config`], reloads);
+//! [`config`] turns TOML into plain validated data, checked once at load;
+//! [`tls`] holds certificates (dev CA, files, SNI) and [`tls::acme`];
+//! [`shutdown`] is the one drain/abort signal; [`workers`] runs
+//! connections on per-core event loops and [`io::movable`] moves a hub
+//! socket off them; [`cli`] is the banner and `keygen`.
+//!
+//! # Layers (bottom to top; `tests/layering.rs` keeps them)
+//!
+//! `shutdown`, `workers`, `io` → `http` → `config` → `tls` → `ws` → `hub`
+//! → `proxy` → `pusher`, `phoenix` → `bridge` → `server` → `edge` →
+//! `listener` → `cli`. A module imports only lower layers.
 
 pub mod bridge;
 pub mod cli;

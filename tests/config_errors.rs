@@ -91,6 +91,12 @@ reject! {
         "[server]\nplain = \"127.0.0.1:0\"\ngrace_period = \"10 parsecs\"\n" => "server.grace_period" at 3;
     server_max_body_not_a_size:
         "[server]\nplain = \"127.0.0.1:0\"\nmax_body = \"lots\"\n" => "server.max_body" at 3;
+    server_max_request_target_too_small:
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_request_target = \"10\"\n" => "server.max_request_target" at 3;
+    server_max_request_target_past_the_head_limit:
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_request_target = \"1MiB\"\n" => "server.max_request_target" at 3;
+    server_max_request_target_not_a_size:
+        "[server]\nplain = \"127.0.0.1:0\"\nmax_request_target = \"long\"\n" => "server.max_request_target" at 3;
     server_http2_not_a_bool:
         "[server]\nplain = \"127.0.0.1:0\"\nhttp2 = \"yes\"\n" => "server.http2" at 3;
     env_variable_unset:

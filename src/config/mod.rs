@@ -93,6 +93,8 @@ pub struct Server {
     pub shutdown_delay: Duration,
     /// Default request-body limit in bytes (routes may override).
     pub max_body: u64,
+    /// Longest request target (path and query) answered; longer gets 414.
+    pub max_request_target: usize,
     /// Path of portico's own health endpoint.
     pub health_path: Arc<str>,
     /// Offer HTTP/2 to clients over TLS (ALPN h2).

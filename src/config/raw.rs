@@ -48,6 +48,7 @@ pub(crate) struct RawServer {
     pub(crate) grace_period: Option<SpStr>,
     pub(crate) shutdown_delay: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
+    pub(crate) max_request_target: Option<SpStr>,
     pub(crate) health_path: Option<SpStr>,
     pub(crate) http2: Option<bool>,
 }

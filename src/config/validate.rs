@@ -154,9 +154,27 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
                 .unwrap_or(Duration::ZERO),
         },
         max_body: cx.size_or("server.max_body", s.max_body.as_ref(), DEFAULT_MAX_BODY)?,
+        max_request_target: request_target(cx, s.max_request_target.as_ref())?,
         health_path: Arc::from(health),
         http2: s.http2.unwrap_or(true),
     })
+}
+
+/// `server.max_request_target`: 8 KiB by default, as nginx's
+/// `large_client_header_buffers`; at most 64 KiB, the request-head limit.
+fn request_target(cx: &Ctx<'_>, v: Option<&SpStr>) -> Result<usize, ConfigError> {
+    const MIN: u64 = 256;
+    const MAX: u64 = 64 * 1024;
+    let n = cx.size_or("server.max_request_target", v, 8 * 1024)?;
+    if !(MIN..=MAX).contains(&n) {
+        return Err(cx.err(
+            "server.max_request_target",
+            v.map(|v| v.span()),
+            format!("{n} bytes is outside {MIN}..={MAX}"),
+            "write a size such as \"8KiB\" (at most \"64KiB\", the request-head limit)",
+        ));
+    }
+    Ok(n as usize)
 }
 
 fn tls(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Tls, ConfigError> {

@@ -118,6 +118,7 @@ pub async fn accept_loop(
         let settings = ConnSettings {
             header_timeout: server.header_timeout,
             http2: server.http2,
+            max_target: server.max_request_target,
         };
         let worker = workers.next();
         let conn = Conn {

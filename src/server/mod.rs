@@ -40,4 +40,6 @@ pub struct ConnSettings {
     pub header_timeout: Duration,
     /// Allow HTTP/2 (only offered over TLS via ALPN; h2c prior knowledge too).
     pub http2: bool,
+    /// `server.max_request_target`: a longer target is answered 414.
+    pub max_target: usize,
 }

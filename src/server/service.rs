@@ -49,7 +49,7 @@ pub async fn handle(
     let host = router::request_host(&req);
     let path = req.uri().path();
 
-    let refused = strict::check(&req, strict::DEFAULT_MAX_TARGET, both_framings);
+    let refused = strict::check(&req, cfg.server.max_request_target, both_framings);
     let (resp, route_label, target_label): (Response<Body>, Arc<str>, Arc<str>) = if let Err(e) =
         refused
     {

@@ -9,10 +9,6 @@ use http::{Method, Request, Version};
 
 use crate::http::error::{ErrorKind, HttpError};
 
-/// The request-target limit when the config sets none (nginx's
-/// `large_client_header_buffers` is 8 KiB).
-pub const DEFAULT_MAX_TARGET: usize = 8 * 1024;
-
 /// Checks a request head; the error is the answer, after which the
 /// connection closes. `both_framings` is what the raw head said (hyper
 /// drops `Content-Length` when `Transfer-Encoding` is there too).

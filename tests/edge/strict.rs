@@ -346,3 +346,21 @@ async fn a_garbage_tls_record_is_closed_at_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_request_target_limit_is_configurable() {
+    let up = Recorder::start(false).await;
+    let toml = crate::config::base()
+        .set("server.max_request_target", "1KiB")
+        .to_string();
+    let e = inproc::start(&toml, &[("UP", format!("http://{}", up.addr))]).await;
+    let get = |n: usize| format!("GET /{} HTTP/1.1\r\nHost: a.test\r\n\r\n", "t".repeat(n));
+    for on_hyper in [false, true] {
+        assert_eq!(
+            send(e.plain(), get(2000).as_bytes(), on_hyper).await.status,
+            414
+        );
+        let ok = send(e.plain(), get(1000).as_bytes(), on_hyper).await;
+        assert_eq!((ok.status, ok.closed), (200, false), "within the limit");
+    }
+}

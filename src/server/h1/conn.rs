@@ -28,7 +28,6 @@ use crate::server::hyper_conn::serve_hyper;
 use crate::server::router;
 use crate::server::router::{Decision, Dispatch, dispatch};
 use crate::server::service::log_error;
-use crate::server::strict;
 use crate::server::{ConnInfo, ConnSettings};
 
 /// A head that has not ended within this many bytes goes to hyper, which
@@ -147,7 +146,7 @@ where
         first = false;
         let head = loop {
             if !buf.is_empty() {
-                match head::parse(&buf, &mut fields, strict::DEFAULT_MAX_TARGET) {
+                match head::parse(&buf, &mut fields, settings.max_target) {
                     Parsed::Served(h) if buf.len() >= h.len + h.body => break h,
                     // The body is read whole first, within the same
                     // deadline as the head.
