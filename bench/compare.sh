@@ -11,7 +11,9 @@
 # BENCH_WORK (scratch dir), ONLY (regex: run only the hub cases it matches), MAX_CONNS (the "largest count" attempt,
 # default 19900), OUT (results file), PORTICO_BASE_BIN (an earlier portico
 # build measured as one more peer, "portico-base": before/after in one run),
-# EDGE_SERVERS (default "portico nginx caddy").
+# EDGE_SERVERS (default "portico nginx caddy"), HUB_SERVERS (default
+# "portico sockudo"; "portico" with PORTICO_BASE_BIN is a before/after
+# without building Sockudo).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
@@ -25,7 +27,7 @@ OUT="${OUT:-$BENCH_DIR/results/$STAMP-$WHAT.md}"
 mkdir -p "$WORK"
 : >"$RAW"
 
-install_peers "$([ "$WHAT" = edge ] && echo edge || echo hub)"
+install_peers "$([ "$WHAT" = edge ] || [[ " ${HUB_SERVERS:-sockudo} " != *" sockudo "* ]] && echo edge || echo hub)"
 build_portico
 ulimit -n "$(ulimit -Hn)"
 
@@ -46,7 +48,8 @@ hub_case() {
   shift
   [[ "$name" =~ ${ONLY:-.} ]] || return 0
   for _ in $(seq 1 "$REPEAT"); do
-    for srv in portico "${BASE[@]}" sockudo; do
+    # shellcheck disable=SC2086
+    for srv in ${HUB_SERVERS:-portico sockudo} "${BASE[@]}"; do
       log "hub $name: $srv"
       start_hub "$srv"
       local args=("$@")

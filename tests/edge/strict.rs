@@ -364,3 +364,66 @@ async fn the_request_target_limit_is_configurable() {
         assert_eq!((ok.status, ok.closed), (200, false), "within the limit");
     }
 }
+
+/// The HTTP/2 equivalents, over TLS with ALPN h2: a `content-length` that
+/// disagrees with the DATA received is a stream error; `CONNECT` without
+/// `:protocol` is 405; a request with neither `:authority` nor `host` is
+/// 400. Nothing reaches the upstream.
+#[tokio::test]
+async fn http2_equivalents() {
+    use bytes::Bytes;
+    let up = Recorder::start(false).await;
+    let e = start_edge(&up).await;
+    let io = crate::support::client::tls(e.https(), &e.ca(), &[b"h2"]).await;
+    let (mut h2, conn) = h2::client::handshake(io).await.expect("h2 handshake");
+    tokio::spawn(conn);
+
+    // DATA shorter than the declared length.
+    let req = http::Request::post("https://a.test/h2-short")
+        .header("content-length", "10")
+        .body(())
+        .unwrap();
+    let (resp, mut body) = h2.send_request(req, false).expect("send");
+    body.send_data(Bytes::from_static(b"abc"), true).unwrap();
+    let got = within("the short-body answer", resp).await;
+    match got {
+        Err(err) => assert!(err.is_reset() || err.is_go_away(), "{err}"),
+        // hyper may answer before h2's reset reaches the client.
+        Ok(r) => assert_eq!(r.status(), 400, "a short body must not be served"),
+    }
+
+    let (mut h2, conn) = {
+        let io = crate::support::client::tls(e.https(), &e.ca(), &[b"h2"]).await;
+        h2::client::handshake(io).await.expect("h2 handshake")
+    };
+    tokio::spawn(conn);
+    let connect = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri("127.0.0.1:22")
+        .body(())
+        .unwrap();
+    let (resp, _) = h2.send_request(connect, true).expect("send CONNECT");
+    let resp = within("the CONNECT answer", resp)
+        .await
+        .expect("CONNECT answered");
+    assert_eq!(resp.status(), 405);
+
+    let no_authority = http::Request::get("/h2-no-authority").body(()).unwrap();
+    match h2.send_request(no_authority, true) {
+        // The h2 client itself may refuse to send it.
+        Err(_) => {}
+        Ok((resp, _)) => {
+            let resp = within("the no-authority answer", resp).await;
+            if let Ok(r) = resp {
+                assert_eq!(r.status(), 400);
+            }
+        }
+    }
+    let seen = up.seen();
+    for marker in ["/h2-no-authority", "CONNECT"] {
+        assert!(
+            !seen.contains(marker),
+            "{marker} reached the upstream:\n{seen}"
+        );
+    }
+}
