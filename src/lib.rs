@@ -36,6 +36,8 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod edge;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod io;

@@ -41,7 +41,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("server", 9), // the request stack: connections, h1 path, router
     ("edge", 10),  // the composition root
     ("listener", 11),
-    ("cli", 12), // the banner names the listeners
+    ("cli", 12),     // the banner names the listeners
+    ("fuzzing", 13), // the fuzz targets' entry points, beside lib.rs
 ];
 
 /// Imports that are never allowed, each with the rule's own words.

@@ -1,13 +1,10 @@
 //! The Pusher client-frame parser: any bytes parse or fail without a panic,
-//! deterministically, and whatever parses round-trips through the encoders
-//! (a client event through the hub's relay encoder). The check lives in the
-//! library (`check_client_frame`) so the unit tests run the same code.
-//!   cargo fuzz run pusher_frames -- -max_total_time=300
+//! deterministically, and whatever parses round-trips through the encoders.
+//! The property lives in the library (`portico::fuzzing::pusher_frames`), so
+//! `tests/fuzz_corpus.rs` replays `fuzz/corpus/pusher_frames/` through it on stable.
+//!   cargo +nightly fuzz run pusher_frames fuzz/corpus/pusher_frames
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portico::pusher::protocol::check_client_frame;
 
-fuzz_target!(|frame: &[u8]| {
-    check_client_frame(frame);
-});
+fuzz_target!(|data: &[u8]| portico::fuzzing::pusher_frames(data));

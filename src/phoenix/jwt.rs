@@ -281,6 +281,73 @@ pub fn sign_hs(alg: Algorithm, claims: &Value, secret: &[u8]) -> String {
     .expect("HMAC signing of a JSON value cannot fail")
 }
 
+/// The properties the `jwt` fuzz target checks (kept here so
+/// `tests/fuzz_corpus.rs` replays the corpus through the same code). The
+/// first byte picks the mode:
+/// - even: the rest, as text, is a token: [`Verifier::verify`] never panics,
+///   and accepts only the configured opaque key or a token of our secret;
+/// - odd: the rest, if a JSON object, is a claims set signed with our
+///   secret: verified, it gives back the very same claims when `role` and a
+///   future `exp` are there (and a numeric `iat` if any), the matching
+///   typed error when not; signed with another secret, it is refused.
+#[doc(hidden)]
+pub(crate) fn check_token(data: &[u8]) {
+    const SECRET: &[u8] = b"fuzz-secret-fuzz-secret-fuzz-secret-fuzz";
+    const NOW: u64 = 1_700_000_000;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut api_keys = HashMap::new();
+    api_keys.insert(Arc::from("sb_publishable_fuzz"), Arc::from("anon"));
+    let v = Verifier::new(&[Arc::from(SECRET)], api_keys, Vec::new());
+    if mode % 2 == 0 {
+        let token = String::from_utf8_lossy(rest);
+        match v.verify(&token, NOW) {
+            Ok(c) if Verifier::is_opaque(token.trim()) => {
+                assert_eq!((token.trim(), &*c.role), ("sb_publishable_fuzz", "anon"));
+            }
+            Ok(c) => {
+                assert!(c.exp.is_some_and(|e| e as f64 >= NOW as f64 - 1.0));
+                assert_eq!(c.all.get("role").and_then(Value::as_str), Some(&*c.role));
+            }
+            Err(e) => {
+                let _ = e.to_string();
+            }
+        }
+        return;
+    }
+    let Ok(Value::Object(claims)) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    let value = Value::Object(claims);
+    let token = sign_hs(Algorithm::HS256, &value, SECRET);
+    // What the verifier reads is the claims printed and parsed again, and
+    // serde_json's float parsing is not exact (1.9000077777777778e102
+    // comes back an ulp lower): compare with that.
+    let Ok(Value::Object(claims)) = serde_json::from_str::<Value>(&value.to_string()) else {
+        panic!("printed JSON does not parse");
+    };
+    let exp = claims.get("exp").and_then(Value::as_f64);
+    let role = claims.get("role").and_then(Value::as_str);
+    let got = v.verify(&token, NOW);
+    match (exp, role) {
+        (Some(exp), Some(role)) => {
+            if claims.get("iat").is_some_and(|i| !i.is_number()) {
+                assert_eq!(got, Err(JwtError::BadIssuedAt));
+            } else if exp <= NOW as f64 {
+                assert!(matches!(got, Err(JwtError::Expired { .. })), "{got:?}");
+            } else {
+                let c = got.unwrap_or_else(|e| panic!("our own token refused: {e}"));
+                assert_eq!(&*c.role, role);
+                assert_eq!(*c.all, claims, "claims changed on the way");
+            }
+        }
+        _ => assert_eq!(got, Err(JwtError::MissingClaims)),
+    }
+    let other = sign_hs(Algorithm::HS256, &value, b"another-secret");
+    assert_eq!(v.verify(&other, NOW), Err(JwtError::BadSignature));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

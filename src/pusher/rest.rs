@@ -437,5 +437,9 @@ fn users(shared: &Shared, app: &Arc<App>, name: &str) -> Result<String, RestErro
     Ok(json!({ "users": users }).to_string())
 }
 
+mod check;
+
+pub(crate) use check::check_call;
+
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::http::ListenerKind;
 
+pub(crate) use h1::check_parse as check_h1_head;
 pub(crate) use h1::serve;
 pub use stack::{Fronts, Runtime, Stack};
 

@@ -107,6 +107,9 @@ impl Sniffed {
                     match head(&st.head) {
                         Head::Partial if st.head.len() < MAX_HEAD => return,
                         Head::Partial | Head::Opaque => return self.stop(st),
+                        // Past the limit however it arrived: the same
+                        // answer as a head that came in smaller reads.
+                        Head::Complete { len, .. } if len > MAX_HEAD => return self.stop(st),
                         Head::Complete { len, both, next } => {
                             st.notes.push_back(both);
                             bytes = &bytes[len - before..];
@@ -123,6 +126,18 @@ impl Sniffed {
             }
         }
     }
+}
+
+/// The notes a watch leaves after reading `reads` in order, and whether it
+/// turned itself off (for the `sniff` fuzz target: any split of one stream
+/// must give the same).
+pub(crate) fn notes_of<'a>(reads: impl IntoIterator<Item = &'a [u8]>) -> (Vec<bool>, bool) {
+    let s = Sniffed::default();
+    for r in reads {
+        s.watch(r);
+    }
+    let notes = s.state.lock().notes.iter().copied().collect();
+    (notes, s.off.load(Ordering::Relaxed))
 }
 
 enum Head {
@@ -248,6 +263,16 @@ mod tests {
         let a: &[u8] =
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\tchunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n";
         assert_eq!(notes(&[a]), [true]);
+    }
+
+    #[test]
+    fn a_head_past_the_limit_turns_it_off_in_any_split() {
+        let mut big = b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: ".to_vec();
+        big.resize(MAX_HEAD + 10, b'x');
+        big.extend_from_slice(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        let whole = notes_of([&big[..]]);
+        assert_eq!(whole, (Vec::new(), true));
+        assert_eq!(notes_of(big.chunks(4096)), whole);
     }
 
     #[test]

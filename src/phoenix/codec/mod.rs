@@ -15,12 +15,14 @@
 
 mod binary;
 mod encode;
+mod roundtrip;
 
 pub use binary::{
     UserBroadcast, UserBroadcastPush, decode_user_broadcast, encode_user_broadcast,
     encode_user_broadcast_push,
 };
 pub use encode::{Outgoing, encode_text};
+pub use roundtrip::{check_binary, check_frame};
 
 use bytes::Bytes;
 use serde::Deserialize;

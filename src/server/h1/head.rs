@@ -316,6 +316,86 @@ pub(super) fn write_request_untrusted(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The target limit of [`check_parse`]'s main pass (the default).
+const CHECK_MAX_TARGET: usize = 8 * 1024;
+
+/// The properties the `h1_head` fuzz target checks, on any bytes (kept
+/// here so `tests/fuzz_corpus.rs` replays the corpus through the same
+/// code). [`parse`] never panics, and a head it serves:
+/// - has an origin-form target that [`PathAndQuery`] takes back as is,
+///   within the target limit, a method other than `CONNECT`, a body of at
+///   most [`MAX_BODY`], and a length within the buffer;
+/// - parses the same from its own bytes alone, and is left to hyper under
+///   a target limit one byte shorter than its target;
+/// - has header lines that all make it into [`header_map`], one `Host`,
+///   and the same path and host for [`path_and_host`];
+/// - passes [`crate::server::strict::check`] (both paths answer alike),
+///   and the raw-head watch sees it whole, with one framing.
+pub(crate) fn check_parse(buf: &[u8]) {
+    let mut fields = Vec::new();
+    let h = match parse(buf, &mut fields, CHECK_MAX_TARGET) {
+        Parsed::Served(h) => h,
+        Parsed::Partial => {
+            assert!(path_and_host(buf).is_none(), "a partial head routes");
+            return;
+        }
+        Parsed::Other => {
+            let _ = path_and_host(buf);
+            return;
+        }
+    };
+    let target = h.target.as_str();
+    assert!(h.len <= buf.len() && h.body <= MAX_BODY, "{h:?}");
+    assert!(target.starts_with('/') && target.len() <= CHECK_MAX_TARGET);
+    assert_ne!(h.method, Method::CONNECT);
+    assert_eq!(
+        PathAndQuery::try_from(target).ok().as_ref(),
+        Some(&h.target)
+    );
+
+    let mut again = Vec::new();
+    match parse(&buf[..h.len], &mut again, CHECK_MAX_TARGET) {
+        Parsed::Served(h2) => assert_eq!(
+            (&h2.method, &h2.target, h2.close, h2.len, h2.body),
+            (&h.method, &h.target, h.close, h.len, h.body)
+        ),
+        other => panic!("the head alone parses as {other:?}"),
+    }
+    assert_eq!(again.len(), fields.len());
+    let path_len = httparse_path_len(buf);
+    assert!(matches!(
+        parse(buf, &mut again, path_len - 1),
+        Parsed::Other
+    ));
+
+    let map = header_map(buf, &fields);
+    assert_eq!(map.len(), fields.len(), "a header line was lost");
+    assert_eq!(map.get_all(http::header::HOST).iter().count(), 1);
+    let (path, host) = path_and_host(buf).expect("a served head routes");
+    assert!(path.starts_with(h.target.path()), "{path:?} vs {target:?}");
+    let want_host = value(buf, &fields, "host").and_then(|v| std::str::from_utf8(v).ok());
+    assert_eq!(host, want_host);
+
+    let mut req = http::Request::new(());
+    *req.method_mut() = h.method.clone();
+    *req.uri_mut() = http::Uri::from(h.target.clone());
+    *req.version_mut() = http::Version::HTTP_11;
+    *req.headers_mut() = map;
+    if let Err(e) = crate::server::strict::check(&req, CHECK_MAX_TARGET, false) {
+        panic!("served here, refused by the strict rules: {e:?}");
+    }
+    let (notes, _) = crate::server::sniff::notes_of([&buf[..h.len]]);
+    assert_eq!(notes, [false], "the watch sees the head otherwise");
+}
+
+/// The length of the request target of a whole head, as sent.
+fn httparse_path_len(buf: &[u8]) -> usize {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let _ = req.parse(buf);
+    req.path.map_or(0, str::len)
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;

@@ -20,3 +20,4 @@ mod head;
 mod rewind;
 
 pub(crate) use conn::serve;
+pub(crate) use head::check_parse;
