@@ -268,7 +268,9 @@ impl Refusal {
                 () = ctx.shutdown.draining() => {}
             }
         }
-        json(self.error.status(), self.error.body())
+        let mut r = json(self.error.status(), self.error.body());
+        crate::ws::mark_refusal(&mut r);
+        r
     }
 }
 

@@ -36,6 +36,10 @@ pub enum HandshakeError {
         "upgrade required: this is the Supabase Realtime WebSocket endpoint; connect with a WebSocket client (realtime-js, supabase-js .channel())"
     )]
     NotWebSocket,
+    /// An upgrade request that is not a valid RFC 6455 one (bad version,
+    /// key, method, or an `Upgrade` other than `websocket`).
+    #[error("{0}")]
+    Upgrade(crate::ws::UpgradeError),
     /// `vsn` other than 1.0.x / 2.0.x.
     #[error(transparent)]
     Vsn(CodecError),
@@ -60,6 +64,7 @@ impl HandshakeError {
     pub const fn status(&self) -> StatusCode {
         match self {
             HandshakeError::NotWebSocket => StatusCode::UPGRADE_REQUIRED,
+            HandshakeError::Upgrade(e) => e.status(),
             HandshakeError::Vsn(_) => StatusCode::BAD_REQUEST,
             HandshakeError::Auth(_) => StatusCode::UNAUTHORIZED,
             HandshakeError::NotConfigured | HandshakeError::Draining => {
@@ -78,6 +83,7 @@ impl HandshakeError {
         match self {
             HandshakeError::Auth(_) | HandshakeError::TooManyConnections => true,
             HandshakeError::NotWebSocket
+            | HandshakeError::Upgrade(_)
             | HandshakeError::Vsn(_)
             | HandshakeError::NotConfigured
             | HandshakeError::Draining => false,
@@ -138,7 +144,10 @@ pub fn check(
     verifier: Option<&Verifier>,
     now: u64,
 ) -> Result<Accepted, HandshakeError> {
-    let accept = crate::ws::upgrade_accept(method, headers).ok_or(HandshakeError::NotWebSocket)?;
+    let accept = crate::ws::upgrade_accept(method, headers).map_err(|e| match e {
+        crate::ws::UpgradeError::NotUpgrade => HandshakeError::NotWebSocket,
+        e => HandshakeError::Upgrade(e),
+    })?;
     let vsn = Vsn::negotiate(query_param(query, "vsn").as_deref()).map_err(HandshakeError::Vsn)?;
     let verifier = verifier.ok_or(HandshakeError::NotConfigured)?;
     let token = api_key(headers, query).ok_or(HandshakeError::Auth(JwtError::Missing))?;

@@ -155,7 +155,9 @@ pub(crate) async fn run<S>(
                     break Some(c);
                 }
             }
-            msg = ws::next_inbound(&mut stream) => {
+            // Backpressure: the next push is read only once the replies to
+            // the last ones have room (never an eviction).
+            msg = async { tx.room().await; ws::next_inbound(&mut stream).await } => {
                 s.last_inbound = Instant::now();
                 let res = match msg {
                     Ok(Inbound::Text(t)) => codec::decode_text(s.vsn, &t)
@@ -171,7 +173,8 @@ pub(crate) async fn run<S>(
                     }
                     Err(ReadError::Io) => break None,
                     Err(ReadError::TooLarge { .. }) => Err(SocketClose::MessageTooLarge),
-                    Err(ReadError::Protocol) => Err(SocketClose::BadMessage),
+                    Err(ReadError::Protocol) => Err(SocketClose::Protocol),
+                    Err(ReadError::InvalidUtf8) => Err(SocketClose::InvalidUtf8),
                 };
                 if let Err(c) = res {
                     break Some(c);
@@ -251,11 +254,11 @@ impl Session {
         None
     }
 
-    /// Queues a frame; a full queue evicts the socket as a slow consumer.
+    /// Queues a frame to this socket in answer to its own pushes: never an
+    /// eviction, the loop reads the next push only once there is room (see
+    /// `ws::queue`).
     fn send(&self, f: Frame) {
-        if let Err(ws::SendError::Full { .. }) = self.conn.tx.try_send(f) {
-            self.conn.tx.evict_slow();
-        }
+        let _ = self.conn.tx.send_reply(f);
     }
 
     /// Answers a heartbeat ahead of any queued fan-out, so a socket busy
@@ -269,9 +272,7 @@ impl Session {
             "phx_reply",
             &payload,
         );
-        if let Err(ws::SendError::Full { .. }) = self.conn.tx.try_send_first(frame) {
-            self.conn.tx.evict_slow();
-        }
+        let _ = self.conn.tx.send_reply_first(frame);
     }
 
     fn encode(

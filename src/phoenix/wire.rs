@@ -178,6 +178,10 @@ pub enum SocketClose {
     MessageTooLarge,
     /// An inbound message could not be decoded.
     BadMessage,
+    /// A text message (or close reason) that is not valid UTF-8.
+    InvalidUtf8,
+    /// A WebSocket protocol violation (bad frame, invalid close code).
+    Protocol,
 }
 
 impl SocketClose {
@@ -191,7 +195,8 @@ impl SocketClose {
             | SocketClose::SlowConsumer => 1001,
             SocketClose::Drain => 1012,
             SocketClose::MessageTooLarge => 1009,
-            SocketClose::BadMessage => 1007,
+            SocketClose::BadMessage | SocketClose::InvalidUtf8 => 1007,
+            SocketClose::Protocol => 1002,
         }
     }
 
@@ -205,6 +210,8 @@ impl SocketClose {
             SocketClose::Drain => "server restarting",
             SocketClose::MessageTooLarge => "message too large",
             SocketClose::BadMessage => "malformed message",
+            SocketClose::InvalidUtf8 => "invalid UTF-8 in a text message",
+            SocketClose::Protocol => "websocket protocol violation",
         }
     }
 }
@@ -364,6 +371,8 @@ mod tests {
             (SocketClose::Drain, 1012),
             (SocketClose::MessageTooLarge, 1009),
             (SocketClose::BadMessage, 1007),
+            (SocketClose::InvalidUtf8, 1007),
+            (SocketClose::Protocol, 1002),
         ] {
             assert_eq!(c.code(), code, "{c:?}");
             assert!(c.reason().len() <= 123);

@@ -148,11 +148,22 @@ impl PusherFront {
     }
 
     fn websocket(&self, mut req: Request<Incoming>, key: &str, ctx: &RequestCtx) -> Response<Body> {
-        let Some(accept) = crate::ws::upgrade_accept(req.method(), req.headers()) else {
-            return json_response(
-                StatusCode::UPGRADE_REQUIRED,
-                serde_json::json!({"error": "this is a Pusher WebSocket endpoint: connect with a WebSocket client"}).to_string(),
-            );
+        let accept = match crate::ws::upgrade_accept(req.method(), req.headers()) {
+            Ok(accept) => accept,
+            Err(e) => {
+                let msg = match e {
+                    crate::ws::UpgradeError::NotUpgrade => {
+                        "this is a Pusher WebSocket endpoint: connect with a WebSocket client"
+                            .to_owned()
+                    }
+                    e => e.to_string(),
+                };
+                tracing::debug!(peer = %ctx.peer, error = %e, "pusher upgrade refused");
+                let mut resp =
+                    json_response(e.status(), serde_json::json!({ "error": msg }).to_string());
+                crate::ws::mark_refusal(&mut resp);
+                return resp;
+            }
         };
         let query = req.uri().query().unwrap_or("");
         let protocol_param = super::auth::parse_query(query)

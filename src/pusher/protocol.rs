@@ -302,6 +302,9 @@ pub enum SessionError {
     /// A WebSocket protocol violation.
     #[error("WebSocket protocol error")]
     WebSocketProtocol,
+    /// A text message that is not valid UTF-8.
+    #[error("Invalid UTF-8 in a text message")]
+    InvalidUtf8,
     /// A frame that is not a valid Pusher message.
     #[error("Invalid message format: {0}")]
     InvalidMessage(ParseError),
@@ -446,6 +449,7 @@ impl SessionError {
             E::Terminated => Action::Close(4009),
             E::MessageTooLarge { .. } => Action::Close(1009),
             E::WebSocketProtocol => Action::Close(1002),
+            E::InvalidUtf8 => Action::Close(1007),
             E::InvalidMessage(_) => Action::Error(Some(4200)),
             E::InvalidChannel { .. } => Action::SubscriptionError {
                 kind: "InvalidChannel",

@@ -80,7 +80,7 @@ pub(crate) async fn run<S>(
 
     let refuse = |e: SessionError| {
         if let Some(f) = error_frame_for_close(&e) {
-            let _ = tx.try_send(f);
+            let _ = tx.send_reply(f);
         }
         if let Action::Close(code) = e.action() {
             tx.close(CloseSpec {
@@ -121,7 +121,7 @@ pub(crate) async fn run<S>(
         codec: 0,
         tx: tx.clone(),
     });
-    let _ = tx.try_send(protocol::connection_established(
+    let _ = tx.send_reply(protocol::connection_established(
         &socket_id,
         app.activity_timeout.as_secs().max(1),
     ));
@@ -166,10 +166,12 @@ pub(crate) async fn run<S>(
                     break Some(SessionError::PongTimeout);
                 }
                 pinged = true;
-                let _ = tx.try_send(protocol::ping());
+                let _ = tx.send_reply(protocol::ping());
                 timer.as_mut().reset(Instant::now() + app.pong_timeout);
             }
-            msg = ws::next_inbound(&mut stream) => {
+            // Backpressure: the next request is read only once the
+            // replies to the last ones have room (never an eviction).
+            msg = async { tx.room().await; ws::next_inbound(&mut stream).await } => {
                 pinged = false;
                 timer.as_mut().reset(Instant::now() + ping_after);
                 let res = match msg {
@@ -185,6 +187,7 @@ pub(crate) async fn run<S>(
                     Err(ReadError::Io) => break None,
                     Err(ReadError::TooLarge { size, max }) => Err(SessionError::MessageTooLarge { size, max }),
                     Err(ReadError::Protocol) => Err(SessionError::WebSocketProtocol),
+                    Err(ReadError::InvalidUtf8) => Err(SessionError::InvalidUtf8),
                 };
                 if let Err(e) = res {
                     match e.action() {
@@ -220,10 +223,11 @@ fn error_frame_for_close(e: &SessionError) -> Option<Frame> {
 }
 
 impl Session {
+    /// Queues a frame to this socket in answer to its own request: never
+    /// an eviction, the loop reads the next request only once there is
+    /// room (see `ws::queue`).
     fn send(&self, f: Frame) {
-        if let Err(ws::SendError::Full { .. }) = self.conn.tx.try_send(f) {
-            self.conn.tx.evict_slow();
-        }
+        let _ = self.conn.tx.send_reply(f);
     }
 
     fn on_text(&mut self, text: &[u8]) -> Result<(), SessionError> {

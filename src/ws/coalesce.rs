@@ -23,6 +23,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// for the flush.
 pub const MAX_PENDING: usize = 64 * 1024;
 
+/// The first byte of a close frame from the server: FIN and opcode 0x8.
+const CLOSE_FRAME: u8 = 0x88;
+
 /// First allocation of a batch buffer: room for a handful of typical frames.
 const INITIAL: usize = 2 * 1024;
 
@@ -86,6 +89,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
         let this = self.get_mut();
         if this.pending() > 0 && this.pending() + data.len() > MAX_PENDING {
             ready!(this.poll_drain(cx))?;
+        }
+        // A close frame goes straight through: after the peer's close
+        // tungstenite writes its reply and ends the socket without a flush,
+        // so a gathered close frame would never leave. (A payload chunk
+        // that happens to start with this byte merely skips the gathering.)
+        if data.first() == Some(&CLOSE_FRAME) {
+            ready!(this.poll_drain(cx))?;
+            return Pin::new(&mut this.inner).poll_write(cx, data);
         }
         if data.len() >= MAX_PENDING {
             return Pin::new(&mut this.inner).poll_write(cx, data);

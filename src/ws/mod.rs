@@ -16,7 +16,7 @@ pub mod reader;
 pub mod writer;
 
 pub use coalesce::Coalesce;
-pub use handshake::{accept_key, upgrade_accept};
+pub use handshake::{UpgradeError, accept_key, mark_refusal, upgrade_accept};
 pub use queue::{CloseSpec, Frame, OutboundRx, OutboundTx, QueueLimits, SendError, outbound};
 pub use reader::{Inbound, ReadError, next_inbound};
 pub use writer::{WriterExit, run_writer};

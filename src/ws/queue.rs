@@ -7,10 +7,18 @@
 //! [`OutboundTx::try_send`], which never waits. Hands on: batches of frames to
 //! the single writer task (`ws::writer`) through [`OutboundRx`].
 //!
-//! A full queue is never awaited: the sender gets [`SendError::Full`] and the
-//! publish path calls [`OutboundTx::evict_slow`], which asks the writer to
-//! close the socket with the close frame the front chose for slow consumers
-//! (Pusher: 4100).
+//! A full queue is never awaited by fan-out: the sender gets
+//! [`SendError::Full`] and the publish path calls [`OutboundTx::evict_slow`],
+//! which asks the writer to close the socket with the close frame the front
+//! chose for slow consumers (Pusher: 4100).
+//!
+//! A socket's replies to its *own* requests never evict it: the session
+//! queues them with [`OutboundTx::send_reply`] (not refused for room) and,
+//! before it reads the peer's next message, awaits [`OutboundTx::room`] —
+//! the queue below half its limits. A peer that bursts requests is thus
+//! slowed to the pace it reads its answers (backpressure on its TCP
+//! stream), its replies hold at most half the queue plus one message's
+//! worth, and the other half stays for fan-out.
 //!
 //! The queue is a `VecDeque` behind a short `parking_lot` lock instead of a
 //! tokio mpsc channel: an idle socket then owns no buffer at all, and count,
@@ -135,6 +143,18 @@ struct State {
     /// Set when the close request must not wait for queued frames.
     close_now: bool,
     writer_gone: bool,
+    /// The session waits in [`OutboundTx::room`] for the writer to drain.
+    reader_waiting: bool,
+}
+
+impl State {
+    /// Whether the session may read its peer's next request: the queue is
+    /// below half its limits (or closing, which ends the wait too).
+    fn has_room(&self, limits: &QueueLimits) -> bool {
+        self.close.is_some()
+            || self.writer_gone
+            || (self.queue.len() * 2 < limits.max_messages && self.bytes * 2 < limits.max_bytes)
+    }
 }
 
 #[derive(Debug)]
@@ -143,6 +163,8 @@ struct Shared {
     notify: Notify,
     /// Wakes a writer stuck in a write when the socket must close now.
     urgent: Notify,
+    /// Wakes the session waiting in [`OutboundTx::room`].
+    room: Notify,
     limits: QueueLimits,
 }
 
@@ -168,9 +190,11 @@ pub fn outbound(limits: QueueLimits) -> (OutboundTx, OutboundRx) {
             close: None,
             close_now: false,
             writer_gone: false,
+            reader_waiting: false,
         }),
         notify: Notify::new(),
         urgent: Notify::new(),
+        room: Notify::new(),
         limits,
     });
     (
@@ -184,17 +208,49 @@ pub fn outbound(limits: QueueLimits) -> (OutboundTx, OutboundRx) {
 impl OutboundTx {
     /// Queues a frame without waiting.
     pub fn try_send(&self, frame: Frame) -> Result<(), SendError> {
-        self.enqueue(frame, false)
+        self.enqueue(frame, false, false)
     }
 
     /// Queues a frame ahead of everything already waiting (protocol
     /// keep-alive replies such as Phoenix heartbeats, which must not sit
     /// behind a burst of fan-out). Same limits as [`try_send`](Self::try_send).
     pub fn try_send_first(&self, frame: Frame) -> Result<(), SendError> {
-        self.enqueue(frame, true)
+        self.enqueue(frame, true, false)
     }
 
-    fn enqueue(&self, frame: Frame, first: bool) -> Result<(), SendError> {
+    /// Queues the session's reply to its own peer's request. Never refused
+    /// for room (only when closed): the session bounds these by awaiting
+    /// [`room`](Self::room) before it reads the next request, so a peer's
+    /// burst of requests slows the peer instead of evicting it.
+    pub fn send_reply(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame, false, true)
+    }
+
+    /// [`send_reply`](Self::send_reply) ahead of everything waiting, as
+    /// [`try_send_first`](Self::try_send_first).
+    pub fn send_reply_first(&self, frame: Frame) -> Result<(), SendError> {
+        self.enqueue(frame, true, true)
+    }
+
+    /// Resolves when the queue is below half its limits (or the socket is
+    /// closing): the session awaits it before reading its peer's next
+    /// request. Cancel-safe.
+    pub async fn room(&self) {
+        loop {
+            {
+                let mut st = self.shared.state.lock();
+                if st.has_room(&self.shared.limits) {
+                    return;
+                }
+                st.reader_waiting = true;
+            }
+            // A wake-up between the unlock and this await is kept as
+            // `Notify`'s permit.
+            self.shared.room.notified().await;
+        }
+    }
+
+    fn enqueue(&self, frame: Frame, first: bool, reply: bool) -> Result<(), SendError> {
         let len = frame.len();
         let limits = &self.shared.limits;
         let was_empty = {
@@ -202,8 +258,9 @@ impl OutboundTx {
             if st.close.is_some() || st.writer_gone {
                 return Err(SendError::Closed);
             }
-            if st.queue.len() >= limits.max_messages
-                || (st.bytes + len > limits.max_bytes && !st.queue.is_empty())
+            if !reply
+                && (st.queue.len() >= limits.max_messages
+                    || (st.bytes + len > limits.max_bytes && !st.queue.is_empty()))
             {
                 return Err(SendError::Full {
                     messages: st.queue.len(),
@@ -257,6 +314,7 @@ impl OutboundTx {
             st.close_now = now;
         }
         self.shared.notify.notify_one();
+        self.shared.room.notify_one();
         if now {
             self.shared.urgent.notify_one();
         }
@@ -317,6 +375,9 @@ impl OutboundRx {
                     if st.queue.capacity() > 64 {
                         st.queue.shrink_to(0);
                     }
+                    if std::mem::take(&mut st.reader_waiting) {
+                        self.shared.room.notify_one();
+                    }
                     return Work::Frames(buf);
                 }
                 if let Some(spec) = st.close.clone() {
@@ -349,16 +410,20 @@ impl OutboundRx {
 
 impl Drop for OutboundRx {
     fn drop(&mut self) {
-        let mut st = self.shared.state.lock();
-        st.writer_gone = true;
-        st.queue.clear();
-        st.bytes = 0;
+        {
+            let mut st = self.shared.state.lock();
+            st.writer_gone = true;
+            st.queue.clear();
+            st.bytes = 0;
+        }
+        self.shared.room.notify_one();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn limits(msgs: usize, bytes: usize) -> QueueLimits {
         QueueLimits {
@@ -452,6 +517,60 @@ mod tests {
         tokio::task::yield_now().await;
         tx.ping();
         assert_eq!(t.await.unwrap(), Work::Ping);
+    }
+
+    #[tokio::test]
+    async fn replies_are_never_refused_and_hold_the_reader_instead() {
+        let (tx, mut rx) = outbound(limits(4, 1 << 20));
+        for _ in 0..2 {
+            tx.try_send(Frame::from("fanout")).unwrap();
+        }
+        // Half full: the session must not read its peer's next request.
+        let room = tokio::time::timeout(Duration::from_millis(20), tx.room()).await;
+        assert!(room.is_err(), "no room at half the limit");
+        // Replies go past the limit; fan-out does not.
+        for _ in 0..5 {
+            tx.send_reply(Frame::from("reply")).unwrap();
+        }
+        tx.send_reply_first(Frame::from("heartbeat")).unwrap();
+        assert_eq!(tx.queued().0, 8);
+        assert!(matches!(
+            tx.try_send(Frame::from("fanout")),
+            Err(SendError::Full { .. })
+        ));
+        assert!(!tx.is_closed(), "a reply burst evicts nobody");
+        let waiter = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.room().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let Work::Frames(frames) = rx.next(Vec::new()).await else {
+            panic!("expected frames");
+        };
+        assert_eq!(frames.len(), 8);
+        assert_eq!(frames[0], Frame::from("heartbeat"));
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the drain wakes the reader")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_closing_socket_releases_the_reader() {
+        let (tx, rx) = outbound(limits(2, 1 << 20));
+        tx.send_reply(Frame::from("a")).unwrap();
+        let waiter = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.room().await })
+        };
+        tokio::task::yield_now().await;
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("writer gone ends the wait")
+            .unwrap();
+        assert_eq!(tx.send_reply(Frame::from("b")), Err(SendError::Closed));
     }
 
     #[tokio::test]

@@ -21,6 +21,10 @@ pub enum Inbound {
     /// pings itself).
     Alive,
     /// The peer sent a close frame (with its code, if any) or ended the stream.
+    /// A close code that is invalid on the wire (RFC 6455 §7.4: 1005, 999,
+    /// a reserved one) arrives as 1002, and tungstenite has queued its
+    /// answer, a close 1002: the writer's close flushes it (see
+    /// [`run_writer`](super::run_writer)).
     Closed(Option<u16>),
 }
 
@@ -35,9 +39,14 @@ pub enum ReadError {
         /// The configured limit.
         max: usize,
     },
-    /// The peer broke the WebSocket protocol (bad frame, bad UTF-8, ...).
+    /// The peer broke the WebSocket protocol (bad frame, reserved opcode,
+    /// invalid close code, ...): close 1002.
     #[error("websocket protocol violation")]
     Protocol,
+    /// A text message (or a close reason) that is not valid UTF-8: close
+    /// 1007 (RFC 6455 §8.1).
+    #[error("text message is not valid UTF-8")]
+    InvalidUtf8,
     /// The transport failed or was reset.
     #[error("transport error")]
     Io,
@@ -69,6 +78,7 @@ fn map_error(e: WsError) -> ReadError {
                 max: max_size,
             }
         }
+        WsError::Utf8(_) => ReadError::InvalidUtf8,
         WsError::Io(_) | WsError::ConnectionClosed | WsError::AlreadyClosed => ReadError::Io,
         _ => ReadError::Protocol,
     }
@@ -88,6 +98,7 @@ mod tests {
                 size: 20,
                 max_size: 10,
             })),
+            Err(WsError::Utf8("bad".into())),
         ];
         let mut s = stream::iter(items);
         assert_eq!(next_inbound(&mut s).await, Ok(Inbound::Text("x".into())));
@@ -96,6 +107,7 @@ mod tests {
             next_inbound(&mut s).await,
             Err(ReadError::TooLarge { size: 20, max: 10 })
         );
+        assert_eq!(next_inbound(&mut s).await, Err(ReadError::InvalidUtf8));
         assert_eq!(next_inbound(&mut s).await, Ok(Inbound::Closed(None)));
     }
 }

@@ -82,8 +82,17 @@ where
                 }
             }
             Work::Close(spec) => {
-                // Best effort: the peer may already be gone.
-                let _ = tokio::time::timeout(write_timeout, sink.send(close_message(&spec))).await;
+                // Best effort: the peer may already be gone. After the
+                // peer's own close frame tungstenite refuses ours and has
+                // queued its answer instead (the peer's code echoed, or 1002
+                // for a code invalid on the wire): closing the sink flushes
+                // that answer.
+                let _ = tokio::time::timeout(write_timeout, async {
+                    if sink.send(close_message(&spec)).await.is_err() {
+                        let _ = sink.close().await;
+                    }
+                })
+                .await;
                 return WriterExit::Closed(spec);
             }
         };
@@ -254,6 +263,32 @@ mod tests {
             exit,
             Ok(Ok(WriterExit::Closed(CloseSpec { code: 4100, .. })))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_peers_close_is_answered_by_tungstenites_reply() {
+        for (sent, answer) in [(1000u16, 1000u16), (4000, 4000), (1005, 1002), (999, 1002)] {
+            let (tx, rx) = outbound(QueueLimits::default());
+            let (sink, mut stream, mut client, _writes) = ws_pair(1 << 16).await;
+            client
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(sent),
+                    reason: "".into(),
+                })))
+                .await
+                .unwrap();
+            let got = crate::ws::next_inbound(&mut stream).await;
+            assert_eq!(got, Ok(crate::ws::Inbound::Closed(Some(answer))), "{sent}");
+            tx.close(CloseSpec::new(1000, ""));
+            let exit = run_writer(sink, rx, Duration::from_secs(1)).await;
+            assert!(matches!(exit, WriterExit::Closed(_)));
+            match client.next().await {
+                Some(Ok(Message::Close(Some(f)))) => {
+                    assert_eq!(u16::from(f.code), answer, "{sent}")
+                }
+                other => panic!("{sent}: unexpected {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -320,6 +320,7 @@ fn action_message_too_large() {
 #[test]
 fn action_websocket_protocol() {
     check(SessionError::WebSocketProtocol, Action::Close(1002));
+    check(SessionError::InvalidUtf8, Action::Close(1007));
 }
 #[test]
 fn action_invalid_message() {
