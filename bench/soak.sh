@@ -134,7 +134,8 @@ start, end, peak = after[0][1], after[-1][1], max(r[1] for r in after)
 drift = (end - start) / start * 100 if start else 0
 def load(name):
     try:
-        return json.loads(open(f"{work}/{name}.json").read().strip().splitlines()[-1])
+        line = open(f"{work}/{name}.json").read().strip().splitlines()[-1]
+        return json.loads(line.removeprefix("JSON "))
     except Exception as e:
         return {"error": str(e)}
 f, c, p, h = load("fanout"), load("churn"), load("presence"), load("hostile")
