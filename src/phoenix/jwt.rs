@@ -330,7 +330,11 @@ pub(crate) fn check_token(data: &[u8]) {
     let exp = claims.get("exp").and_then(Value::as_f64);
     let role = claims.get("role").and_then(Value::as_str);
     let got = v.verify(&token, NOW);
+    // RFC 7519 §4.1.2: `sub` is a string; a token whose `sub` is not is
+    // refused, whatever else it holds.
+    let sub_is_odd = claims.get("sub").is_some_and(|s| !s.is_string());
     match (exp, role) {
+        _ if sub_is_odd => assert!(got.is_err(), "a non-string sub accepted: {got:?}"),
         (Some(exp), Some(role)) => {
             if claims.get("iat").is_some_and(|i| !i.is_number()) {
                 assert_eq!(got, Err(JwtError::BadIssuedAt));
