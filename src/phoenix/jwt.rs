@@ -240,6 +240,15 @@ impl Verifier {
     }
 
     fn check_claims(&self, all: Map<String, Value>, now: u64) -> Result<Claims, JwtError> {
+        // RFC 7519 §4.1.2 and §4.1.5: `sub` is a string and `nbf` a
+        // NumericDate. The signature library already refuses some other
+        // shapes (a non-empty array or object) as malformed; refuse them all
+        // the same way.
+        if all.get("sub").is_some_and(|v| !v.is_string())
+            || all.get("nbf").is_some_and(|v| !v.is_number())
+        {
+            return Err(JwtError::Malformed);
+        }
         let exp = all.get("exp").and_then(Value::as_f64);
         let role = all.get("role").and_then(Value::as_str);
         let (Some(exp), Some(role)) = (exp, role) else {
@@ -333,8 +342,17 @@ pub(crate) fn check_token(data: &[u8]) {
     // RFC 7519 §4.1.2: `sub` is a string; a token whose `sub` is not is
     // refused, whatever else it holds.
     let sub_is_odd = claims.get("sub").is_some_and(|s| !s.is_string());
+    let nbf_is_odd = claims.get("nbf").is_some_and(|n| !n.is_number());
+    // A non-numeric `exp` lacks the claim (Supabase's wording), unless the
+    // signature library's claim parser refuses its shape first (a
+    // non-empty array or object): either way, refused.
+    let exp_is_odd = claims.get("exp").is_some_and(|e| !e.is_number());
     match (exp, role) {
-        _ if sub_is_odd => assert!(got.is_err(), "a non-string sub accepted: {got:?}"),
+        _ if sub_is_odd || nbf_is_odd => assert_eq!(got, Err(JwtError::Malformed)),
+        _ if exp_is_odd => assert!(
+            matches!(got, Err(JwtError::MissingClaims | JwtError::Malformed)),
+            "{got:?}"
+        ),
         (Some(exp), Some(role)) => {
             if claims.get("iat").is_some_and(|i| !i.is_number()) {
                 assert_eq!(got, Err(JwtError::BadIssuedAt));
