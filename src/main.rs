@@ -165,9 +165,17 @@ fn init_tracing(cfg: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match cfg.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.with_ansi(false).json().init(),
+        // Colour only on a terminal: systemd, Docker and `2> file` get
+        // plain text. NO_COLOR (https://no-color.org) turns it off too.
+        LogFormat::Text => builder.with_ansi(colour_stderr()).init(),
     }
+}
+
+/// Whether log lines on stderr may carry ANSI colour codes.
+fn colour_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 async fn run(cfg: Config, path: Option<PathBuf>, mode: Mode) -> anyhow::Result<()> {

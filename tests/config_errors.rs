@@ -455,3 +455,21 @@ fn the_rules_accept_what_they_should() {
     assert_eq!(c.server.trusted_proxies.len(), 2);
     assert_eq!(c.server.plain.map(|a| a.port()), Some(9000));
 }
+
+/// A file without `[server]` (say, just `[pusher] env_file`) gets the
+/// embedded default's listeners, as no file at all does; plain HTTP when TLS
+/// is off. A `[server]` table that enables none is still refused (above).
+#[test]
+fn no_server_table_means_the_default_listeners() {
+    let c = accepts("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n");
+    let local = |p: u16| Some(std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    assert_eq!((c.server.https, c.server.http), (local(8443), local(8080)));
+    assert_eq!(c.server.plain, None);
+    let c = accepts("[tls]\nmode = \"off\"\n");
+    assert_eq!((c.server.https, c.server.http), (None, None));
+    assert_eq!(c.server.plain, local(8080));
+    // A `[server]` table with other keys but no listener: refused.
+    let err = Config::from_str_with_env("[server]\nmax_body = \"1MiB\"\n", "bad.toml", &env)
+        .expect_err("a [server] table without listeners");
+    assert!(err.to_string().contains("no listener is enabled"), "{err}");
+}

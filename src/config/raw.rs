@@ -15,7 +15,7 @@ use super::supabase::RawSupabase;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_server")]
     pub(crate) server: RawServer,
     #[serde(default)]
     pub(crate) tls: RawTls,
@@ -34,9 +34,20 @@ pub(crate) struct RawConfig {
     pub(crate) supabase: Option<Spanned<RawSupabase>>,
 }
 
+/// `[server]` as written, marked present (absent, it takes the defaults).
+fn present_server<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RawServer, D::Error> {
+    let mut server = RawServer::deserialize(d)?;
+    server.present = true;
+    Ok(server)
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
+    /// Whether the file has a `[server]` table: without one, the embedded
+    /// default's listeners apply; with one, its listeners are what it says.
+    #[serde(skip)]
+    pub(crate) present: bool,
     pub(crate) https: Option<SpStr>,
     pub(crate) http: Option<SpStr>,
     pub(crate) plain: Option<SpStr>,

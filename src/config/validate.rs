@@ -17,8 +17,11 @@ use super::{CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, routes, s
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
 pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigError> {
-    let server = server(&raw, cx)?;
+    let mut server = server(&raw, cx)?;
     let mut tls = tls(&raw, cx)?;
+    if !raw.server.present {
+        default_listeners(&mut server, &tls);
+    }
     if let Tls::Acme(a) = &mut tls {
         acme::check_listeners(a, server.https, server.http, &raw.tls, cx)?;
     }
@@ -62,6 +65,19 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         apps,
         supabase,
     })
+}
+
+/// No `[server]` table (e.g. a file with just `[pusher] env_file`): the
+/// embedded default's listeners, HTTPS on 127.0.0.1:8443 and HTTP on
+/// 127.0.0.1:8080; with `tls.mode = "off"`, plain HTTP on 127.0.0.1:8080.
+fn default_listeners(server: &mut Server, tls: &Tls) {
+    let local = |port| Some(SocketAddr::from(([127, 0, 0, 1], port)));
+    if matches!(tls, Tls::Off) {
+        server.plain = local(8080);
+    } else {
+        server.https = local(8443);
+        server.http = local(8080);
+    }
 }
 
 fn addr(cx: &Ctx<'_>, key: &str, v: Option<&SpStr>) -> Result<Option<SocketAddr>, ConfigError> {

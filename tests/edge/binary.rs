@@ -282,3 +282,48 @@ async fn sighup_rereads_certificate_files_and_keeps_the_old_pair_on_error() {
     p.signal("TERM");
     assert!(p.wait_exit(Duration::from_secs(8)).await.success());
 }
+
+/// Text logs on a pipe (systemd, Docker, `2> file`) carry no ANSI colour
+/// codes; only a terminal gets colour.
+#[tokio::test]
+async fn text_logs_on_a_pipe_have_no_colour_codes() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = TempDir::new("ansi");
+    let path = dir.path().join("portico.toml");
+    let toml = plain()
+        .set("server.plain", "127.0.0.1:0")
+        .set("log.format", "text")
+        .set("upstream.url", "http://127.0.0.1:9");
+    std::fs::write(&path, toml.to_string()).expect("write config");
+    let mut child = tokio::process::Command::new(binary::exe())
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn portico");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    let listening = within("a `listening` line", async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push(line);
+            if seen.last().is_some_and(|l| l.contains("listening")) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(listening, "no listening line in {seen:?}");
+    assert!(
+        seen.iter().all(|l| !l.contains('\u{1b}')),
+        "colour codes on a pipe: {seen:?}"
+    );
+    let _ = child.kill().await;
+}
