@@ -1,7 +1,9 @@
-//! `[[processes]]` with real processes (`sh` scripts, `php -S`): output
-//! logged line by line with the name, restart with backoff after an exit,
-//! `wait_for` routes answering 503 + `Retry-After` until ready and 200 after
-//! (while a never-ready process blocks nothing else), graceful stop on
+//! `[[processes]]` with real processes (`sh` scripts, `php -S`, a python3
+//! unix-socket listener): output logged line by line with the name,
+//! restart with backoff after an exit (and after a failed start),
+//! `wait_for` routes answering 503 + `Retry-After` until ready (tcp and
+//! unix probes) and 200 after (while a never-ready process blocks nothing
+//! else), graceful stop on
 //! SIGTERM (the stop signal, then SIGKILL after `grace`), and SIGHUP adding,
 //! removing, restarting changed and keeping unchanged processes.
 //!
@@ -328,4 +330,62 @@ async fn restarts_are_counted() {
     .await;
     assert_eq!(s.last_exit, Some(portico::supervise::Exit::Code(7)));
     assert!(!s.ready);
+}
+
+#[tokio::test]
+async fn unix_socket_readiness_and_a_missing_program_is_retried() {
+    let dir = TempDir::new("procs");
+    let sock = dir.path().join("app.sock");
+    // Listens on a unix socket after the test's go-ahead.
+    let go = dir.path().join("go");
+    let listen = format!(
+        "import os, socket, time\n\
+         while not os.path.exists({go:?}): time.sleep(0.05)\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         s.bind({sock:?})\n\
+         s.listen()\n\
+         time.sleep(30)\n",
+        go = go.display().to_string(),
+        sock = sock.display().to_string(),
+    );
+    let procs = format!(
+        "[[processes]]\nname = \"sock\"\ncommand = [\"python3\", \"-c\", {listen}]\nready = \"unix:{}\"\n\
+         [[processes]]\nname = \"missing\"\ncommand = \"/nonexistent/portico-test-program\"\n\
+         restart_delay = \"50ms\"\nrestart_max_delay = \"50ms\"\n\
+         [[routes]]\npath = \"/sock/\"\nto = \"${{UP}}\"\nwait_for = \"sock\"\n",
+        sock.display(),
+        listen = toml::Value::String(listen.clone()),
+    );
+    let up = upstream::start().await;
+    let e = inproc::start(&plain().with(&procs).to_string(), &[("UP", up.url())]).await;
+    let mut c = Client::plain(e.plain()).await;
+    assert_eq!(c.get("/sock/x").await.status, 503);
+    let sup = e.edge.inner().supervisor().clone();
+    let ready = sup.ready("sock").expect("a handle");
+    assert!(!ready.is_ready());
+
+    std::fs::write(&go, "").expect("go");
+    poll_until("unix socket accepted", || {
+        let ready = ready.clone();
+        async move { ready.is_ready().then_some(()) }
+    })
+    .await;
+    assert_eq!(c.get("/sock/x").await.status, 200);
+
+    let missing = poll_until("missing program retried", || {
+        let sup = sup.clone();
+        async move {
+            let s = sup.status().into_iter().find(|s| &*s.name == "missing")?;
+            (s.restarts >= 2).then_some(s)
+        }
+    })
+    .await;
+    assert!(!missing.running);
+    assert!(
+        matches!(
+            missing.last_exit,
+            Some(portico::supervise::Exit::SpawnFailed(_))
+        ),
+        "{missing:?}"
+    );
 }
