@@ -17,6 +17,7 @@ use crate::proxy::pool::Pool;
 use crate::pusher::PusherFront;
 use crate::server::{Fronts, Runtime, Stack};
 use crate::shutdown::Shutdown;
+use crate::supervise::{Ready, Supervisor};
 use crate::tls::state::TlsState;
 
 /// Why the edge could not start or reload.
@@ -37,6 +38,8 @@ pub struct EdgeInner {
     /// Upstream connection pools, kept across reloads for the upstreams the
     /// new config still uses, so their keep-alive connections survive.
     pools: parking_lot::Mutex<Vec<Pool>>,
+    /// `[[processes]]`, kept running across reloads.
+    supervisor: Supervisor,
 }
 
 impl EdgeInner {
@@ -73,6 +76,21 @@ impl EdgeInner {
     pub fn supabase(&self) -> &SupabaseFront {
         &self.supabase
     }
+
+    /// The supervised processes (their state, for status and tests).
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+}
+
+/// The readiness handle of each route's `wait_for` process, parallel to
+/// `config.routes`.
+fn route_readiness(config: &Config, supervisor: &Supervisor) -> Vec<Option<Ready>> {
+    config
+        .routes
+        .iter()
+        .map(|r| r.wait_for.as_deref().and_then(|n| supervisor.ready(n)))
+        .collect()
 }
 
 /// The Pusher app `[supabase] pusher_app` bridges, if any.
@@ -141,8 +159,11 @@ impl Edge {
         ));
         bridge.attach(&pusher, &supabase);
         bridge.set_app(bridged_app(&config));
+        let supervisor = Supervisor::new(&shutdown);
+        supervisor.apply(&config.processes);
         let pools = parking_lot::Mutex::new(Vec::new());
-        let runtime = build_runtime(&pools, config.clone());
+        let runtime =
+            build_runtime(&pools, config.clone()).with_ready(route_readiness(&config, &supervisor));
         let fronts = Fronts {
             pusher: pusher.clone(),
             supabase: supabase.clone(),
@@ -154,12 +175,15 @@ impl Edge {
             supabase,
             bridge,
             pools,
+            supervisor,
         });
         Ok(Edge { inner })
     }
 
     /// Swaps in a new configuration. On error the running one stays.
     /// Listener addresses and `max_connections` take effect on restart only.
+    /// Processes: added ones start, removed ones stop, changed commands
+    /// restart, the others keep running.
     pub fn reload(&self, config: Config) -> Result<(), EdgeError> {
         let config = Arc::new(config);
         let old = self.inner.runtime();
@@ -171,6 +195,9 @@ impl Edge {
         }
         let rt = build_runtime(&self.inner.pools, config.clone());
         self.inner.tls().reload(&config, self.inner.shutdown())?;
+        // Processes change only once the rest of the config is accepted.
+        self.inner.supervisor.apply(&config.processes);
+        let rt = rt.with_ready(route_readiness(&config, &self.inner.supervisor));
         self.inner.pusher.reload(&config.apps);
         self.inner.supabase.reload(config.supabase.clone());
         self.inner.bridge.set_app(bridged_app(&config));

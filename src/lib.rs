@@ -22,15 +22,17 @@
 //! TLS state and [`server::Stack`] from a [`config::Config`], reloads);
 //! [`config`] turns TOML into plain validated data, checked once at load;
 //! [`tls`] holds certificates (dev CA, files, SNI) and [`tls::acme`];
+//! [`supervise`] runs `[[processes]]` (php-fpm, queue workers, Vite) and
+//! hands the router a readiness handle per `wait_for` route;
 //! [`shutdown`] is the one drain/abort signal; [`workers`] runs
 //! connections on per-core event loops and [`io::movable`] moves a hub
 //! socket off them; [`cli`] is the banner and `keygen`.
 //!
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
-//! `shutdown`, `workers`, `io` → `http` → `config` → `tls` → `ws` → `hub`
-//! → `proxy` → `pusher`, `phoenix` → `bridge` → `server` → `edge` →
-//! `listener` → `cli`. A module imports only lower layers.
+//! `shutdown`, `workers`, `io` → `http` → `config` → `tls`, `supervise` →
+//! `ws` → `hub` → `proxy` → `pusher`, `phoenix` → `bridge` → `server` →
+//! `edge` → `listener` → `cli`. A module imports only lower layers.
 
 pub mod bridge;
 pub mod cli;
@@ -47,6 +49,7 @@ pub mod proxy;
 pub mod pusher;
 pub mod server;
 pub mod shutdown;
+pub mod supervise;
 pub mod tls;
 pub mod workers;
 pub mod ws;

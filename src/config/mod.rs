@@ -14,7 +14,7 @@
 //! Parts: `error` (the error type and the TOML stage), `ctx` (the
 //! validation context and value readers every section uses), `validate`
 //! (the entry point, `[server]`, `[tls]`, `[log]`), `routes` (`[upstream]`,
-//! `routes`), [`acme`], [`apps`], [`supabase`] (their sections), `show`
+//! `routes`), [`acme`], [`apps`], [`supabase`], [`processes`] (their sections), `show`
 //! (the `portico check` summary), `units` and `expand` (value syntax).
 
 pub mod acme;
@@ -22,6 +22,7 @@ pub mod apps;
 mod ctx;
 mod error;
 mod expand;
+pub mod processes;
 mod raw;
 mod routes;
 mod show;
@@ -39,6 +40,7 @@ use ipnet::IpNet;
 
 pub use acme::{AcmeSettings, ChallengeKind, Eab};
 pub use error::ConfigError;
+pub use processes::{ProcessSpec, ReadyProbe, StopSignal};
 pub use show::Effective;
 
 /// The configuration compiled into the binary: used when no file is given
@@ -63,6 +65,8 @@ pub struct Config {
     pub apps: apps::Apps,
     /// `[supabase]`: the Supabase Realtime front; `None` when absent.
     pub supabase: Option<Arc<supabase::Supabase>>,
+    /// `[[processes]]`: programs portico starts and keeps running, in file order.
+    pub processes: Vec<ProcessSpec>,
 }
 
 /// `[server]`: listeners, limits and timeouts that apply to every connection.
@@ -134,6 +138,9 @@ pub struct Route {
     pub rewrite: Rewrite,
     /// Whether the route was written by the user or is a built-in default.
     pub origin: RouteOrigin,
+    /// A `[[processes]]` name: until that process is ready the route
+    /// answers 503 with `Retry-After` (`wait_for`).
+    pub wait_for: Option<Arc<str>>,
 }
 
 /// Where a matching request is served.

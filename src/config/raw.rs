@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::apps::{RawApp, RawPusher};
 use super::ctx::SpStr;
+use super::processes::RawProcess;
 use super::supabase::RawSupabase;
 
 #[derive(Debug, Default, Deserialize)]
@@ -32,6 +33,8 @@ pub(crate) struct RawConfig {
     pub(crate) pusher: Option<RawPusher>,
     #[serde(default)]
     pub(crate) supabase: Option<Spanned<RawSupabase>>,
+    #[serde(default)]
+    pub(crate) processes: Vec<Spanned<RawProcess>>,
 }
 
 /// `[server]` as written, marked present (absent, it takes the defaults).
@@ -141,6 +144,8 @@ pub(crate) struct RawRoute {
     pub(crate) websocket_idle_timeout: Option<SpStr>,
     pub(crate) host_header: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
+    /// The name of a `[[processes]]` entry this route waits for.
+    pub(crate) wait_for: Option<SpStr>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,9 +2,10 @@
 //!
 //! Owns: the rules for upstream URLs and their options (timeouts, WebSocket
 //! pass-through, `Host`, body limits, inherited from `[upstream]` by routes),
-//! route paths, hosts, targets and rewrites, and the default routes used when
-//! `routes` is absent. Receives: the raw tables and the validated
-//! [`Server`] (default body limit) and [`Apps`] (Reverb's path prefix).
+//! route paths, hosts, targets and rewrites, `wait_for`, and the default
+//! routes used when `routes` is absent. Receives: the raw tables and the
+//! validated [`Server`] (default body limit), [`Apps`] (Reverb's path
+//! prefix) and processes (the names `wait_for` may use).
 //! Hands on: `Config::upstream` and `Config::routes`, catch-all last.
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use toml::Spanned;
 use super::apps::Apps;
 use super::ctx::{Ctx, SpStr};
 use super::error::ConfigError;
+use super::processes::ProcessSpec;
 use super::raw::{RawConfig, RawRoute, RawUpstream};
 use super::{HostHeader, HostPattern, ProxyTarget, Rewrite, Route, RouteOrigin, Server, Target};
 
@@ -148,6 +150,7 @@ pub(super) fn routes(
     upstream: &Arc<ProxyTarget>,
     server: &Server,
     apps: &Apps,
+    processes: &[ProcessSpec],
     cx: &Ctx<'_>,
 ) -> Result<Vec<Route>, ConfigError> {
     let mut out = Vec::new();
@@ -167,12 +170,15 @@ pub(super) fn routes(
                     target,
                     rewrite: Rewrite::Keep,
                     origin: RouteOrigin::Default,
+                    wait_for: None,
                 });
             }
         }
         Some(list) => {
             for (i, r) in list.get_ref().iter().enumerate() {
-                out.push(route(i, r.get_ref(), upstream, server, cx, r.span())?);
+                let mut route = route(i, r.get_ref(), upstream, server, cx, r.span())?;
+                route.wait_for = wait_for(i, r.get_ref(), &route, processes, cx)?;
+                out.push(route);
             }
         }
     }
@@ -182,8 +188,49 @@ pub(super) fn routes(
         target: Target::Proxy(upstream.clone()),
         rewrite: Rewrite::Keep,
         origin: RouteOrigin::Fallback,
+        wait_for: None,
     });
     Ok(out)
+}
+
+/// `routes[i].wait_for`: the name of a process, on a route that proxies.
+fn wait_for(
+    i: usize,
+    r: &RawRoute,
+    route: &Route,
+    processes: &[ProcessSpec],
+    cx: &Ctx<'_>,
+) -> Result<Option<Arc<str>>, ConfigError> {
+    let Some(v) = &r.wait_for else {
+        return Ok(None);
+    };
+    let key = format!("routes[{i}].wait_for");
+    if !matches!(route.target, Target::Proxy(_)) {
+        return Err(cx.err(
+            key,
+            Some(v.span()),
+            "`wait_for` only applies to routes that proxy to an upstream",
+            "remove `wait_for` from this route",
+        ));
+    }
+    let name = cx.string(&key, v)?;
+    match processes.iter().find(|p| *p.name == *name) {
+        Some(p) => Ok(Some(p.name.clone())),
+        None => {
+            let known: Vec<&str> = processes.iter().map(|p| &*p.name).collect();
+            let fix = if known.is_empty() {
+                "add a `[[processes]]` entry with this name, or remove `wait_for`".to_string()
+            } else {
+                format!("use one of: {}", known.join(", "))
+            };
+            Err(cx.err(
+                key,
+                Some(v.span()),
+                format!("no process is named `{name}`"),
+                fix,
+            ))
+        }
+    }
 }
 
 fn route(
@@ -338,5 +385,6 @@ fn route(
         target,
         rewrite,
         origin: RouteOrigin::Configured(i),
+        wait_for: None,
     })
 }

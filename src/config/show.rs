@@ -1,5 +1,5 @@
 //! The effective config as `portico check` prints it: listeners, TLS mode,
-//! routes in match order, apps without secrets.
+//! routes in match order, apps without secrets, supervised processes.
 
 use std::fmt;
 
@@ -38,6 +38,9 @@ impl fmt::Display for Route {
             if !p.websocket {
                 write!(f, " [no websocket]")?;
             }
+        }
+        if let Some(name) = &self.wait_for {
+            write!(f, " [waits for process {name}]")?;
         }
         match self.origin {
             RouteOrigin::Configured(i) => write!(f, "   (routes[{i}])"),
@@ -100,6 +103,26 @@ impl fmt::Display for Effective<'_> {
             writeln!(f, "apps:")?;
             for a in &c.apps.apps {
                 writeln!(f, "  id={} key={} secret=<hidden>", a.id, a.key)?;
+            }
+        }
+        if !c.processes.is_empty() {
+            writeln!(f, "processes:")?;
+            for p in &c.processes {
+                let ready = p
+                    .ready
+                    .as_ref()
+                    .map_or_else(|| "once started".to_string(), |r| r.to_string());
+                writeln!(
+                    f,
+                    "  {}: {}{} (ready: {ready}; stop: SIG{} then SIGKILL after {})",
+                    p.name,
+                    p.command_line(),
+                    p.cwd
+                        .as_ref()
+                        .map_or(String::new(), |d| format!(" in {}", d.display())),
+                    p.stop_signal.name(),
+                    humantime::format_duration(p.grace),
+                )?;
             }
         }
         match &c.supabase {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use super::ctx::{Ctx, SpStr};
 use super::error::ConfigError;
 use super::raw::RawConfig;
-use super::{CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, routes, supabase};
+use super::{
+    CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, processes, routes, supabase,
+};
 
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
@@ -53,7 +55,8 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let upstream = routes::upstream(&raw.upstream, &server, cx)?;
     let apps = apps::validate(&raw.apps, raw.pusher.as_ref(), cx)?;
     let supabase = supabase::validate(raw.supabase.as_ref(), &apps, cx)?;
-    let routes = routes::routes(&raw, &upstream, &server, &apps, cx)?;
+    let processes = processes::validate(&raw.processes, cx)?;
+    let routes = routes::routes(&raw, &upstream, &server, &apps, &processes, cx)?;
     let log = log(&raw, cx)?;
     Ok(Config {
         source: Arc::from(cx.file()),
@@ -64,6 +67,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         log,
         apps,
         supabase,
+        processes,
     })
 }
 

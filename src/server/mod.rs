@@ -6,7 +6,8 @@
 //! the first request it does not serve; [`service`] handles each request
 //! hyper serves. Both ask [`router::dispatch`] where a request goes, once
 //! per request: health, ACME challenge, port-80 redirect, or a route, then
-//! the proxy or a built-in front.
+//! the proxy or a built-in front ([`waiting`] answers for a route whose
+//! process is not ready yet).
 
 pub mod access_log;
 mod h1;
@@ -17,6 +18,7 @@ pub mod service;
 pub(crate) mod sniff;
 pub mod stack;
 pub mod strict;
+mod waiting;
 
 use std::net::SocketAddr;
 use std::time::Duration;

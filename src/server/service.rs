@@ -81,6 +81,15 @@ pub async fn handle(
                     "https".into(),
                 )
             }
+            Dispatch::Route(idx) if rt.waiting_for(idx).is_some() => {
+                let name = rt.waiting_for(idx).map(|r| r.name().clone());
+                let name = name.unwrap_or_else(|| "?".into());
+                (
+                    super::waiting::not_ready(&name),
+                    cfg.routes[idx].path.clone(),
+                    name,
+                )
+            }
             Dispatch::Route(idx) => {
                 let route = &cfg.routes[idx];
                 let route_label = route.path.clone();

@@ -12,6 +12,7 @@ use crate::config::{Config, Target};
 use crate::http::Front;
 use crate::proxy::Upstream;
 use crate::shutdown::Shutdown;
+use crate::supervise::Ready;
 use crate::tls::state::TlsState;
 
 /// One config generation, ready to serve.
@@ -19,12 +20,34 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// Parallel to `config.routes`: the upstream for proxy routes.
     upstreams: Vec<Option<Upstream>>,
+    /// Parallel to `config.routes` (or empty): the process a `wait_for`
+    /// route waits for.
+    ready: Vec<Option<Ready>>,
 }
 
 impl Runtime {
     /// A generation; `upstreams` is parallel to `config.routes`.
     pub fn new(config: Arc<Config>, upstreams: Vec<Option<Upstream>>) -> Runtime {
-        Runtime { config, upstreams }
+        Runtime {
+            config,
+            upstreams,
+            ready: Vec::new(),
+        }
+    }
+
+    /// With the readiness handles of `wait_for` routes, parallel to
+    /// `config.routes`.
+    pub fn with_ready(mut self, ready: Vec<Option<Ready>>) -> Runtime {
+        self.ready = ready;
+        self
+    }
+
+    /// The process route `idx` waits for, while it is not ready.
+    pub fn waiting_for(&self, idx: usize) -> Option<&Ready> {
+        self.ready
+            .get(idx)
+            .and_then(Option::as_ref)
+            .filter(|r| !r.is_ready())
     }
 
     /// The upstream of route `idx`, if it proxies.

@@ -21,6 +21,9 @@
 //! - `binary`: the real binary: SIGHUP reload (routes, TLS files), SIGTERM
 //!   drain, access log.
 //! - `cli`: `check`, `keygen`, `certs-dev`.
+//! - `processes`: `[[processes]]` with real `sh` and `php -S` processes:
+//!   output logging, restart backoff, `wait_for` 503s, graceful stop on
+//!   SIGTERM, SIGHUP add/remove/change/keep.
 
 mod binary;
 mod cli;
@@ -38,6 +41,7 @@ mod limits;
 mod php;
 mod pool;
 mod port80;
+mod processes;
 mod rewrite;
 mod streaming;
 mod strict;

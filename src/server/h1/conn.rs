@@ -185,7 +185,12 @@ where
             .and_then(router::host_from_header);
         let to = dispatch(cfg, conn.kind, host.as_deref(), head.target.path());
         let idx = match to {
-            Dispatch::Route(idx) if !is_hub(&cfg.routes[idx].target) => idx,
+            // A route waiting for its process is answered by the hyper path.
+            Dispatch::Route(idx)
+                if !is_hub(&cfg.routes[idx].target) && rt.waiting_for(idx).is_none() =>
+            {
+                idx
+            }
             _ => {
                 let decided = Some(Decision { rt: rt.clone(), to });
                 return Some(Handover { io, buf, decided });
