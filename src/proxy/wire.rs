@@ -7,6 +7,7 @@ use http::StatusCode;
 use http::header::HeaderMap;
 
 /// Appends `HTTP/1.1 <code> <reason>` and its line end.
+#[inline]
 pub(crate) fn push_status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
@@ -25,8 +26,11 @@ pub(crate) fn push_date(out: &mut Vec<u8>) {
     );
 }
 
-/// Appends one `name: value` line.
+/// Appends one `name: value` line. Inlined: it runs for every header of
+/// every relayed response, from other modules (callgrind showed the call).
+#[inline]
 pub(crate) fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.reserve(name.len() + value.len() + 4);
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -42,6 +46,7 @@ pub(crate) fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
 
 /// Whether a header value may be relayed: no control characters but tab
 /// (what `http::HeaderValue` accepts).
+#[inline]
 pub(crate) fn valid_value(v: &[u8]) -> bool {
     v.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
 }
