@@ -4,15 +4,15 @@
 //! the router or the FastCGI upstream; hands back a [`Lookup`] and a
 //! response whose body streams from the file.
 //!
-//! - [`decode`] — percent-decoding and the refusals (traversal, encoded
+//! - `decode` — percent-decoding and the refusals (traversal, encoded
 //!   separators, NUL, overlong UTF-8, double encoding) and the dotfile rule.
-//! - [`root`] — canonical root, symlink rules (`allow_symlinks`), index
+//! - `root` — canonical root, symlink rules (`allow_symlinks`), index
 //!   files, the trailing-slash redirect; never a listing.
-//! - [`conditional`] — `ETag`/`Last-Modified`, 304/412, `If-Range`.
-//! - [`range`] — `Range` → 206 (single or `multipart/byteranges`), 200, 416.
-//! - [`precompressed`] — `.br`/`.gz` siblings by `Accept-Encoding`.
-//! - [`mime`] — `Content-Type`.
-//! - [`send`] — bodies streamed from the file in chunks.
+//! - `conditional` — `ETag`/`Last-Modified`, 304/412, `If-Range`.
+//! - `range` — `Range` → 206 (single or `multipart/byteranges`), 200, 416.
+//! - `precompressed` — `.br`/`.gz` siblings by `Accept-Encoding`.
+//! - `mime` — `Content-Type`.
+//! - `send` — bodies streamed from the file in chunks.
 //!
 //! Layering: above `http` (the body type), below `proxy`; knows no config.
 
