@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chunked", chunked),
     ("pusher_rest", pusher_rest),
     ("jwt", jwt),
+    ("static_path", static_path),
 ];
 
 /// `config`: any text is a config or an error naming a key, never a panic.
@@ -163,4 +164,150 @@ pub fn pusher_rest(data: &[u8]) {
 /// `jwt`: Supabase token verification ([`crate::phoenix::jwt::check_token`]).
 pub fn jwt(data: &[u8]) {
     crate::phoenix::jwt::check_token(data);
+}
+
+/// `static_path`: the static-file resolver ([`crate::files::Root::lookup`])
+/// on a fixed tree of real files with every kind of trap (an outside
+/// secret, links out of the root, an allowed `storage` link with a link out
+/// of its own target, dotfiles). Whatever the path, a file it gives is
+/// inside the root or inside the allowed link's target, is a regular file,
+/// is no dotfile (but `/.well-known/`), and a redirect is a local path.
+pub fn static_path(data: &[u8]) {
+    let Some(fx) = static_fixture() else {
+        return;
+    };
+    let path = String::from_utf8_lossy(data);
+    match fx.root.lookup(&path, &["index.html", "index.php"]) {
+        crate::files::Lookup::File(hit) => {
+            let inside = hit.path.starts_with(fx.root.real_path())
+                || hit.path.starts_with(&fx.allowed_target);
+            assert!(inside, "{path:?} gave {}", hit.path.display());
+            assert!(hit.meta.is_file(), "{path:?}: not a regular file");
+            assert!(hit.rel.starts_with('/'), "{path:?}: rel {:?}", hit.rel);
+            let hidden = hit
+                .rel
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .enumerate()
+                .any(|(i, s)| s.starts_with('.') && !(i == 0 && s == ".well-known"));
+            assert!(!hidden, "{path:?}: a dotfile, {:?}", hit.rel);
+            let real_hidden = hit
+                .path
+                .strip_prefix(fx.root.real_path())
+                .ok()
+                .is_some_and(|r| {
+                    r.iter().enumerate().any(|(i, c)| {
+                        let c = c.to_string_lossy();
+                        c.starts_with('.') && !(i == 0 && c == ".well-known")
+                    })
+                });
+            assert!(!real_hidden, "{path:?}: a dotfile, {}", hit.path.display());
+        }
+        crate::files::Lookup::AddSlash { location } => {
+            assert!(location.starts_with('/'), "{path:?} → {location:?}");
+            assert!(!location.starts_with("//"), "{path:?} → {location:?}");
+            assert!(location.ends_with('/'), "{path:?} → {location:?}");
+            assert!(
+                !location.contains(['\\', '?', '#', '\0']),
+                "{path:?} → {location:?}"
+            );
+        }
+        crate::files::Lookup::NotFound | crate::files::Lookup::Forbidden => {}
+    }
+}
+
+/// The tree `static_path` resolves against, made once per process under
+/// the temp dir: `<base>/public` is the root.
+struct StaticFixture {
+    root: crate::files::Root,
+    allowed_target: std::path::PathBuf,
+}
+
+fn static_fixture() -> Option<&'static StaticFixture> {
+    static FIXTURE: std::sync::OnceLock<Option<StaticFixture>> = std::sync::OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            remove_stale_fixtures();
+            let base = std::env::temp_dir().join(format!(
+                "{STATIC_FIXTURE}{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            build_static_fixture(&base).ok()
+        })
+        .as_ref()
+}
+
+/// The prefix of `static_path`'s fixture directories; the creating
+/// process's id follows.
+const STATIC_FIXTURE: &str = "portico-fuzz-static-";
+
+/// Removes the fixture directories of processes that have exited (a
+/// process cannot remove its own at exit), so runs leave at most their own.
+fn remove_stale_fixtures() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(STATIC_FIXTURE)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().filter(|p| p.parse::<u32>().is_ok()) else {
+            continue;
+        };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn build_static_fixture(base: &std::path::Path) -> std::io::Result<StaticFixture> {
+    use std::os::unix::fs::symlink;
+    let public = base.join("public");
+    let target = base.join("storage/app/public");
+    for d in [
+        public.join(".well-known"),
+        public.join(".git"),
+        public.join("docs"),
+        public.join("build/assets"),
+        public.join("empty"),
+        target.clone(),
+    ] {
+        std::fs::create_dir_all(d)?;
+    }
+    for (f, body) in [
+        (base.join("secret.txt"), "secret"),
+        (base.join(".env"), "APP_KEY=x"),
+        (base.join("storage/app/private.txt"), "private"),
+        (target.join("avatar.png"), "png"),
+        (target.join(".hidden"), "hidden"),
+        (public.join("index.php"), "<?php"),
+        (public.join("a.txt"), "a"),
+        (public.join(".env"), "dot"),
+        (public.join(".git/config"), "git"),
+        (public.join(".well-known/security.txt"), "wk"),
+        (public.join(".well-known/.secret"), "wk-dot"),
+        (public.join("docs/index.html"), "docs"),
+        (public.join("build/assets/app.js"), "js"),
+    ] {
+        std::fs::write(f, body)?;
+    }
+    symlink(&target, public.join("storage"))?;
+    symlink(base.join("secret.txt"), public.join("leak.txt"))?;
+    symlink(base, public.join("up"))?;
+    symlink("/etc", public.join("etc"))?;
+    symlink("a.txt", public.join("inner.txt"))?;
+    symlink(".env", public.join("env-alias"))?;
+    symlink(
+        base.join("storage/app/private.txt"),
+        target.join("escape.txt"),
+    )?;
+    symlink(base.join("storage/app"), target.join("parent"))?;
+    let root = crate::files::Root::open(&public, &["storage".to_owned()])?;
+    let allowed_target = std::fs::canonicalize(&target)?;
+    Ok(StaticFixture {
+        root,
+        allowed_target,
+    })
 }

@@ -12,7 +12,9 @@
 //!    [`server::strict`] refuses malformed heads; [`server::router`]
 //!    decides once per request: health, ACME, redirect, or a route.
 //! 3. A route's target: [`proxy`] (keep-alive upstream pool, streaming,
-//!    WebSocket tunnels), or a built-in front behind [`http::Front`]:
+//!    WebSocket tunnels), static files from a document root ([`files`]:
+//!    safe lookup, ranges, validators, precompressed siblings), or a
+//!    built-in front behind [`http::Front`]:
 //!    [`pusher`] (Pusher protocol and REST) or [`phoenix`] (Supabase
 //!    Realtime), both over [`ws`] sockets and the protocol-agnostic fan-out
 //!    core [`hub`]. [`bridge`] maps Pusher ↔ Supabase through the hub's
@@ -30,14 +32,16 @@
 //!
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
-//! `shutdown`, `workers`, `io` → `http` → `config` → `tls`, `supervise` →
-//! `ws` → `hub` → `proxy` → `pusher`, `phoenix` → `bridge` → `server` →
-//! `edge` → `listener` → `cli`. A module imports only lower layers.
+//! `shutdown`, `workers`, `io` → `http` → `config` → `tls`, `supervise`,
+//! `files` → `ws` → `hub` → `proxy` → `pusher`, `phoenix` → `bridge` →
+//! `server` → `edge` → `listener` → `cli`. A module imports only lower
+//! layers.
 
 pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
