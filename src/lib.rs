@@ -12,7 +12,8 @@
 //!    [`server::strict`] refuses malformed heads; [`server::router`]
 //!    decides once per request: health, ACME, redirect, or a route.
 //! 3. A route's target: [`proxy`] (keep-alive upstream pool, streaming,
-//!    WebSocket tunnels), or a built-in front behind [`http::Front`]:
+//!    WebSocket tunnels; [`proxy::fastcgi`] for php-fpm, with static files
+//!    from [`files`]), a plain file server ([`files`]), or a built-in front behind [`http::Front`]:
 //!    [`pusher`] (Pusher protocol and REST) or [`phoenix`] (Supabase
 //!    Realtime), both over [`ws`] sockets and the protocol-agnostic fan-out
 //!    core [`hub`]. [`bridge`] maps Pusher ↔ Supabase through the hub's
@@ -28,7 +29,7 @@
 //!
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
-//! `shutdown`, `workers`, `io` → `http` → `config` → `tls` → `ws` → `hub`
+//! `shutdown`, `workers`, `io` → `http` → `config` → `tls`, `files` → `ws` → `hub`
 //! → `proxy` → `pusher`, `phoenix` → `bridge` → `server` → `edge` →
 //! `listener` → `cli`. A module imports only lower layers.
 
@@ -36,6 +37,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod edge;
+pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -31,7 +31,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("io", 0),
     ("http", 1),
     ("config", 2),
-    ("tls", 3), // `acme` lives inside
+    ("tls", 3),   // `acme` lives inside
+    ("files", 3), // static files under a document root
     ("ws", 4),
     ("hub", 5),
     ("proxy", 6),

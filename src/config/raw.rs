@@ -114,6 +114,11 @@ pub(crate) struct RawUpstream {
     pub(crate) websocket_idle_timeout: Option<SpStr>,
     pub(crate) host_header: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
+    // FastCGI and file targets (checked in `config::site`).
+    pub(crate) root: Option<SpStr>,
+    pub(crate) index: Option<SpStr>,
+    pub(crate) allow_symlinks: Option<Vec<SpStr>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +135,10 @@ pub(crate) struct RawRoute {
     pub(crate) websocket_idle_timeout: Option<SpStr>,
     pub(crate) host_header: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
+    pub(crate) root: Option<SpStr>,
+    pub(crate) index: Option<SpStr>,
+    pub(crate) allow_symlinks: Option<Vec<SpStr>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,7 +6,8 @@
 //! the first request it does not serve; [`service`] handles each request
 //! hyper serves. Both ask [`router::dispatch`] where a request goes, once
 //! per request: health, ACME challenge, port-80 redirect, or a route, then
-//! the proxy or a built-in front.
+//! the proxy, a document root ([`site`]: php-fpm or static files) or a
+//! built-in front.
 
 pub mod access_log;
 mod h1;
@@ -14,6 +15,7 @@ pub mod hyper_conn;
 pub mod redirect;
 pub mod router;
 pub mod service;
+mod site;
 pub(crate) mod sniff;
 pub mod stack;
 pub mod strict;
