@@ -158,11 +158,23 @@ fn build_sites(
                         p
                     }
                 };
+                let downloads = t
+                    .downloads
+                    .iter()
+                    .filter_map(|d| match std::fs::canonicalize(d) {
+                        Ok(real) => Some(real),
+                        Err(e) => {
+                            tracing::error!(dir = %d.display(), error = %e, "download directory cannot be opened; files in it get 404");
+                            None
+                        }
+                    })
+                    .collect();
                 Some(Site::FastCgi(FastCgi {
                     target: t.clone(),
                     root: Arc::new(root),
                     pool,
                     files: ServeOpts::default(),
+                    downloads,
                 }))
             }
             Target::Files(t) => Some(Site::Files(FileServer {

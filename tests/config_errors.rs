@@ -240,6 +240,12 @@ reject! {
         with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\nallow_symlinks = [\"../x\"]\n") => "upstream.allow_symlinks" at 8;
     fastcgi_zero_connections:
         with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\nmax_connections = 0\n") => "upstream.max_connections" at 8;
+    fastcgi_download_dir_missing:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\ndownloads = [\"/nonexistent/dl\"]\n") => "upstream.downloads" at 8;
+    downloads_on_an_http_upstream:
+        with("[upstream]\nurl = \"http://127.0.0.1:8000\"\ndownloads = [\"src\"]\n") => "upstream.downloads" at 7;
+    route_files_with_downloads:
+        with("[[routes]]\npath = \"/s/\"\nroot = \"src\"\ndownloads = [\"src\"]\n") => "routes[0].downloads" at 8;
     root_on_an_http_upstream:
         with("[upstream]\nurl = \"http://127.0.0.1:8000\"\nroot = \"src\"\n") => "upstream.root" at 7;
     route_fastcgi_without_root:

@@ -254,6 +254,9 @@ pub struct FastCgiTarget {
     /// ties a worker to each kept-alive connection, so this should not
     /// exceed the pool's `pm.max_children`.
     pub max_connections: usize,
+    /// Directories the app may hand files from with `X-Accel-Redirect` /
+    /// `X-Sendfile` (Laravel's `BinaryFileResponse`); empty: off.
+    pub downloads: Vec<PathBuf>,
 }
 
 /// Where a FastCGI responder listens.

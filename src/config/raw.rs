@@ -119,6 +119,7 @@ pub(crate) struct RawUpstream {
     pub(crate) index: Option<SpStr>,
     pub(crate) allow_symlinks: Option<Vec<SpStr>>,
     pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) downloads: Option<Vec<SpStr>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +140,7 @@ pub(crate) struct RawRoute {
     pub(crate) index: Option<SpStr>,
     pub(crate) allow_symlinks: Option<Vec<SpStr>>,
     pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) downloads: Option<Vec<SpStr>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

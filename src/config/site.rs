@@ -33,6 +33,7 @@ pub(super) struct SiteOpts<'r> {
     pub(super) index: Option<&'r SpStr>,
     pub(super) allow_symlinks: Option<&'r Vec<SpStr>>,
     pub(super) max_connections: Option<&'r Spanned<i64>>,
+    pub(super) downloads: Option<&'r Vec<SpStr>>,
     pub(super) connect_timeout: Option<&'r SpStr>,
     pub(super) response_timeout: Option<&'r SpStr>,
     pub(super) max_body: Option<&'r SpStr>,
@@ -50,6 +51,9 @@ impl SiteOpts<'_> {
         }
         if let Some(v) = self.allow_symlinks.and_then(|l| l.first()) {
             return Some(("allow_symlinks", v.span()));
+        }
+        if let Some(v) = self.downloads.and_then(|l| l.first()) {
+            return Some(("downloads", v.span()));
         }
         self.max_connections.map(|v| ("max_connections", v.span()))
     }
@@ -204,8 +208,19 @@ pub(super) fn fastcgi(
         Some(v) => cx.count(&key("max_connections"), Some(v), DEFAULT_MAX_CONNECTIONS)?,
         None => inherit.map_or(DEFAULT_MAX_CONNECTIONS, |u| u.max_connections),
     };
+    let downloads = match o.downloads {
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for v in list {
+                out.push(root(cx, &key("downloads"), v)?);
+            }
+            out
+        }
+        None => inherit.map_or_else(Vec::new, |u| u.downloads.clone()),
+    };
     Ok(FastCgiTarget {
         url: Arc::from(text.as_str()),
+        downloads,
         address,
         site,
         index,
@@ -228,6 +243,10 @@ pub(super) fn files(
         ("connect_timeout", o.connect_timeout.map(|v| v.span())),
         ("response_timeout", o.response_timeout.map(|v| v.span())),
         ("max_connections", o.max_connections.map(|v| v.span())),
+        (
+            "downloads",
+            o.downloads.and_then(|l| l.first()).map(|v| v.span()),
+        ),
     ];
     if let Some((name, Some(span))) = not_here.into_iter().find(|(_, s)| s.is_some()) {
         return Err(cx.err(

@@ -12,6 +12,7 @@
 //!   head in time → 504, while a streaming body is not cut; connections
 //!   kept alive and bounded.
 //! - `files`: a route with `root` and no upstream.
+//! - `downloads`: `X-Accel-Redirect` hand-overs from `downloads` dirs only.
 //!
 //! Skipped (with a message) only when no php-fpm binary is installed.
 
@@ -25,6 +26,7 @@ mod client;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../common/config.rs"]
 mod config;
+mod downloads;
 mod failures;
 mod files;
 mod fpm;

@@ -47,6 +47,9 @@ pub struct FastCgi {
     pub root: Arc<Root>,
     pub pool: Pool,
     pub files: ServeOpts,
+    /// Real paths of `downloads`: where `X-Accel-Redirect`/`X-Sendfile`
+    /// answers may point.
+    pub downloads: Vec<std::path::PathBuf>,
 }
 
 /// The client side of the connection a request came in on.
@@ -155,6 +158,23 @@ async fn run(
     };
     // The app sees the same forwarding headers an HTTP upstream would.
     strip_hop_by_hop(&mut parts.headers);
+    // Only portico says whether the app may hand a file over.
+    parts.headers.remove("x-sendfile-type");
+    parts.headers.remove("x-accel-mapping");
+    if !php.downloads.is_empty() {
+        let mapping: Vec<String> = php
+            .downloads
+            .iter()
+            .map(|d| format!("{0}={0}", d.display()))
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&mapping.join(",")) {
+            parts.headers.insert(
+                "x-sendfile-type",
+                HeaderValue::from_static("X-Accel-Redirect"),
+            );
+            parts.headers.insert("x-accel-mapping", v);
+        }
+    }
     let host = parts.headers.get(header::HOST).cloned();
     let side = ClientSide {
         peer: client.peer.ip(),
@@ -250,14 +270,62 @@ async fn run(
             Ok(Ok(Err(e))) => return Err(fail(error_kind(e))),
             Ok(Ok(Ok(head))) => head,
         };
+        let mut headers = head.headers;
+        let handed = headers
+            .remove("x-accel-redirect")
+            .or_else(|| headers.remove("x-sendfile"));
+        if let Some(file) = handed.filter(|_| !php.downloads.is_empty()) {
+            return Ok(download(&file, php, &parts, headers, &log).await);
+        }
         let mut resp = Response::new(body::boxed(head.body));
         *resp.status_mut() = head.status;
-        *resp.headers_mut() = head.headers;
+        *resp.headers_mut() = headers;
         return Ok(resp);
     }
     Err(fail(ErrorKind::UpstreamBroken {
         reason: Arc::from("the connection was closed twice before an answer"),
     }))
+}
+
+/// Serves the file an `X-Accel-Redirect`/`X-Sendfile` answer names, if
+/// it is a regular file under one of the route's `downloads` directories;
+/// anything else is 404 and a log line, never the file. The app's
+/// `Content-Type` and `Content-Disposition` are kept.
+async fn download(
+    file: &HeaderValue,
+    php: &FastCgi,
+    req: &http::request::Parts,
+    app: http::HeaderMap,
+    log: &LogCtx,
+) -> Response<Body> {
+    let named = std::path::PathBuf::from(String::from_utf8_lossy(file.as_bytes()).into_owned());
+    let hit = std::fs::canonicalize(&named).ok().and_then(|real| {
+        let dir = php.downloads.iter().find(|d| real.starts_with(d))?;
+        let meta = std::fs::metadata(&real).ok().filter(|m| m.is_file())?;
+        let rel = real.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
+        Some(crate::files::Hit {
+            path: real,
+            rel: format!("/{rel}"),
+            meta,
+        })
+    });
+    let Some(hit) = hit else {
+        tracing::warn!(
+            route = %log.route,
+            uri = %log.uri,
+            peer = %log.peer,
+            file = %named.display(),
+            "the app handed over a file outside the route's `downloads`; answered 404"
+        );
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let mut resp = crate::files::respond(&hit, &req.method, &req.headers, &php.files).await;
+    for name in [header::CONTENT_TYPE, header::CONTENT_DISPOSITION] {
+        if let Some(v) = app.get(&name) {
+            resp.headers_mut().insert(name, v.clone());
+        }
+    }
+    resp
 }
 
 /// The error kind (and so the status) of a failed exchange.
