@@ -10,11 +10,14 @@ use std::sync::Arc;
 
 use crate::bridge::Bridge;
 use crate::config::{Config, Target};
+use crate::files::{Root, ServeOpts};
 use crate::hub::Hub;
 use crate::phoenix::SupabaseFront;
 use crate::proxy::Upstream;
+use crate::proxy::fastcgi::{self, FastCgi};
 use crate::proxy::pool::Pool;
 use crate::pusher::PusherFront;
+use crate::server::stack::{FileServer, Site};
 use crate::server::{Fronts, Runtime, Stack};
 use crate::shutdown::Shutdown;
 use crate::supervise::{Ready, Supervisor};
@@ -40,6 +43,8 @@ pub struct EdgeInner {
     pools: parking_lot::Mutex<Vec<Pool>>,
     /// `[[processes]]`, kept running across reloads.
     supervisor: Supervisor,
+    /// The same for php-fpm connection pools.
+    fastcgi_pools: parking_lot::Mutex<Vec<fastcgi::Pool>>,
 }
 
 impl EdgeInner {
@@ -100,8 +105,13 @@ fn bridged_app(config: &Config) -> Option<&str> {
 
 /// Builds a generation: one upstream per proxy route, reusing this
 /// generation's and the last one's pools for the same upstream.
-fn build_runtime(pools: &parking_lot::Mutex<Vec<Pool>>, config: Arc<Config>) -> Runtime {
+fn build_runtime(
+    pools: &parking_lot::Mutex<Vec<Pool>>,
+    fastcgi_pools: &parking_lot::Mutex<Vec<fastcgi::Pool>>,
+    config: Arc<Config>,
+) -> Runtime {
     let mut upstreams = Vec::with_capacity(config.routes.len());
+    let sites = build_sites(fastcgi_pools, &config);
     let mut pools = pools.lock();
     let old = std::mem::take(&mut *pools);
     for r in &config.routes {
@@ -125,10 +135,74 @@ fn build_runtime(pools: &parking_lot::Mutex<Vec<Pool>>, config: Arc<Config>) -> 
                     pool,
                 })
             }
-            Target::Pusher | Target::Supabase => None,
+            Target::FastCgi(_) | Target::Files(_) | Target::Pusher | Target::Supabase => None,
         });
     }
-    Runtime::new(config, upstreams)
+    Runtime::new(config, upstreams).with_sites(sites)
+}
+
+/// Opens the document roots of php-fpm and file-server routes (realpath
+/// once per generation) and finds their php-fpm pools, reusing the last
+/// generation's for the same php-fpm. A root that cannot be opened (gone
+/// since the config was checked) leaves its route answering 503.
+fn build_sites(
+    fastcgi_pools: &parking_lot::Mutex<Vec<fastcgi::Pool>>,
+    config: &Config,
+) -> Vec<Option<Site>> {
+    let mut pools = fastcgi_pools.lock();
+    let old = std::mem::take(&mut *pools);
+    let open = |site: &crate::config::Site| match Root::open(&site.root, &site.allow_symlinks) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(root = %site.root.display(), error = %e, "document root cannot be opened; its route answers 503");
+            None
+        }
+    };
+    config
+        .routes
+        .iter()
+        .map(|r| match &r.target {
+            Target::FastCgi(t) => {
+                let root = open(&t.site)?;
+                let pool = match pools.iter().find(|p| p.serves(t)) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = old
+                            .iter()
+                            .find(|p| p.serves(t))
+                            .cloned()
+                            .unwrap_or_else(|| fastcgi::Pool::new(t));
+                        pools.push(p.clone());
+                        p
+                    }
+                };
+                let downloads = t
+                    .downloads
+                    .iter()
+                    .filter_map(|d| match std::fs::canonicalize(d) {
+                        Ok(real) => Some(real),
+                        Err(e) => {
+                            tracing::error!(dir = %d.display(), error = %e, "download directory cannot be opened; files in it get 404");
+                            None
+                        }
+                    })
+                    .collect();
+                Some(Site::FastCgi(FastCgi {
+                    target: t.clone(),
+                    root: Arc::new(root),
+                    pool,
+                    files: ServeOpts::default(),
+                    downloads,
+                }))
+            }
+            Target::Files(t) => Some(Site::Files(FileServer {
+                root: open(&t.site)?,
+                index: t.index.clone(),
+                opts: ServeOpts::default(),
+            })),
+            Target::Proxy(_) | Target::Pusher | Target::Supabase => None,
+        })
+        .collect()
 }
 
 /// The edge, cheap to clone.
@@ -162,8 +236,9 @@ impl Edge {
         let supervisor = Supervisor::new(&shutdown);
         supervisor.apply(&config.processes);
         let pools = parking_lot::Mutex::new(Vec::new());
-        let runtime =
-            build_runtime(&pools, config.clone()).with_ready(route_readiness(&config, &supervisor));
+        let fastcgi_pools = parking_lot::Mutex::new(Vec::new());
+        let runtime = build_runtime(&pools, &fastcgi_pools, config.clone())
+            .with_ready(route_readiness(&config, &supervisor));
         let fronts = Fronts {
             pusher: pusher.clone(),
             supabase: supabase.clone(),
@@ -176,6 +251,7 @@ impl Edge {
             bridge,
             pools,
             supervisor,
+            fastcgi_pools,
         });
         Ok(Edge { inner })
     }
@@ -193,7 +269,7 @@ impl Edge {
         {
             tracing::warn!("listener addresses changed in the config; they take effect on restart");
         }
-        let rt = build_runtime(&self.inner.pools, config.clone());
+        let rt = build_runtime(&self.inner.pools, &self.inner.fastcgi_pools, config.clone());
         self.inner.tls().reload(&config, self.inner.shutdown())?;
         // Processes change only once the rest of the config is accepted.
         self.inner.supervisor.apply(&config.processes);

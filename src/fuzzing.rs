@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pusher_rest", pusher_rest),
     ("jwt", jwt),
     ("static_path", static_path),
+    ("fastcgi_records", fastcgi_records),
 ];
 
 /// `config`: any text is a config or an error naming a key, never a panic.
@@ -310,4 +311,85 @@ fn build_static_fixture(base: &std::path::Path) -> std::io::Result<StaticFixture
         root,
         allowed_target,
     })
+}
+/// Decodes a FastCGI record stream fed in pieces of `step` bytes: the
+/// records, then the error if one came.
+fn fastcgi_stream(
+    data: &[u8],
+    step: usize,
+) -> (
+    Vec<crate::proxy::fastcgi::records::Record>,
+    Option<crate::proxy::fastcgi::records::CodecError>,
+) {
+    use crate::proxy::fastcgi::records::decode;
+    let mut buf = bytes::BytesMut::new();
+    let mut out = Vec::new();
+    for piece in data.chunks(step.max(1)) {
+        buf.extend_from_slice(piece);
+        loop {
+            match decode(&mut buf) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => break,
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+    (out, None)
+}
+
+/// `fastcgi_records`: the record decoder finds the same records and the
+/// same error however the bytes are split (the first byte picks the
+/// piece size); every record re-encodes to itself; PARAMS pairs and
+/// END_REQUEST bodies round-trip; STDOUT goes through the CGI head parser
+/// without a panic.
+pub fn fastcgi_records(data: &[u8]) {
+    use crate::proxy::fastcgi::records::{self, Record};
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
+    let whole = fastcgi_stream(data, data.len().max(1));
+    let split = fastcgi_stream(data, usize::from(mode % 17) + 1);
+    assert_eq!(
+        whole,
+        split,
+        "split at {} changed the records",
+        mode % 17 + 1
+    );
+    let mut stdout = bytes::BytesMut::new();
+    for r in &whole.0 {
+        let mut enc = bytes::BytesMut::new();
+        if r.content.is_empty() {
+            records::end_stream(&mut enc, r.kind, r.request_id);
+        } else {
+            records::put_stream(&mut enc, r.kind, r.request_id, &r.content);
+        }
+        assert_eq!(enc.len() % 8, 0, "records are padded to 8 bytes");
+        let again: Vec<Record> = fastcgi_stream(&enc, enc.len()).0;
+        assert_eq!(again, vec![r.clone()], "record round trip");
+        if r.kind == records::PARAMS
+            && let Ok(pairs) = records::pairs(&r.content)
+        {
+            let mut enc = Vec::new();
+            for (k, v) in &pairs {
+                records::put_pair(&mut enc, k, v);
+            }
+            assert_eq!(
+                records::pairs(&enc).as_ref(),
+                Ok(&pairs),
+                "pairs round trip"
+            );
+        }
+        if r.kind == records::END_REQUEST
+            && let Ok(end) = records::end_request(&r.content)
+        {
+            let mut enc = bytes::BytesMut::new();
+            records::put_end_request(&mut enc, r.request_id, end);
+            let back = fastcgi_stream(&enc, enc.len()).0;
+            assert_eq!(records::end_request(&back[0].content), Ok(end));
+        }
+        if r.kind == records::STDOUT {
+            stdout.extend_from_slice(&r.content);
+            let _ = crate::proxy::fastcgi::exchange::parse_head(&stdout);
+        }
+    }
 }

@@ -12,9 +12,11 @@
 //!    [`server::strict`] refuses malformed heads; [`server::router`]
 //!    decides once per request: health, ACME, redirect, or a route.
 //! 3. A route's target: [`proxy`] (keep-alive upstream pool, streaming,
-//!    WebSocket tunnels), static files from a document root ([`files`]:
-//!    safe lookup, ranges, validators, precompressed siblings), or a
-//!    built-in front behind [`http::Front`]:
+//!    WebSocket tunnels; [`proxy::fastcgi`] for php-fpm, with Laravel's
+//!    front-controller rules), static files from a document root
+//!    ([`files`]: safe lookup, ranges, validators, precompressed siblings;
+//!    beside php-fpm or as a plain file server), or a built-in front
+//!    behind [`http::Front`]:
 //!    [`pusher`] (Pusher protocol and REST) or [`phoenix`] (Supabase
 //!    Realtime), both over [`ws`] sockets and the protocol-agnostic fan-out
 //!    core [`hub`]. [`bridge`] maps Pusher ↔ Supabase through the hub's

@@ -218,10 +218,82 @@ reject! {
         => "tls.challenges" at 6;
 }
 
+// ---- FastCGI (php-fpm) targets and file servers ----
+// Relative roots resolve against the test's working directory, the
+// package root: `src` is a directory, `Cargo.toml` a file.
+reject! {
+    fastcgi_root_missing_dir:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"/nonexistent/public\"\n") => "upstream.root" at 7;
+    fastcgi_root_is_a_file:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"Cargo.toml\"\n") => "upstream.root" at 7;
+    fastcgi_url_without_port:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1\"\nroot = \"src\"\n") => "upstream.url" at 6;
+    fastcgi_unix_relative_path:
+        with("[upstream]\nurl = \"fastcgi+unix://run/php.sock\"\nroot = \"src\"\n") => "upstream.url" at 6;
+    fastcgi_host_header:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\nhost_header = \"upstream\"\n") => "upstream.host_header" at 8;
+    fastcgi_index_not_php:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\nindex = \"app.py\"\n") => "upstream.index" at 8;
+    fastcgi_index_with_a_path:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\nindex = \"a/index.php\"\n") => "upstream.index" at 8;
+    fastcgi_symlink_not_a_name:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\nallow_symlinks = [\"../x\"]\n") => "upstream.allow_symlinks" at 8;
+    fastcgi_zero_connections:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\nmax_connections = 0\n") => "upstream.max_connections" at 8;
+    fastcgi_download_dir_missing:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\nroot = \"src\"\ndownloads = [\"/nonexistent/dl\"]\n") => "upstream.downloads" at 8;
+    downloads_on_an_http_upstream:
+        with("[upstream]\nurl = \"http://127.0.0.1:8000\"\ndownloads = [\"src\"]\n") => "upstream.downloads" at 7;
+    route_files_with_downloads:
+        with("[[routes]]\npath = \"/s/\"\nroot = \"src\"\ndownloads = [\"src\"]\n") => "routes[0].downloads" at 8;
+    root_on_an_http_upstream:
+        with("[upstream]\nurl = \"http://127.0.0.1:8000\"\nroot = \"src\"\n") => "upstream.root" at 7;
+    route_fastcgi_without_root:
+        with("[[routes]]\npath = \"/php/\"\nto = \"fastcgi://127.0.0.1:9000\"\n") => "routes[0].root" at 5;
+    route_root_on_pusher:
+        with("[[routes]]\npath = \"/p/\"\nto = \"pusher\"\nroot = \"src\"\n") => "routes[0].root" at 8;
+    route_files_with_timeout:
+        with("[[routes]]\npath = \"/s/\"\nroot = \"src\"\nresponse_timeout = \"5s\"\n") => "routes[0].response_timeout" at 8;
+    route_files_missing_root:
+        with("[[routes]]\npath = \"/s/\"\nroot = \"/nonexistent\"\n") => "routes[0].root" at 7;
+}
+
+#[test]
+fn fastcgi_and_file_targets_are_accepted() {
+    use portico::config::{FastCgiAddress, Target};
+    let c = accepts(&with(
+        "[upstream]\nurl = \"fastcgi+unix:///run/php/php8.2-fpm.sock\"\nroot = \"src\"\nallow_symlinks = [\"storage\"]\n\
+         [[routes]]\npath = \"/admin/\"\nto = \"fastcgi://127.0.0.1:9001\"\nresponse_timeout = \"5s\"\n\
+         [[routes]]\npath = \"/static/\"\nroot = \"src\"\n",
+    ));
+    let Target::FastCgi(up) = &c.upstream else {
+        panic!("upstream is php-fpm");
+    };
+    assert_eq!(
+        up.address,
+        FastCgiAddress::Unix("/run/php/php8.2-fpm.sock".into())
+    );
+    assert_eq!(
+        (&*up.index, up.site.allow_symlinks.clone()),
+        ("index.php", vec!["storage".to_string()])
+    );
+    let Target::FastCgi(admin) = &c.routes[0].target else {
+        panic!("route 0 is php-fpm");
+    };
+    // A route inherits root and index from a php-fpm [upstream].
+    assert_eq!(admin.site.root, up.site.root);
+    assert_eq!(admin.response_timeout, std::time::Duration::from_secs(5));
+    assert!(matches!(&c.routes[1].target, Target::Files(f) if &*f.index[0] == "index.html"));
+    assert!(matches!(&c.routes[2].target, Target::FastCgi(_)));
+    let shown = c.effective().to_string();
+    assert!(shown.contains("runs only /index.php"), "{shown}");
+    assert!(shown.contains("files from src"), "{shown}");
+}
+
 // ---- [upstream] (and the same options on routes) ----
 reject! {
-    upstream_fastcgi_not_built:
-        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\n") => "upstream.url" at 6;
+    upstream_fastcgi_without_root:
+        with("[upstream]\nurl = \"fastcgi://127.0.0.1:9000\"\n") => "upstream.root" at 6;
     upstream_unix_socket_not_built:
         with("[upstream]\nurl = \"unix:/run/php/php-fpm.sock\"\n") => "upstream.url" at 6;
     upstream_not_a_url:

@@ -62,7 +62,7 @@ fn embedded_default_is_the_dev_edge() {
         .unwrap();
     assert_eq!(cfg.server.https.unwrap().to_string(), "127.0.0.1:8443");
     assert_eq!(cfg.server.http.unwrap().to_string(), "127.0.0.1:8080");
-    assert_eq!(cfg.upstream.url.as_ref(), "http://127.0.0.1:8000");
+    assert_eq!(&*cfg.upstream.label(), "http://127.0.0.1:8000");
     let paths: Vec<&str> = cfg.routes.iter().map(|r| &*r.path).collect();
     assert_eq!(paths, ["/app/", "/apps/", "/realtime/v1/", "/"]);
 }

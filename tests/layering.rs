@@ -33,8 +33,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 2),
     ("tls", 3),       // `acme` lives inside
     ("supervise", 3), // `[[processes]]`: needs config and shutdown only
-    ("tls", 3),   // `acme` lives inside
-    ("files", 3), // static files: over `http` bodies, knows no config
+    ("files", 3),     // static files: over `http` bodies, knows no config
     ("ws", 4),
     ("hub", 5),
     ("proxy", 6),

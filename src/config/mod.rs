@@ -26,6 +26,7 @@ pub mod processes;
 mod raw;
 mod routes;
 mod show;
+mod site;
 pub mod supabase;
 mod units;
 mod validate;
@@ -57,8 +58,9 @@ pub struct Config {
     pub source: Arc<str>,
     pub server: Server,
     pub tls: Tls,
-    /// Where requests that match no other route go.
-    pub upstream: Arc<ProxyTarget>,
+    /// Where requests that match no other route go (`[upstream]`): an
+    /// HTTP(S) upstream, php-fpm, or a plain file server.
+    pub upstream: Target,
     /// Routes in match order; the last one is always the catch-all to `upstream`.
     pub routes: Vec<Route>,
     pub log: Log,
@@ -148,10 +150,28 @@ pub struct Route {
 pub enum Target {
     /// Reverse proxy to an HTTP(S) upstream.
     Proxy(Arc<ProxyTarget>),
+    /// php-fpm over FastCGI, with the Laravel front-controller rules.
+    FastCgi(Arc<FastCgiTarget>),
+    /// Static files from a directory, nothing executed.
+    Files(Arc<FilesTarget>),
     /// The in-process Pusher hub (WebSocket `/app/{key}`, REST `/apps/{id}`).
     Pusher,
     /// The in-process Supabase Realtime front.
     Supabase,
+}
+
+impl Target {
+    /// A short name for logs and `portico check`: the upstream URL, the
+    /// document root of a file server, or the built-in front.
+    pub fn label(&self) -> Arc<str> {
+        match self {
+            Target::Proxy(p) => p.url.clone(),
+            Target::FastCgi(f) => f.url.clone(),
+            Target::Files(f) => Arc::from(format!("files:{}", f.site.root.display())),
+            Target::Pusher => Arc::from("pusher"),
+            Target::Supabase => Arc::from("supabase"),
+        }
+    }
 }
 
 /// How the matched path prefix is changed before the request goes upstream.
@@ -221,6 +241,64 @@ pub struct ProxyTarget {
     pub host_header: HostHeader,
     /// Request-body limit in bytes.
     pub max_body: u64,
+}
+
+/// php-fpm (or any FastCGI responder) and the document root it runs.
+#[derive(Debug, Clone)]
+pub struct FastCgiTarget {
+    /// The URL as written, for messages (`fastcgi://127.0.0.1:9000`).
+    pub url: Arc<str>,
+    pub address: FastCgiAddress,
+    pub site: Site,
+    /// The front controller (`index.php`): the only script ever run.
+    pub index: Arc<str>,
+    pub connect_timeout: Duration,
+    /// Time allowed for the response head; a streaming body is not cut.
+    pub response_timeout: Duration,
+    /// Request-body limit in bytes.
+    pub max_body: u64,
+    /// Connections to php-fpm held at once, idle ones included. php-fpm
+    /// ties a worker to each kept-alive connection, so this should not
+    /// exceed the pool's `pm.max_children`.
+    pub max_connections: usize,
+    /// Directories the app may hand files from with `X-Accel-Redirect` /
+    /// `X-Sendfile` (Laravel's `BinaryFileResponse`); empty: off.
+    pub downloads: Vec<PathBuf>,
+}
+
+/// Where a FastCGI responder listens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FastCgiAddress {
+    /// `host:port` as written (resolved at connect time).
+    Tcp(Arc<str>),
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for FastCgiAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FastCgiAddress::Tcp(a) => f.write_str(a),
+            FastCgiAddress::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A document root as configured (checked to be a directory at load).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    pub root: PathBuf,
+    /// Entries directly under `root` whose symlink may leave it
+    /// (`storage`, as `php artisan storage:link` makes).
+    pub allow_symlinks: Vec<String>,
+}
+
+/// A plain file server: static files from `site.root`, nothing executed.
+#[derive(Debug, Clone)]
+pub struct FilesTarget {
+    pub site: Site,
+    /// Index file names tried for a directory, in order.
+    pub index: Vec<Arc<str>>,
 }
 
 /// The `Host` sent upstream.

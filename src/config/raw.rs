@@ -128,6 +128,12 @@ pub(crate) struct RawUpstream {
     pub(crate) websocket_idle_timeout: Option<SpStr>,
     pub(crate) host_header: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
+    // FastCGI and file targets (checked in `config::site`).
+    pub(crate) root: Option<SpStr>,
+    pub(crate) index: Option<SpStr>,
+    pub(crate) allow_symlinks: Option<Vec<SpStr>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) downloads: Option<Vec<SpStr>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +152,11 @@ pub(crate) struct RawRoute {
     pub(crate) max_body: Option<SpStr>,
     /// The name of a `[[processes]]` entry this route waits for.
     pub(crate) wait_for: Option<SpStr>,
+    pub(crate) root: Option<SpStr>,
+    pub(crate) index: Option<SpStr>,
+    pub(crate) allow_symlinks: Option<Vec<SpStr>>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) downloads: Option<Vec<SpStr>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

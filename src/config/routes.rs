@@ -19,6 +19,7 @@ use super::ctx::{Ctx, SpStr};
 use super::error::ConfigError;
 use super::processes::ProcessSpec;
 use super::raw::{RawConfig, RawRoute, RawUpstream};
+use super::site::{self, SiteOpts};
 use super::{HostHeader, HostPattern, ProxyTarget, Rewrite, Route, RouteOrigin, Server, Target};
 
 /// The options a proxy target can carry, from `[upstream]` or a route.
@@ -49,12 +50,12 @@ fn proxy_target(
             "write an upstream URL such as \"http://127.0.0.1:8000\"",
         )
     };
-    if text.starts_with("fastcgi://") || text.starts_with("unix:") {
+    if text.starts_with("unix:") || text.starts_with("fastcgi") {
         return Err(cx.err(
             url_key,
             Some(url.span()),
-            "FastCGI upstreams are not available in this build yet",
-            "run `php artisan serve` or php-fpm behind an HTTP server and point at http://127.0.0.1:8000",
+            format!("`{text}` is not an upstream URL portico knows"),
+            "write \"fastcgi://127.0.0.1:9000\" or \"fastcgi+unix:///run/php/php8.2-fpm.sock\" for php-fpm, or an http(s) URL",
         ));
     }
     let uri: http::Uri = text
@@ -131,7 +132,62 @@ pub(super) fn upstream(
     u: &RawUpstream,
     server: &Server,
     cx: &Ctx<'_>,
-) -> Result<Arc<ProxyTarget>, ConfigError> {
+) -> Result<Target, ConfigError> {
+    let site = SiteOpts {
+        root: u.root.as_ref(),
+        index: u.index.as_ref(),
+        allow_symlinks: u.allow_symlinks.as_ref(),
+        max_connections: u.max_connections.as_ref(),
+        downloads: u.downloads.as_ref(),
+        connect_timeout: u.connect_timeout.as_ref(),
+        response_timeout: u.response_timeout.as_ref(),
+        max_body: u.max_body.as_ref(),
+    };
+    let is_fastcgi = match &u.url {
+        Some(url) => site::is_fastcgi_url(&cx.string("upstream.url", url)?),
+        None => false,
+    };
+    if is_fastcgi || (u.url.is_none() && u.root.is_some()) {
+        let http_only = [
+            ("websocket_idle_timeout", u.websocket_idle_timeout.as_ref()),
+            ("host_header", u.host_header.as_ref()),
+        ];
+        if let Some((name, v)) = http_only.iter().find_map(|(n, v)| v.map(|v| (n, v))) {
+            return Err(cx.err(
+                format!("upstream.{name}"),
+                Some(v.span()),
+                format!("`{name}` only applies to an http(s) upstream"),
+                format!("remove `{name}`"),
+            ));
+        }
+    }
+    if is_fastcgi {
+        let url = u.url.as_ref().expect("checked above");
+        let t = site::fastcgi(
+            cx,
+            "upstream",
+            "upstream.url",
+            url,
+            &site,
+            None,
+            server,
+            url.span(),
+        )?;
+        return Ok(Target::FastCgi(Arc::new(t)));
+    }
+    if let (None, Some(root)) = (&u.url, &u.root) {
+        return Ok(Target::Files(Arc::new(site::files(
+            cx, "upstream", &site, root,
+        )?)));
+    }
+    if let Some((name, span)) = site.first_set() {
+        return Err(cx.err(
+            format!("upstream.{name}"),
+            Some(span),
+            format!("`{name}` only applies to php-fpm (fastcgi://) upstreams and file servers"),
+            "remove it, or set `url = \"fastcgi://127.0.0.1:9000\"` to run PHP from `root`",
+        ));
+    }
     let default_url = Spanned::new(0..0, "http://127.0.0.1:8000".to_string());
     let url = u.url.as_ref().unwrap_or(&default_url);
     let opts = ProxyOpts {
@@ -142,12 +198,13 @@ pub(super) fn upstream(
         host_header: u.host_header.as_ref(),
         max_body: u.max_body.as_ref(),
     };
-    proxy_target(cx, "upstream", "upstream.url", url, opts, None, server).map(Arc::new)
+    proxy_target(cx, "upstream", "upstream.url", url, opts, None, server)
+        .map(|p| Target::Proxy(Arc::new(p)))
 }
 
 pub(super) fn routes(
     raw: &RawConfig,
-    upstream: &Arc<ProxyTarget>,
+    upstream: &Target,
     server: &Server,
     apps: &Apps,
     processes: &[ProcessSpec],
@@ -185,7 +242,7 @@ pub(super) fn routes(
     out.push(Route {
         path: Arc::from("/"),
         host: None,
-        target: Target::Proxy(upstream.clone()),
+        target: upstream.clone(),
         rewrite: Rewrite::Keep,
         origin: RouteOrigin::Fallback,
         wait_for: None,
@@ -193,7 +250,8 @@ pub(super) fn routes(
     Ok(out)
 }
 
-/// `routes[i].wait_for`: the name of a process, on a route that proxies.
+/// `routes[i].wait_for`: the name of a process, on a route that proxies
+/// (to an HTTP upstream or to php-fpm).
 fn wait_for(
     i: usize,
     r: &RawRoute,
@@ -205,11 +263,11 @@ fn wait_for(
         return Ok(None);
     };
     let key = format!("routes[{i}].wait_for");
-    if !matches!(route.target, Target::Proxy(_)) {
+    if !matches!(route.target, Target::Proxy(_) | Target::FastCgi(_)) {
         return Err(cx.err(
             key,
             Some(v.span()),
-            "`wait_for` only applies to routes that proxy to an upstream",
+            "`wait_for` only applies to routes that proxy to an upstream or php-fpm",
             "remove `wait_for` from this route",
         ));
     }
@@ -236,7 +294,7 @@ fn wait_for(
 fn route(
     i: usize,
     r: &RawRoute,
-    upstream: &Arc<ProxyTarget>,
+    upstream: &Target,
     server: &Server,
     cx: &Ctx<'_>,
     route_span: std::ops::Range<usize>,
@@ -280,39 +338,43 @@ fn route(
             })
         }
     };
-    let to_v = r.to.as_ref().ok_or_else(|| {
-        cx.err(
-            k("to"),
-            Some(path_v.span()),
-            "every route needs a `to`",
-            "add `to = \"http://host:port\"`, `to = \"pusher\"` or `to = \"supabase\"`",
-        )
-    })?;
-    let to = cx.string(&k("to"), to_v)?;
-    let rewrite = match (r.strip_prefix.unwrap_or(false), &r.rewrite) {
-        (true, Some(v)) => {
-            return Err(cx.err(
-                k("rewrite"),
-                Some(v.span()),
-                "`strip_prefix` and `rewrite` both set",
-                "keep one: `rewrite` replaces the prefix, `strip_prefix` removes it",
-            ));
-        }
-        (true, None) => Rewrite::Strip,
-        (false, Some(v)) => {
-            let s = cx.string(&k("rewrite"), v)?;
-            if !s.starts_with('/') {
-                return Err(cx.err(
-                    k("rewrite"),
-                    Some(v.span()),
-                    format!("`{s}` does not start with `/`"),
-                    format!("write \"/{s}\""),
-                ));
-            }
-            Rewrite::Replace(Arc::from(s.as_str()))
-        }
-        (false, None) => Rewrite::Keep,
+    let site_opts = SiteOpts {
+        root: r.root.as_ref(),
+        index: r.index.as_ref(),
+        allow_symlinks: r.allow_symlinks.as_ref(),
+        max_connections: r.max_connections.as_ref(),
+        downloads: r.downloads.as_ref(),
+        connect_timeout: r.connect_timeout.as_ref(),
+        response_timeout: r.response_timeout.as_ref(),
+        max_body: r.max_body.as_ref(),
     };
+    let Some(to_v) = r.to.as_ref() else {
+        let Some(root) = &r.root else {
+            return Err(cx.err(
+                k("to"),
+                Some(path_v.span()),
+                "every route needs a `to` (or a `root` to serve files from)",
+                "add `to = \"http://host:port\"`, `to = \"fastcgi://127.0.0.1:9000\"`, `to = \"pusher\"`, `to = \"supabase\"` or `root = \"/var/www/app/public\"`",
+            ));
+        };
+        http_only_keys(r, &k, cx, "a file server")?;
+        let target = Target::Files(Arc::new(site::files(
+            cx,
+            &format!("routes[{i}]"),
+            &site_opts,
+            root,
+        )?));
+        return Ok(Route {
+            path: Arc::from(path.as_str()),
+            host,
+            target,
+            rewrite: route_rewrite(r, &k, cx)?,
+            origin: RouteOrigin::Configured(i),
+            wait_for: None,
+        });
+    };
+    let to = cx.string(&k("to"), to_v)?;
+    let rewrite = route_rewrite(r, &k, cx)?;
     let opts = ProxyOpts {
         connect_timeout: r.connect_timeout.as_ref(),
         response_timeout: r.response_timeout.as_ref(),
@@ -321,6 +383,24 @@ fn route(
         host_header: r.host_header.as_ref(),
         max_body: r.max_body.as_ref(),
     };
+    let up_proxy = match upstream {
+        Target::Proxy(p) => Some(&**p),
+        _ => None,
+    };
+    let up_fcgi = match upstream {
+        Target::FastCgi(f) => Some(&**f),
+        _ => None,
+    };
+    let is_fastcgi = site::is_fastcgi_url(&to) || (to == "upstream" && up_fcgi.is_some());
+    let keeps_site_keys = is_fastcgi || (to == "upstream" && matches!(upstream, Target::Files(_)));
+    if !keeps_site_keys && let Some((name, span)) = site_opts.first_set() {
+        return Err(cx.err(
+            k(name),
+            Some(span),
+            format!("`{name}` only applies to php-fpm (fastcgi://) routes and file servers"),
+            format!("remove `{name}`, or drop `to` to serve files from `root`"),
+        ));
+    }
     let target = match to.as_str() {
         "pusher" | "supabase" => {
             let proxy_only = [
@@ -344,39 +424,62 @@ fn route(
                 Target::Supabase
             }
         }
-        "upstream" => Target::Proxy(
-            if r.connect_timeout.is_none()
-                && r.response_timeout.is_none()
-                && r.websocket.is_none()
-                && r.websocket_idle_timeout.is_none()
-                && r.host_header.is_none()
-                && r.max_body.is_none()
-            {
-                upstream.clone()
-            } else {
-                let url = Spanned::new(to_v.span(), upstream.url.to_string());
-                Arc::new(proxy_target(
-                    cx,
-                    &format!("routes[{i}]"),
-                    &k("to"),
-                    &url,
-                    opts,
-                    Some(upstream),
-                    server,
-                )?)
-            },
-        ),
+        _ if is_fastcgi => {
+            http_only_keys(r, &k, cx, "php-fpm")?;
+            let url = match up_fcgi {
+                Some(f) if to == "upstream" => Spanned::new(to_v.span(), f.url.to_string()),
+                _ => to_v.clone(),
+            };
+            Target::FastCgi(Arc::new(site::fastcgi(
+                cx,
+                &format!("routes[{i}]"),
+                &k("to"),
+                &url,
+                &site_opts,
+                up_fcgi,
+                server,
+                route_span,
+            )?))
+        }
+        "upstream" => match upstream {
+            Target::Proxy(up) => Target::Proxy(
+                if r.connect_timeout.is_none()
+                    && r.response_timeout.is_none()
+                    && r.websocket.is_none()
+                    && r.websocket_idle_timeout.is_none()
+                    && r.host_header.is_none()
+                    && r.max_body.is_none()
+                {
+                    up.clone()
+                } else {
+                    let url = Spanned::new(to_v.span(), up.url.to_string());
+                    Arc::new(proxy_target(
+                        cx,
+                        &format!("routes[{i}]"),
+                        &k("to"),
+                        &url,
+                        opts,
+                        Some(up),
+                        server,
+                    )?)
+                },
+            ),
+            other => {
+                http_only_keys(r, &k, cx, "a file server")?;
+                other.clone()
+            }
+        },
         _ if to.contains("://") => Target::Proxy(Arc::new(proxy_target(
             cx,
             &format!("routes[{i}]"),
             &k("to"),
             to_v,
             opts,
-            Some(upstream),
+            up_proxy,
             server,
         )?)),
         other => {
-            return Err(cx.err(k("to"), Some(to_v.span()), format!("unknown target `{other}`"), "use an upstream URL (\"http://127.0.0.1:9000\"), \"upstream\", \"pusher\" or \"supabase\""));
+            return Err(cx.err(k("to"), Some(to_v.span()), format!("unknown target `{other}`"), "use an upstream URL (\"http://127.0.0.1:9000\", \"fastcgi://127.0.0.1:9000\"), \"upstream\", \"pusher\" or \"supabase\""));
         }
     };
     Ok(Route {
@@ -387,4 +490,60 @@ fn route(
         origin: RouteOrigin::Configured(i),
         wait_for: None,
     })
+}
+
+fn route_rewrite(
+    r: &RawRoute,
+    k: &dyn Fn(&str) -> String,
+    cx: &Ctx<'_>,
+) -> Result<Rewrite, ConfigError> {
+    Ok(match (r.strip_prefix.unwrap_or(false), &r.rewrite) {
+        (true, Some(v)) => {
+            return Err(cx.err(
+                k("rewrite"),
+                Some(v.span()),
+                "`strip_prefix` and `rewrite` both set",
+                "keep one: `rewrite` replaces the prefix, `strip_prefix` removes it",
+            ));
+        }
+        (true, None) => Rewrite::Strip,
+        (false, Some(v)) => {
+            let s = cx.string(&k("rewrite"), v)?;
+            if !s.starts_with('/') {
+                return Err(cx.err(
+                    k("rewrite"),
+                    Some(v.span()),
+                    format!("`{s}` does not start with `/`"),
+                    format!("write \"/{s}\""),
+                ));
+            }
+            Rewrite::Replace(Arc::from(s.as_str()))
+        }
+        (false, None) => Rewrite::Keep,
+    })
+}
+
+/// Refuses the keys that only mean something for an http(s) upstream on a
+/// route whose target is `what`.
+fn http_only_keys(
+    r: &RawRoute,
+    k: &dyn Fn(&str) -> String,
+    cx: &Ctx<'_>,
+    what: &str,
+) -> Result<(), ConfigError> {
+    let http_only = [
+        ("websocket_idle_timeout", r.websocket_idle_timeout.as_ref()),
+        ("host_header", r.host_header.as_ref()),
+    ];
+    if let Some((name, v)) = http_only.iter().find_map(|(n, v)| v.map(|v| (n, v))) {
+        return Err(cx.err(
+            k(name),
+            Some(v.span()),
+            format!(
+                "`{name}` only applies to routes that proxy to an http(s) upstream, not {what}"
+            ),
+            format!("remove `{name}` from this route"),
+        ));
+    }
+    Ok(())
 }

@@ -20,6 +20,8 @@ impl fmt::Display for Route {
             .map_or_else(|| "*".to_string(), |h| h.to_string());
         let to = match &self.target {
             Target::Proxy(p) => p.url.to_string(),
+            Target::FastCgi(p) => format!("{} (php-fpm, root {})", p.url, p.site.root.display()),
+            Target::Files(s) => format!("files from {}", s.site.root.display()),
             Target::Pusher => "pusher (built-in hub)".to_string(),
             Target::Supabase => "supabase (built-in hub)".to_string(),
         };
@@ -96,6 +98,11 @@ impl fmt::Display for Effective<'_> {
         writeln!(f, "routes (first match wins):")?;
         for (i, r) in c.routes.iter().enumerate() {
             writeln!(f, "  {}. {r}", i + 1)?;
+            match &r.target {
+                Target::FastCgi(p) => explain_fastcgi(f, p)?,
+                Target::Files(s) => explain_files(f, s)?,
+                Target::Proxy(_) | Target::Pusher | Target::Supabase => {}
+            }
         }
         if c.apps.apps.is_empty() {
             writeln!(f, "apps: none")?;
@@ -159,4 +166,81 @@ impl fmt::Display for Effective<'_> {
         }
         Ok(())
     }
+}
+
+/// The real path of a root, or why it has none.
+fn real_root(site: &Site) -> String {
+    match std::fs::canonicalize(&site.root) {
+        Ok(p) if p == site.root => p.display().to_string(),
+        Ok(p) => format!("{} (real path {})", site.root.display(), p.display()),
+        Err(e) => format!("{} (unreadable: {e})", site.root.display()),
+    }
+}
+
+/// Symlinks directly under the root that leave it and are not allowed:
+/// `portico check` suggests `allow_symlinks` for them.
+fn escaping_links(site: &Site) -> Vec<String> {
+    let Ok(real) = std::fs::canonicalize(&site.root) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir(&real) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = dir
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let target = std::fs::canonicalize(e.path()).ok()?;
+            (!target.starts_with(&real) && !site.allow_symlinks.contains(&name)).then_some(name)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn explain_site(f: &mut fmt::Formatter<'_>, site: &Site) -> fmt::Result {
+    writeln!(f, "       root: {}", real_root(site))?;
+    if !site.allow_symlinks.is_empty() {
+        writeln!(
+            f,
+            "       symlinks allowed out of root: {}",
+            site.allow_symlinks.join(", ")
+        )?;
+    }
+    let links = escaping_links(site);
+    if !links.is_empty() {
+        let list: Vec<String> = links.iter().map(|l| format!("\"{l}\"")).collect();
+        writeln!(
+            f,
+            "       hint: {} link(s) out of root and will get 403; if that is `php artisan storage:link`, add allow_symlinks = [{}]",
+            links.join(", "),
+            list.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+fn explain_fastcgi(f: &mut fmt::Formatter<'_>, p: &FastCgiTarget) -> fmt::Result {
+    explain_site(f, &p.site)?;
+    writeln!(
+        f,
+        "       php-fpm at {}, runs only /{} (SCRIPT_FILENAME = real root + /{}), at most {} connection(s)",
+        p.address, p.index, p.index, p.max_connections
+    )?;
+    writeln!(
+        f,
+        "       static: files that exist under root (not .php), directories with index.html; dotfiles 403 except /.well-known/; everything else -> /{}",
+        p.index
+    )
+}
+
+fn explain_files(f: &mut fmt::Formatter<'_>, s: &FilesTarget) -> fmt::Result {
+    explain_site(f, &s.site)?;
+    let index: Vec<&str> = s.index.iter().map(|i| &**i).collect();
+    writeln!(
+        f,
+        "       static only: directory index {}; .php never served; dotfiles 403 except /.well-known/",
+        index.join(", ")
+    )
 }

@@ -1,8 +1,10 @@
 //! Reverse proxy to HTTP(S) upstreams: request rewriting, the keep-alive
-//! pool, streaming both ways, and WebSocket pass-through.
+//! pool, streaming both ways, and WebSocket pass-through; and, as its own
+//! part, FastCGI to php-fpm ([`fastcgi`]).
 
 pub(crate) mod chunked;
 mod dial;
+pub mod fastcgi;
 mod forward;
 pub mod frames;
 pub mod headers;

@@ -8,6 +8,8 @@
 //! per request: health, ACME challenge, port-80 redirect, or a route, then
 //! the proxy or a built-in front ([`waiting`] answers for a route whose
 //! process is not ready yet).
+//! the proxy, a document root ([`site`]: php-fpm or static files) or a
+//! built-in front.
 
 pub mod access_log;
 mod h1;
@@ -15,6 +17,7 @@ pub mod hyper_conn;
 pub mod redirect;
 pub mod router;
 pub mod service;
+mod site;
 pub(crate) mod sniff;
 pub mod stack;
 pub mod strict;

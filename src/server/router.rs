@@ -130,7 +130,7 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Target};
+    use crate::config::Config;
     use crate::proxy::rewrite_path;
 
     fn route<'c>(c: &'c Config, host: Option<&str>, path: &str) -> &'c Route {
@@ -142,11 +142,7 @@ mod tests {
     }
 
     fn name(r: &Route) -> String {
-        match &r.target {
-            Target::Proxy(p) => p.url.to_string(),
-            Target::Pusher => "pusher".into(),
-            Target::Supabase => "supabase".into(),
-        }
+        r.target.label().to_string()
     }
 
     #[test]

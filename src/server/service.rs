@@ -1,5 +1,5 @@
-//! Per-request handling: health → port-80 redirect → route → proxy or a
-//! built-in front, with one access-log line per request.
+//! Per-request handling: health → port-80 redirect → route → proxy,
+//! php-fpm or files, or a built-in front, with one access-log line per request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -119,13 +119,28 @@ pub async fn handle(
                             }
                         }
                     }
+                    Target::FastCgi(_) | Target::Files(_) => {
+                        let target = route.target.label();
+                        let resp = super::site::serve(
+                            req,
+                            route,
+                            rt.site(idx),
+                            &conn,
+                            &cfg.server.trusted_proxies,
+                            edge.shutdown(),
+                        )
+                        .await;
+                        match resp {
+                            Ok(r) => (r, route_label, target),
+                            Err(e) => {
+                                log_error(&e, &route_label, conn.peer);
+                                (e.to_response(html), route_label, target)
+                            }
+                        }
+                    }
                     Target::Pusher | Target::Supabase => {
                         let ctx = hub_ctx(&edge, &conn, &route.path);
-                        let target: Arc<str> = match &route.target {
-                            Target::Pusher => "pusher".into(),
-                            Target::Supabase => "supabase".into(),
-                            Target::Proxy(_) => "?".into(),
-                        };
+                        let target = route.target.label();
                         let resp = match edge.front(&route.target) {
                             Some(front) => front.handle(req, ctx).await,
                             None => HttpError::new(ErrorKind::NotBuilt { what: "this front" })

@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, Target};
+use crate::files::{Root, ServeOpts};
 use crate::http::Front;
 use crate::proxy::Upstream;
+use crate::proxy::fastcgi::FastCgi;
 use crate::shutdown::Shutdown;
 use crate::supervise::Ready;
 use crate::tls::state::TlsState;
@@ -23,6 +25,23 @@ pub struct Runtime {
     /// Parallel to `config.routes` (or empty): the process a `wait_for`
     /// route waits for.
     ready: Vec<Option<Ready>>,
+    /// Parallel to `config.routes`: php-fpm and file-server routes.
+    sites: Vec<Option<Site>>,
+}
+
+/// A route that serves from a document root.
+pub enum Site {
+    /// php-fpm with the front-controller rules.
+    FastCgi(FastCgi),
+    /// Static files only.
+    Files(FileServer),
+}
+
+/// A plain file server's runtime: the opened root and its index names.
+pub struct FileServer {
+    pub root: Root,
+    pub index: Vec<Arc<str>>,
+    pub opts: ServeOpts,
 }
 
 impl Runtime {
@@ -32,6 +51,7 @@ impl Runtime {
             config,
             upstreams,
             ready: Vec::new(),
+            sites: Vec::new(),
         }
     }
 
@@ -50,9 +70,20 @@ impl Runtime {
             .filter(|r| !r.is_ready())
     }
 
+    /// With the document-root routes' runtimes, parallel to `config.routes`.
+    pub fn with_sites(mut self, sites: Vec<Option<Site>>) -> Runtime {
+        self.sites = sites;
+        self
+    }
+
     /// The upstream of route `idx`, if it proxies.
     pub fn upstream(&self, idx: usize) -> Option<&Upstream> {
         self.upstreams.get(idx).and_then(Option::as_ref)
+    }
+
+    /// The php-fpm or file-server runtime of route `idx`, if it has one.
+    pub fn site(&self, idx: usize) -> Option<&Site> {
+        self.sites.get(idx).and_then(Option::as_ref)
     }
 }
 
@@ -107,7 +138,7 @@ impl Stack {
         match target {
             Target::Pusher => Some(&*self.fronts.pusher),
             Target::Supabase => Some(&*self.fronts.supabase),
-            Target::Proxy(_) => None,
+            Target::Proxy(_) | Target::FastCgi(_) | Target::Files(_) => None,
         }
     }
 
