@@ -14,11 +14,12 @@
 //! Parts: `error` (the error type and the TOML stage), `ctx` (the
 //! validation context and value readers every section uses), `validate`
 //! (the entry point, `[server]`, `[tls]`, `[log]`), `routes` (`[upstream]`,
-//! `routes`), [`acme`], [`apps`], [`supabase`] (their sections), `show`
+//! `routes`), [`acme`], [`apps`], [`supabase`], [`cluster`] (their sections), `show`
 //! (the `portico check` summary), `units` and `expand` (value syntax).
 
 pub mod acme;
 pub mod apps;
+pub mod cluster;
 mod ctx;
 mod error;
 mod expand;
@@ -63,6 +64,8 @@ pub struct Config {
     pub apps: apps::Apps,
     /// `[supabase]`: the Supabase Realtime front; `None` when absent.
     pub supabase: Option<Arc<supabase::Supabase>>,
+    /// `[cluster]`: nodes sharing one Redis; `None` when absent (one node).
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 /// `[server]`: listeners, limits and timeouts that apply to every connection.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::apps::{RawApp, RawPusher};
+use super::cluster::RawCluster;
 use super::ctx::SpStr;
 use super::supabase::RawSupabase;
 
@@ -32,6 +33,8 @@ pub(crate) struct RawConfig {
     pub(crate) pusher: Option<RawPusher>,
     #[serde(default)]
     pub(crate) supabase: Option<Spanned<RawSupabase>>,
+    #[serde(default)]
+    pub(crate) cluster: Option<Spanned<RawCluster>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::ctx::{Ctx, SpStr};
 use super::error::ConfigError;
 use super::raw::RawConfig;
-use super::{CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, routes, supabase};
+use super::{CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, cluster, routes, supabase};
 
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
@@ -52,6 +52,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let supabase = supabase::validate(raw.supabase.as_ref(), &apps, cx)?;
     let routes = routes::routes(&raw, &upstream, &server, &apps, cx)?;
     let log = log(&raw, cx)?;
+    let cluster = cluster::validate(raw.cluster.as_ref(), cx)?;
     Ok(Config {
         source: Arc::from(cx.file()),
         server,
@@ -61,6 +62,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         log,
         apps,
         supabase,
+        cluster,
     })
 }
 
