@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::bridge::Bridge;
+use crate::cluster::Cluster;
 use crate::config::{Config, Target};
 use crate::hub::Hub;
 use crate::phoenix::SupabaseFront;
@@ -24,6 +25,8 @@ use crate::tls::state::TlsState;
 pub enum EdgeError {
     #[error(transparent)]
     Tls(#[from] crate::tls::state::TlsSetupError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Shared state the accept loops hold: the request stack plus what only
@@ -34,6 +37,8 @@ pub struct EdgeInner {
     supabase: Arc<SupabaseFront>,
     /// The Pusher↔Supabase bridge, whose bridged app follows the config.
     bridge: Arc<Bridge>,
+    /// This node's part of the cluster (`[cluster]`); fixed at start.
+    cluster: Option<Arc<Cluster>>,
     /// Upstream connection pools, kept across reloads for the upstreams the
     /// new config still uses, so their keep-alive connections survive.
     pools: parking_lot::Mutex<Vec<Pool>>,
@@ -72,6 +77,12 @@ impl EdgeInner {
 
     pub fn supabase(&self) -> &SupabaseFront {
         &self.supabase
+    }
+
+    /// This node's part of the cluster, when `[cluster]` is set (its link
+    /// state and counters: [`Cluster::stats`]).
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 }
 
@@ -127,8 +138,21 @@ impl Edge {
         let tls = TlsState::new(&config, &shutdown)?;
         // One hub for both fronts; the Pusher↔Supabase bridge observes its
         // publishes (a no-op unless `[supabase] pusher_app` is set).
+        // With `[cluster]`, the cluster observes them too and sends them to
+        // the other nodes.
         let bridge = Arc::new(Bridge::default());
-        let hub = Arc::new(Hub::new(vec![bridge.clone()]));
+        let cluster = match &config.cluster {
+            Some(c) => Some(Arc::new(Cluster::new(c.clone())?)),
+            None => None,
+        };
+        let mut observers: Vec<Arc<dyn crate::hub::Observer>> = vec![bridge.clone()];
+        if let Some(c) = &cluster {
+            observers.push(c.clone());
+        }
+        let hub = Arc::new(Hub::new(observers));
+        if let Some(c) = &cluster {
+            c.start(&hub, &shutdown);
+        }
         let pusher = Arc::new(PusherFront::with_hub(
             &config.apps,
             hub.clone(),
@@ -153,6 +177,7 @@ impl Edge {
             pusher,
             supabase,
             bridge,
+            cluster,
             pools,
         });
         Ok(Edge { inner })
@@ -168,6 +193,13 @@ impl Edge {
             || old.config.server.plain != config.server.plain
         {
             tracing::warn!("listener addresses changed in the config; they take effect on restart");
+        }
+        let running = self.inner.cluster.as_ref().map(|c| c.settings());
+        if running != config.cluster.as_ref() {
+            tracing::warn!(
+                running = ?running,
+                "`[cluster]` changed in the config; it takes effect on restart (the running cluster settings stay)"
+            );
         }
         let rt = build_runtime(&self.inner.pools, config.clone());
         self.inner.tls().reload(&config, self.inner.shutdown())?;

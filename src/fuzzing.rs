@@ -33,6 +33,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("chunked", chunked),
     ("pusher_rest", pusher_rest),
     ("jwt", jwt),
+    ("cluster_envelope", cluster_envelope),
 ];
 
 /// `config`: any text is a config or an error naming a key, never a panic.
@@ -163,4 +164,18 @@ pub fn pusher_rest(data: &[u8]) {
 /// `jwt`: Supabase token verification ([`crate::phoenix::jwt::check_token`]).
 pub fn jwt(data: &[u8]) {
     crate::phoenix::jwt::check_token(data);
+}
+
+/// `cluster_envelope`: the decoder of cross-node messages
+/// ([`crate::cluster::envelope::decode`]) refuses or decodes any bytes,
+/// and what it decodes encodes back to the very same bytes.
+pub fn cluster_envelope(data: &[u8]) {
+    use crate::cluster::envelope;
+    let buf = Bytes::copy_from_slice(data);
+    let Ok(e) = envelope::decode(&buf) else {
+        return;
+    };
+    let again = envelope::encode(e.node, e.seq, e.app, &envelope::original(&e))
+        .expect("a decoded envelope encodes");
+    assert_eq!(again, buf, "decode → encode is not the identity");
 }

@@ -16,7 +16,9 @@
 //!    [`pusher`] (Pusher protocol and REST) or [`phoenix`] (Supabase
 //!    Realtime), both over [`ws`] sockets and the protocol-agnostic fan-out
 //!    core [`hub`]. [`bridge`] maps Pusher ↔ Supabase through the hub's
-//!    observer seam ([`hub::observe`]).
+//!    observer seam ([`hub::observe`]); on the same seam [`cluster`] sends
+//!    each published message to the other nodes through Redis and
+//!    delivers theirs here (`[cluster]`, off by default).
 //!
 //! Around it: [`edge`] is the composition root (builds the hub, fronts,
 //! TLS state and [`server::Stack`] from a [`config::Config`], reloads);
@@ -29,11 +31,12 @@
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
 //! `shutdown`, `workers`, `io` → `http` → `config` → `tls` → `ws` → `hub`
-//! → `proxy` → `pusher`, `phoenix` → `bridge` → `server` → `edge` →
+//! → `proxy`, `cluster` → `pusher`, `phoenix` → `bridge` → `server` → `edge` →
 //! `listener` → `cli`. A module imports only lower layers.
 
 pub mod bridge;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod edge;
 #[doc(hidden)]
