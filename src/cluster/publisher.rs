@@ -39,7 +39,8 @@ pub(super) struct Publisher {
     pub(super) outbox: Arc<Outbox>,
     pub(super) link: Arc<Link>,
     pub(super) shutdown: Shutdown,
-    /// Subscribers of the channel when last read (every node's one).
+    /// Subscribers of the channel when last read (every node's one), by
+    /// `PUBSUB NUMSUB` when idle and from each `PUBLISH`'s answer.
     peers: u64,
 }
 
@@ -116,29 +117,27 @@ impl Publisher {
                 }
                 continue;
             }
-            self.send(conn, batch).await?;
+            self.peers = self.send(conn, batch).await?;
         }
     }
 
-    /// One pipeline of `PUBLISH`es; on failure the batch goes back.
+    /// One pipeline of `PUBLISH`es; on failure the batch goes back. Returns
+    /// how many subscribers (nodes) the last one reached.
     async fn send(
         &self,
         conn: &mut MultiplexedConnection,
         batch: Vec<Bytes>,
-    ) -> Result<(), RedisError> {
+    ) -> Result<u64, RedisError> {
         let mut pipe = redis::pipe();
         for env in &batch {
-            pipe.cmd("PUBLISH")
-                .arg(&*self.channel)
-                .arg(env.as_ref())
-                .ignore();
+            pipe.cmd("PUBLISH").arg(&*self.channel).arg(env.as_ref());
         }
-        match pipe.query_async::<()>(conn).await {
-            Ok(()) => {
+        match pipe.query_async::<Vec<u64>>(conn).await {
+            Ok(reached) => {
                 self.link
                     .published
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                Ok(())
+                Ok(reached.last().copied().unwrap_or(self.peers))
             }
             Err(e) => {
                 self.outbox.put_back(batch);
