@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::bridge::Bridge;
+use crate::cluster::Cluster;
 use crate::config::{Config, Target};
 use crate::files::{Root, ServeOpts};
 use crate::hub::Hub;
@@ -28,6 +29,8 @@ use crate::tls::state::TlsState;
 pub enum EdgeError {
     #[error(transparent)]
     Tls(#[from] crate::tls::state::TlsSetupError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Shared state the accept loops hold: the request stack plus what only
@@ -38,6 +41,8 @@ pub struct EdgeInner {
     supabase: Arc<SupabaseFront>,
     /// The Pusher↔Supabase bridge, whose bridged app follows the config.
     bridge: Arc<Bridge>,
+    /// This node's part of the cluster (`[cluster]`); fixed at start.
+    cluster: Option<Arc<Cluster>>,
     /// Upstream connection pools, kept across reloads for the upstreams the
     /// new config still uses, so their keep-alive connections survive.
     pools: parking_lot::Mutex<Vec<Pool>>,
@@ -85,6 +90,12 @@ impl EdgeInner {
     /// The supervised processes (their state, for status and tests).
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
+    }
+
+    /// This node's part of the cluster, when `[cluster]` is set (its link
+    /// state and counters: [`Cluster::stats`]).
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 }
 
@@ -219,8 +230,21 @@ impl Edge {
         let tls = TlsState::new(&config, &shutdown)?;
         // One hub for both fronts; the Pusher↔Supabase bridge observes its
         // publishes (a no-op unless `[supabase] pusher_app` is set).
+        // With `[cluster]`, the cluster observes them too and sends them to
+        // the other nodes.
         let bridge = Arc::new(Bridge::default());
-        let hub = Arc::new(Hub::new(vec![bridge.clone()]));
+        let cluster = match &config.cluster {
+            Some(c) => Some(Arc::new(Cluster::new(c.clone())?)),
+            None => None,
+        };
+        let mut observers: Vec<Arc<dyn crate::hub::Observer>> = vec![bridge.clone()];
+        if let Some(c) = &cluster {
+            observers.push(c.clone());
+        }
+        let hub = Arc::new(Hub::new(observers));
+        if let Some(c) = &cluster {
+            c.start(&hub, &shutdown);
+        }
         let pusher = Arc::new(PusherFront::with_hub(
             &config.apps,
             hub.clone(),
@@ -249,6 +273,7 @@ impl Edge {
             pusher,
             supabase,
             bridge,
+            cluster,
             pools,
             supervisor,
             fastcgi_pools,
@@ -268,6 +293,13 @@ impl Edge {
             || old.config.server.plain != config.server.plain
         {
             tracing::warn!("listener addresses changed in the config; they take effect on restart");
+        }
+        let running = self.inner.cluster.as_ref().map(|c| c.settings());
+        if running != config.cluster.as_ref() {
+            tracing::warn!(
+                running = ?running,
+                "`[cluster]` changed in the config; it takes effect on restart (the running cluster settings stay)"
+            );
         }
         let rt = build_runtime(&self.inner.pools, &self.inner.fastcgi_pools, config.clone());
         self.inner.tls().reload(&config, self.inner.shutdown())?;

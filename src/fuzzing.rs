@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jwt", jwt),
     ("static_path", static_path),
     ("fastcgi_records", fastcgi_records),
+    ("cluster_envelope", cluster_envelope),
 ];
 
 /// `config`: any text is a config or an error naming a key, never a panic.
@@ -392,4 +393,18 @@ pub fn fastcgi_records(data: &[u8]) {
             let _ = crate::proxy::fastcgi::exchange::parse_head(&stdout);
         }
     }
+}
+
+/// `cluster_envelope`: the decoder of cross-node messages
+/// ([`crate::cluster::envelope::decode`]) refuses or decodes any bytes,
+/// and what it decodes encodes back to the very same bytes.
+pub fn cluster_envelope(data: &[u8]) {
+    use crate::cluster::envelope;
+    let buf = Bytes::copy_from_slice(data);
+    let Ok(e) = envelope::decode(&buf) else {
+        return;
+    };
+    let again = envelope::encode(e.node, e.seq, e.app, &envelope::original(&e))
+        .expect("a decoded envelope encodes");
+    assert_eq!(again, buf, "decode → encode is not the identity");
 }

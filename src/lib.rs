@@ -20,7 +20,9 @@
 //!    [`pusher`] (Pusher protocol and REST) or [`phoenix`] (Supabase
 //!    Realtime), both over [`ws`] sockets and the protocol-agnostic fan-out
 //!    core [`hub`]. [`bridge`] maps Pusher ↔ Supabase through the hub's
-//!    observer seam ([`hub::observe`]).
+//!    observer seam ([`hub::observe`]); on the same seam [`cluster`] sends
+//!    each published message to the other nodes through Redis and
+//!    delivers theirs here (`[cluster]`, off by default).
 //!
 //! Around it: [`edge`] is the composition root (builds the hub, fronts,
 //! TLS state and [`server::Stack`] from a [`config::Config`], reloads);
@@ -35,12 +37,13 @@
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
 //! `shutdown`, `workers`, `io` → `http` → `config` → `tls`, `supervise`,
-//! `files` → `ws` → `hub` → `proxy` → `pusher`, `phoenix` → `bridge` →
-//! `server` → `edge` → `listener` → `cli`. A module imports only lower
-//! layers.
+//! `files` → `ws` → `hub` → `proxy`, `cluster` → `pusher`, `phoenix` →
+//! `bridge` → `server` → `edge` → `listener` → `cli`. A module imports only
+//! lower layers.
 
 pub mod bridge;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod edge;
 pub mod files;

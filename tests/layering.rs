@@ -37,7 +37,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("ws", 4),
     ("hub", 5),
     ("proxy", 6),
-    ("pusher", 7), // the fronts
+    ("cluster", 6), // the hub across nodes, on its observer seam; knows no front
+    ("pusher", 7),  // the fronts
     ("phoenix", 7),
     ("bridge", 8),
     ("server", 9), // the request stack: connections, h1 path, router
@@ -61,6 +62,11 @@ const NEVERS: &[(&str, &[&str], &str)] = &[
         "proxy",
         &["pusher", "phoenix"],
         "the proxy never reaches a front",
+    ),
+    (
+        "cluster",
+        &["pusher", "phoenix", "bridge"],
+        "the cluster carries the hub's messages and knows no front",
     ),
     ("pusher", &["phoenix"], "the fronts don't import each other"),
     ("phoenix", &["pusher"], "the fronts don't import each other"),

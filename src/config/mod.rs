@@ -14,11 +14,13 @@
 //! Parts: `error` (the error type and the TOML stage), `ctx` (the
 //! validation context and value readers every section uses), `validate`
 //! (the entry point, `[server]`, `[tls]`, `[log]`), `routes` (`[upstream]`,
-//! `routes`), [`acme`], [`apps`], [`supabase`], [`processes`] (their sections), `show`
+//! `routes`), [`acme`], [`apps`], [`supabase`], [`processes`], [`cluster`]
+//! (their sections), `show`
 //! (the `portico check` summary), `units` and `expand` (value syntax).
 
 pub mod acme;
 pub mod apps;
+pub mod cluster;
 mod ctx;
 mod error;
 mod expand;
@@ -69,6 +71,8 @@ pub struct Config {
     pub supabase: Option<Arc<supabase::Supabase>>,
     /// `[[processes]]`: programs portico starts and keeps running, in file order.
     pub processes: Vec<ProcessSpec>,
+    /// `[cluster]`: nodes sharing one Redis; `None` when absent (one node).
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 /// `[server]`: listeners, limits and timeouts that apply to every connection.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::apps::{RawApp, RawPusher};
+use super::cluster::RawCluster;
 use super::ctx::SpStr;
 use super::processes::RawProcess;
 use super::supabase::RawSupabase;
@@ -35,6 +36,8 @@ pub(crate) struct RawConfig {
     pub(crate) supabase: Option<Spanned<RawSupabase>>,
     #[serde(default)]
     pub(crate) processes: Vec<Spanned<RawProcess>>,
+    #[serde(default)]
+    pub(crate) cluster: Option<Spanned<RawCluster>>,
 }
 
 /// `[server]` as written, marked present (absent, it takes the defaults).

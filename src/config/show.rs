@@ -164,6 +164,24 @@ impl fmt::Display for Effective<'_> {
                 )?;
             }
         }
+        match &c.cluster {
+            None => writeln!(f, "cluster: off (one node)")?,
+            Some(cl) => {
+                writeln!(
+                    f,
+                    "cluster: redis {}, prefix \"{}\", node id random at start (changing [cluster] needs a restart; a reload keeps the running settings)",
+                    cl.redis_display(),
+                    cl.prefix
+                )?;
+                if cl.prefix_is_default {
+                    writeln!(
+                        f,
+                        "  warning: `cluster.prefix` is the default \"{}\"; give every deployment that shares this Redis its own prefix, or they see each other's messages",
+                        cl.prefix
+                    )?;
+                }
+            }
+        }
         Ok(())
     }
 }

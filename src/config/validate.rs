@@ -13,7 +13,7 @@ use super::ctx::{Ctx, SpStr};
 use super::error::ConfigError;
 use super::raw::RawConfig;
 use super::{
-    CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, processes, routes, supabase,
+    CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, cluster, processes, routes, supabase,
 };
 
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
@@ -58,6 +58,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let processes = processes::validate(&raw.processes, cx)?;
     let routes = routes::routes(&raw, &upstream, &server, &apps, &processes, cx)?;
     let log = log(&raw, cx)?;
+    let cluster = cluster::validate(raw.cluster.as_ref(), cx)?;
     Ok(Config {
         source: Arc::from(cx.file()),
         server,
@@ -68,6 +69,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         apps,
         supabase,
         processes,
+        cluster,
     })
 }
 
