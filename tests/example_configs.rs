@@ -3,8 +3,25 @@
 
 use portico::Config;
 
+/// A Laravel-shaped app directory (`public/`, `.env`) for the configs'
+/// `${APP_DIR}`: roots and working directories must exist at load.
+fn app_dir() -> &'static str {
+    static DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-app");
+        std::fs::create_dir_all(dir.join("public")).unwrap();
+        std::fs::write(
+            dir.join(".env"),
+            "REVERB_APP_ID=123456\nREVERB_APP_KEY=appkey\nREVERB_APP_SECRET=appsecret\n",
+        )
+        .unwrap();
+        dir.display().to_string()
+    })
+}
+
 fn env(name: &str) -> Option<String> {
     match name {
+        "APP_DIR" => Some(app_dir().to_string()),
         "APP_DOMAIN" => Some("example.com".into()),
         "REVERB_APP_ID" => Some("123456".into()),
         "REVERB_APP_KEY" => Some("appkey".into()),
@@ -30,8 +47,8 @@ fn every_example_config_validates() {
         }
     }
     assert!(
-        seen >= 5,
-        "expected the five deployment examples, found {seen}"
+        seen >= 6,
+        "expected the five deployment examples and the dev ones, found {seen}"
     );
 }
 
