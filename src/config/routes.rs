@@ -161,8 +161,7 @@ pub(super) fn upstream(
             ));
         }
     }
-    if is_fastcgi {
-        let url = u.url.as_ref().expect("checked above");
+    if let Some(url) = u.url.as_ref().filter(|_| is_fastcgi) {
         let t = site::fastcgi(
             cx,
             "upstream",
