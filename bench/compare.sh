@@ -3,7 +3,12 @@
 # loopback and writes a markdown table of both figures and their ratio to
 # bench/results/. Usage:
 #
-#   bench/compare.sh [hub|edge|all]      (default all)
+#   bench/compare.sh [hub|edge|php|all]      (default all)
+#
+# php: one php-fpm pool (bench/conf/php-fpm.conf) behind portico (FastCGI),
+# nginx (Laravel's official server block) and Caddy (php_fastcgi): a PHP
+# hello world, a small and a 1 MiB static file, and RSS while 50 clients
+# download a 1 GiB file.
 #
 # Environment: DURATION (seconds per run, default 10), REPEAT (runs of each
 # case, default 1; the table keeps the median), PORTICO_BIN/BENCH_BIN (skip
@@ -27,7 +32,7 @@ OUT="${OUT:-$BENCH_DIR/results/$STAMP-$WHAT.md}"
 mkdir -p "$WORK"
 : >"$RAW"
 
-install_peers "$([ "$WHAT" = edge ] || [[ " ${HUB_SERVERS:-sockudo} " != *" sockudo "* ]] && echo edge || echo hub)"
+install_peers "$([ "$WHAT" = edge ] || [ "$WHAT" = php ] || [[ " ${HUB_SERVERS:-sockudo} " != *" sockudo "* ]] && echo edge || echo hub)"
 build_portico
 ulimit -n "$(ulimit -Hn)"
 
@@ -106,11 +111,70 @@ run_edge() {
   done
 }
 
+# The app every php-suite server serves: Laravel's shape (public/ with the
+# front controller and static assets).
+make_php_app() {
+  local pub="$WORK/app/public"
+  mkdir -p "$pub/build/assets"
+  printf '<?php\nheader("Content-Type: text/plain");\necho "hello from php\\n";\n' >"$pub/index.php"
+  head -c 2048 /dev/zero | tr '\0' 'a' >"$pub/build/assets/app.css"
+  head -c 1048576 /dev/urandom >"$pub/big.bin"
+  truncate -s 1G "$pub/huge.bin" # sparse: the page cache, not the disk
+}
+
+# download_rss PID URL: 50 clients download URL at 20 MB/s each for
+# DURATION seconds while the server's RSS (with its children) is sampled.
+download_rss() {
+  local pid=$1 url=$2 rss0 max=0 r bytes=0 pids=() i
+  rss0="$(rss_kib "$pid")"
+  for i in $(seq 1 50); do
+    curl -s -o /dev/null --limit-rate 20M --max-time "${DURATION:-10}" -w '%{size_download}\n' "$url" >"$WORK/dl.$i" 2>/dev/null &
+    pids+=($!)
+  done
+  for _ in $(seq 1 $((${DURATION:-10} * 4))); do
+    r="$(rss_kib "$pid")"; [ "$r" -gt "$max" ] && max=$r
+    sleep 0.25
+  done
+  wait "${pids[@]}" 2>/dev/null || true
+  for i in $(seq 1 50); do bytes=$((bytes + $(cat "$WORK/dl.$i" 2>/dev/null || echo 0))); done
+  printf '{"rss_start_mib": %s, "rss_max_mib": %s, "rss_growth_mib": %s, "served_mib": %s}\n' \
+    "$((rss0 / 1024))" "$((max / 1024))" "$(((max - rss0) / 1024))" "$((bytes / 1048576))"
+}
+
+run_php() {
+  make_php_app
+  local fpm
+  fpm="$(command -v php-fpm8.2 || command -v php-fpm || ls /usr/sbin/php-fpm* | tail -1)"
+  "$fpm" -n -F -R -y "$(render php-fpm.conf)" >"$WORK/php-fpm.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do [ -S "$WORK/php.sock" ] && break; sleep 0.1; done
+  for _ in $(seq 1 "$REPEAT"); do
+    # shellcheck disable=SC2086
+    for srv in ${PHP_SERVERS:-portico nginx caddy} "${BASE[@]}"; do
+      case $srv in
+        portico) start portico-php 18103 "$PORTICO_BIN" run --config "$(render portico-php.toml)"; P=18103 ;;
+        portico-base) start portico-base 18103 "$PORTICO_BASE_BIN" run --config "$(render portico-php.toml)"; P=18103 ;;
+        nginx) start nginx-php 18101 nginx -c "$(render nginx-php.conf)" -e "$WORK/nginx-php-error.log"; P=18101 ;;
+        caddy) start caddy-php 18102 caddy run --adapter caddyfile --config "$(render Caddyfile-php)"; P=18102 ;;
+      esac
+      log "php: $srv"
+      record php http-php-hello "$srv" "$(with_cpu "$SERVER_PID" requests wrk_json "http://127.0.0.1:$P/hello")"
+      record php http-static-2k "$srv" "$(with_cpu "$SERVER_PID" requests wrk_json "http://127.0.0.1:$P/build/assets/app.css")"
+      record php http-static-1m "$srv" "$(with_cpu "$SERVER_PID" requests wrk_json "http://127.0.0.1:$P/big.bin")"
+      record php download-1g-50 "$srv" "$(download_rss "$SERVER_PID" "http://127.0.0.1:$P/huge.bin")"
+      tail -4 "$RAW" >&2
+      stop "$SERVER_PID"
+      sleep 1
+    done
+  done
+}
+
 case $WHAT in
   hub) run_hub ;;
   edge) run_edge ;;
-  all) run_edge; run_hub ;;
-  *) echo "usage: $0 [hub|edge|all]" >&2; exit 2 ;;
+  php) run_php ;;
+  all) run_edge; run_hub; run_php ;;
+  *) echo "usage: $0 [hub|edge|php|all]" >&2; exit 2 ;;
 esac
 
 cp "$RAW" "${OUT%.md}.jsonl"

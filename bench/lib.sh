@@ -122,6 +122,17 @@ cpu_ticks() {
   echo "$total"
 }
 
+# rss_kib PID: resident memory of PID and its child processes (nginx
+# workers), in KiB.
+rss_kib() {
+  local total=0 p r
+  for p in "$1" $(pgrep -P "$1" || true); do
+    r="$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)"
+    total=$((total + ${r:-0}))
+  done
+  echo "$total"
+}
+
 # with_cpu PID OPS_KEY CMD...: runs CMD (which prints one JSON object) and
 # adds the server's CPU seconds over the run and CPU µs per operation
 # (OPS_KEY names the JSON field counting operations). CPU per operation is

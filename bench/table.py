@@ -35,6 +35,9 @@ FIGURES = {
              ("p50_ms", "p50 ms", "low"),
              ("p99_ms", "p99 ms", "low"),
              ("non_2xx", "non-2xx", "low")],
+    "download": [("rss_growth_mib", "RSS growth MiB", "low"),
+                 ("rss_max_mib", "RSS max MiB", "low"),
+                 ("served_mib", "MiB served", "high")],
     "tls-handshakes": [("per_s", "new TLS connections/s", "high"),
                        ("connection_p99_ms", "handshake+request p99 ms", "low"),
                        ("failed", "failed", "low")],
@@ -42,7 +45,7 @@ FIGURES = {
                 ("round_trip_p99_ms", "round trip p99 ms", "low"),
                 ("failed", "failed", "low")],
 }
-PEERS = {"hub": ["sockudo"], "edge": ["nginx", "caddy"]}
+PEERS = {"hub": ["sockudo"], "edge": ["nginx", "caddy"], "php": ["nginx", "caddy"]}
 # Another portico build measured in the same run (bench/ab.sh): shown as a
 # column, with portico's ratio to it and its own ratio to the peers.
 BASE = "portico-base"

@@ -131,6 +131,8 @@ pub(crate) struct RawUpstream {
     pub(crate) websocket_idle_timeout: Option<SpStr>,
     pub(crate) host_header: Option<SpStr>,
     pub(crate) max_body: Option<SpStr>,
+    /// The name of a `[[processes]]` entry the fallback route waits for.
+    pub(crate) wait_for: Option<SpStr>,
     // FastCGI and file targets (checked in `config::site`).
     pub(crate) root: Option<SpStr>,
     pub(crate) index: Option<SpStr>,

@@ -233,7 +233,9 @@ pub(super) fn routes(
         Some(list) => {
             for (i, r) in list.get_ref().iter().enumerate() {
                 let mut route = route(i, r.get_ref(), upstream, server, cx, r.span())?;
-                route.wait_for = wait_for(i, r.get_ref(), &route, processes, cx)?;
+                let key = format!("routes[{i}].wait_for");
+                let value = r.get_ref().wait_for.as_ref();
+                route.wait_for = wait_for(key, value, &route.target, processes, cx)?;
                 out.push(route);
             }
         }
@@ -244,7 +246,13 @@ pub(super) fn routes(
         target: upstream.clone(),
         rewrite: Rewrite::Keep,
         origin: RouteOrigin::Fallback,
-        wait_for: None,
+        wait_for: wait_for(
+            "upstream.wait_for".to_string(),
+            raw.upstream.wait_for.as_ref(),
+            upstream,
+            processes,
+            cx,
+        )?,
     });
     Ok(out)
 }
@@ -252,17 +260,16 @@ pub(super) fn routes(
 /// `routes[i].wait_for`: the name of a process, on a route that proxies
 /// (to an HTTP upstream or to php-fpm).
 fn wait_for(
-    i: usize,
-    r: &RawRoute,
-    route: &Route,
+    key: String,
+    value: Option<&SpStr>,
+    target: &Target,
     processes: &[ProcessSpec],
     cx: &Ctx<'_>,
 ) -> Result<Option<Arc<str>>, ConfigError> {
-    let Some(v) = &r.wait_for else {
+    let Some(v) = value else {
         return Ok(None);
     };
-    let key = format!("routes[{i}].wait_for");
-    if !matches!(route.target, Target::Proxy(_) | Target::FastCgi(_)) {
+    if !matches!(target, Target::Proxy(_) | Target::FastCgi(_)) {
         return Err(cx.err(
             key,
             Some(v.span()),

@@ -51,6 +51,9 @@ pub enum ErrorKind {
     NotBuilt { what: &'static str },
     /// portico is shutting down.
     Draining,
+    /// A request body could not be kept while it was read to its end
+    /// (its temporary file failed: disk full, `TMPDIR` not writable).
+    BodySpool { reason: Arc<str> },
 }
 
 /// An error with its side and the upstream it concerns, if any.
@@ -93,6 +96,7 @@ impl HttpError {
             ErrorKind::WebSocketDisabled => (StatusCode::FORBIDDEN, Side::Downstream),
             ErrorKind::NotBuilt { .. } => (StatusCode::SERVICE_UNAVAILABLE, Side::Internal),
             ErrorKind::Draining => (StatusCode::SERVICE_UNAVAILABLE, Side::Internal),
+            ErrorKind::BodySpool { .. } => (StatusCode::INTERNAL_SERVER_ERROR, Side::Internal),
         }
     }
 
@@ -127,6 +131,9 @@ impl HttpError {
             }
             ErrorKind::NotBuilt { what } => format!("{what} is not built into this portico yet"),
             ErrorKind::Draining => "portico is shutting down; retry shortly".to_string(),
+            ErrorKind::BodySpool { reason } => {
+                format!("portico could not keep the request body: {reason}")
+            }
         }
     }
 
@@ -235,6 +242,13 @@ mod tests {
             (ErrorKind::WebSocketDisabled, 403, Side::Downstream),
             (ErrorKind::NotBuilt { what: "x" }, 503, Side::Internal),
             (ErrorKind::Draining, 503, Side::Internal),
+            (
+                ErrorKind::BodySpool {
+                    reason: Arc::from("x"),
+                },
+                500,
+                Side::Internal,
+            ),
         ];
         for (kind, code, side) in cases {
             let (s, sd) = HttpError::new(kind).status();

@@ -93,6 +93,21 @@ async fn a_30_mb_upload_reaches_php_whole() {
         assert_eq!(j["sha256"], want);
         assert_eq!(j["size"], data.len());
     }
+    // The same upload with no declared length (chunked over HTTP/1.1,
+    // no content-length over HTTP/2): spooled, then sent with one.
+    for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
+        let mut c = Client::tls(s.edge.https(), &s.edge.ca(), &[alpn]).await;
+        let req = c
+            .req(Method::POST, "/upload")
+            .header("content-type", "multipart/form-data; boundary=xYzBoundary")
+            .body(streamed(body.clone(), 64 * 1024))
+            .unwrap();
+        let r = c.fetch(req).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let j = r.json();
+        assert_eq!(j["sha256"], want, "{alpn:?}");
+        assert_eq!(j["size"], data.len());
+    }
 }
 
 #[tokio::test]
@@ -110,25 +125,26 @@ async fn bodies_over_the_limit_get_413_and_chunked_bodies_arrive() {
         .unwrap();
     assert_eq!(c.fetch(req).await.status, 413);
 
-    // No declared length (chunked): read (bounded) and sent with one.
+    // No declared length (chunked): read to its end (bounded) and sent
+    // with one.
     let mut c = Client::plain(s.edge.plain()).await;
     let small = b"chunked body".to_vec();
     let req = c
         .req(Method::POST, "/body")
-        .body(streamed(small.clone()))
+        .body(streamed(small.clone(), 5))
         .unwrap();
     let r = c.fetch(req).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["sha256"], hex::encode(Sha256::digest(&small)));
     let mut c = Client::plain(s.edge.plain()).await;
-    let req = c.req(Method::POST, "/body").body(streamed(big)).unwrap();
+    let req = c.req(Method::POST, "/body").body(streamed(big, 5)).unwrap();
     assert_eq!(c.fetch(req).await.status, 413);
 }
 
 /// A body of unknown length (sent chunked over HTTP/1.1).
-fn streamed(data: Vec<u8>) -> portico::http::body::Body {
+fn streamed(data: Vec<u8>, chunk: usize) -> portico::http::body::Body {
     let frames = data
-        .chunks(5)
+        .chunks(chunk)
         .map(|c| {
             Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::copy_from_slice(c)))
         })

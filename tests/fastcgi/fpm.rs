@@ -66,6 +66,14 @@ impl Fpm {
     /// binary is installed: CI installs it (`scripts/test`), so there the
     /// tests run.
     pub(crate) async fn start() -> Option<Fpm> {
+        let mut fpm = Fpm::configure().await?;
+        fpm.spawn().await;
+        Some(fpm)
+    }
+
+    /// Writes php-fpm's config without starting it: for a test where
+    /// portico runs it (`[[processes]]`, with [`Fpm::command`]).
+    pub(crate) async fn configure() -> Option<Fpm> {
         let Some(bin) = find() else {
             eprintln!(
                 "SKIPPED: php-fpm is not installed (Debian: `apt-get install -y php-fpm`; scripts/test installs it)"
@@ -91,28 +99,29 @@ impl Fpm {
             tcp = pool("tcp", &tcp.to_string()),
         );
         std::fs::write(dir.path().join("php-fpm.conf"), conf).expect("write fpm conf");
-        let mut fpm = Fpm {
+        Some(Fpm {
             sock,
             tcp,
             bin,
             child: None,
             dir,
-        };
-        fpm.spawn().await;
-        Some(fpm)
+        })
     }
 
-    async fn spawn(&mut self) {
+    /// The command line that runs this php-fpm in the foreground.
+    pub(crate) fn command(&self) -> Vec<String> {
         let d = self.dir.path();
-        let session = format!("session.save_path={}", d.join("sessions").display());
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("-n")
-            .arg("-F")
-            .arg("-y")
-            .arg(d.join("php-fpm.conf"));
+        let mut argv: Vec<String> = vec![
+            self.bin.display().to_string(),
+            "-n".into(),
+            "-F".into(),
+            "-y".into(),
+            d.join("php-fpm.conf").display().to_string(),
+        ];
         if id("-u") == "0" {
-            cmd.arg("-R");
+            argv.push("-R".into());
         }
+        let session = format!("session.save_path={}", d.join("sessions").display());
         for setting in [
             "output_buffering=0",
             "upload_max_filesize=64M",
@@ -122,8 +131,17 @@ impl Fpm {
             "expose_php=On",
             session.as_str(),
         ] {
-            cmd.arg("-d").arg(setting);
+            argv.push("-d".into());
+            argv.push(setting.into());
         }
+        argv
+    }
+
+    async fn spawn(&mut self) {
+        let d = self.dir.path();
+        let argv = self.command();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
         let stderr = std::fs::File::create(d.join("fpm.stderr")).expect("stderr file");
         let child = cmd
             .process_group(0)

@@ -13,6 +13,8 @@
 //!   kept alive and bounded.
 //! - `files`: a route with `root` and no upstream.
 //! - `downloads`: `X-Accel-Redirect` hand-overs from `downloads` dirs only.
+//! - `supervised`: php-fpm as a `[[processes]]` entry: killed, restarted,
+//!   stopped gracefully.
 //!
 //! Skipped (with a message) only when no php-fpm binary is installed.
 
@@ -36,6 +38,7 @@ mod front;
 mod inproc;
 mod logs;
 mod params;
+mod supervised;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -245,3 +245,27 @@ fn wait_for_names_a_process_on_a_proxy_route() {
         ("routes[0].wait_for", true)
     );
 }
+
+#[test]
+fn upstream_wait_for_makes_the_fallback_wait() {
+    let procs = "[[processes]]\nname = \"php-fpm\"\ncommand = \"php-fpm8.2 -F\"\n";
+    let c = load(&format!(
+        "{procs}[upstream]\nurl = \"http://127.0.0.1:9000\"\nwait_for = \"php-fpm\"\n"
+    ))
+    .unwrap();
+    let fallback = c.routes.last().expect("the fallback route");
+    assert_eq!(fallback.wait_for.as_deref(), Some("php-fpm"));
+    assert!(
+        c.routes[..c.routes.len() - 1]
+            .iter()
+            .all(|r| r.wait_for.is_none()),
+        "only the fallback waits"
+    );
+    let (k, pr) = err(&format!(
+        "{procs}[upstream]\nurl = \"http://127.0.0.1:9000\"\nwait_for = \"fpm\"\n"
+    ));
+    assert_eq!(
+        (k.as_str(), pr.contains("no process is named `fpm`")),
+        ("upstream.wait_for", true)
+    );
+}

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::pool::{Conn, Pool, Stream};
 use super::records::{self, CodecError, Record};
+use super::spool::{self, Spooled};
 use crate::http::body::BoxError;
 
 /// The request id used on every connection (one request at a time).
@@ -103,8 +104,8 @@ pub(crate) struct LogCtx {
 pub(crate) enum Upload {
     /// Streamed as it arrives, refused past `limit` bytes.
     Stream { body: Incoming, limit: u64 },
-    /// Already read (a body without a declared length).
-    Buffered(Bytes),
+    /// Read to its end first (a body without a declared length).
+    Spooled(Spooled),
 }
 
 /// Runs one request. `head_tx` gets the head or the failure; the task
@@ -229,8 +230,20 @@ async fn write_body(
     let mut out = BytesMut::with_capacity(records::MAX_CONTENT + 16);
     let (mut body, limit) = match upload {
         None => return Ok(wr),
-        Some(Upload::Buffered(data)) => {
+        Some(Upload::Spooled(Spooled::Memory(data))) => {
             records::put_stream(&mut out, records::STDIN, ID, &data);
+            records::end_stream(&mut out, records::STDIN, ID);
+            wr.write_all(&out).await?;
+            return Ok(wr);
+        }
+        Some(Upload::Spooled(Spooled::File { mut file, .. })) => {
+            let mut chunk = BytesMut::with_capacity(records::MAX_CONTENT);
+            while spool::read_chunk(&mut file, &mut chunk, records::MAX_CONTENT).await? > 0 {
+                out.clear();
+                records::put_stream(&mut out, records::STDIN, ID, &chunk);
+                wr.write_all(&out).await?;
+            }
+            out.clear();
             records::end_stream(&mut out, records::STDIN, ID);
             wr.write_all(&out).await?;
             return Ok(wr);

@@ -16,14 +16,13 @@ pub mod front;
 pub mod params;
 pub mod pool;
 pub mod records;
+mod spool;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use tokio::sync::oneshot;
@@ -31,6 +30,7 @@ use tokio::time::Instant;
 
 use self::exchange::{BodyError, ExchangeError, LogCtx, Upload};
 use self::front::Decision;
+use self::spool::SpoolError;
 use super::headers::{ClientSide, set_forwarded, strip_hop_by_hop};
 use super::path::rewrite_path;
 use crate::config::{FastCgiTarget, Route};
@@ -105,11 +105,6 @@ pub async fn serve(
     }
 }
 
-/// Bodies without a declared length (chunked) are read into memory up to
-/// this much, because php-fpm needs `CONTENT_LENGTH` (nginx buffers them
-/// too); larger ones must declare their length.
-const UNDECLARED_BODY_MAX: u64 = 8 * 1024 * 1024;
-
 async fn run(
     req: Request<Incoming>,
     route: &Route,
@@ -140,20 +135,19 @@ async fn run(
             Some(n),
         ),
         (true, None) => {
-            let limit = t.max_body.min(UNDECLARED_BODY_MAX);
-            let bytes: Bytes = http_body_util::Limited::new(body, limit as usize)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        fail(ErrorKind::BodyTooLarge { limit })
-                    } else {
-                        fail(ErrorKind::BadBody)
-                    }
-                })?
-                .to_bytes();
-            let n = bytes.len() as u64;
-            (Some(Upload::Buffered(bytes)), Some(n))
+            // php-fpm needs CONTENT_LENGTH first: read it to its end
+            // (memory, then an unlinked temporary file), as nginx does.
+            let spooled = spool::spool(body, t.max_body).await.map_err(|e| match e {
+                SpoolError::Body(BodyError::TooLarge(limit)) => {
+                    fail(ErrorKind::BodyTooLarge { limit })
+                }
+                SpoolError::Body(BodyError::Broken) => fail(ErrorKind::BadBody),
+                SpoolError::Io(e) => fail(ErrorKind::BodySpool {
+                    reason: Arc::from(e.to_string()),
+                }),
+            })?;
+            let n = spooled.len();
+            (Some(Upload::Spooled(spooled)), Some(n))
         }
     };
     // The app sees the same forwarding headers an HTTP upstream would.
