@@ -115,6 +115,7 @@ run_edge() {
 # front controller and static assets).
 make_php_app() {
   local pub="$WORK/app/public"
+  chmod a+rx "$WORK" # nginx's workers run as www-data
   mkdir -p "$pub/build/assets"
   printf '<?php\nheader("Content-Type: text/plain");\necho "hello from php\\n";\n' >"$pub/index.php"
   head -c 2048 /dev/zero | tr '\0' 'a' >"$pub/build/assets/app.css"

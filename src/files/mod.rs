@@ -160,7 +160,7 @@ async fn try_respond(
     let mut vary = false;
     let mut chosen: Option<(Coding, PathBuf, std::fs::Metadata)> = None;
     if opts.precompressed {
-        let siblings = precompressed::siblings(&hit.path).await;
+        let siblings = precompressed::siblings(&hit.path);
         vary = !siblings.is_empty();
         let codings: Vec<Coding> = siblings.iter().map(|s| s.0).collect();
         if let Some(c) = precompressed::choose(headers, &codings) {
@@ -223,9 +223,8 @@ async fn try_respond(
                 body::empty()
             } else {
                 send::Opened::open(path)
-                    .await
+                    .and_then(|o| o.whole(len))
                     .map_err(|e| SendError::at(path, e))?
-                    .whole(len)
             };
             (StatusCode::OK, body)
         }
@@ -239,10 +238,9 @@ async fn try_respond(
             insert(&mut h, header::CONTENT_TYPE, &content_type);
             insert(&mut h, header::CONTENT_RANGE, &r.content_range(len));
             insert(&mut h, header::CONTENT_LENGTH, &r.len().to_string());
-            let opened = send::Opened::open(path)
-                .await
+            let body = send::Opened::open(path)
+                .and_then(|o| o.range(r))
                 .map_err(|e| SendError::at(path, e))?;
-            let body = opened.range(r).await.map_err(|e| SendError::at(path, e))?;
             (StatusCode::PARTIAL_CONTENT, body)
         }
         Ranges::Parts(parts) => {
@@ -255,12 +253,8 @@ async fn try_respond(
             let ty = format!("multipart/byteranges; boundary={}", mp.boundary);
             insert(&mut h, header::CONTENT_TYPE, &ty);
             insert(&mut h, header::CONTENT_LENGTH, &mp.body_len().to_string());
-            let opened = send::Opened::open(path)
-                .await
-                .map_err(|e| SendError::at(path, e))?;
-            let body = opened
-                .multipart(&mp)
-                .await
+            let body = send::Opened::open(path)
+                .and_then(|o| o.multipart(&mp))
                 .map_err(|e| SendError::at(path, e))?;
             (StatusCode::PARTIAL_CONTENT, body)
         }

@@ -97,11 +97,12 @@ fn parse_q(s: &str) -> Option<u16> {
 }
 
 /// The siblings of `path` that exist, checked as the module doc says.
-pub(crate) async fn siblings(path: &Path) -> Vec<(Coding, PathBuf, std::fs::Metadata)> {
+/// One `lstat` each, on the connection's thread (as the lookup itself).
+pub(crate) fn siblings(path: &Path) -> Vec<(Coding, PathBuf, std::fs::Metadata)> {
     let mut found = Vec::new();
     for coding in Coding::ALL {
         let sib = coding.sibling(path);
-        match tokio::fs::symlink_metadata(&sib).await {
+        match std::fs::symlink_metadata(&sib) {
             Ok(meta) if meta.file_type().is_file() => found.push((coding, sib, meta)),
             _ => {}
         }
