@@ -32,11 +32,12 @@
 //! hands the router a readiness handle per `wait_for` route;
 //! [`shutdown`] is the one drain/abort signal; [`workers`] runs
 //! connections on per-core event loops and [`io::movable`] moves a hub
-//! socket off them; [`cli`] is the banner and `keygen`.
+//! socket off them; [`sd_notify`] tells systemd when portico is ready
+//! and when it stops; [`cli`] is the banner and `keygen`.
 //!
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
-//! `shutdown`, `workers`, `io` → `http` → `config` → `tls`, `supervise`,
+//! `shutdown`, `workers`, `io`, `sd_notify` → `http` → `config` → `tls`, `supervise`,
 //! `files` → `ws` → `hub` → `proxy`, `cluster` → `pusher`, `phoenix` →
 //! `bridge` → `server` → `edge` → `listener` → `cli`. A module imports only
 //! lower layers.
@@ -56,6 +57,7 @@ pub mod listener;
 pub mod phoenix;
 pub mod proxy;
 pub mod pusher;
+pub mod sd_notify;
 pub mod server;
 pub mod shutdown;
 pub mod supervise;

@@ -189,7 +189,16 @@ async fn run(cfg: Config, path: Option<PathBuf>, mode: Mode) -> anyhow::Result<(
         );
     }
     print_banner(&edge, &listeners);
+    if let Some(p) = &path {
+        spawn_config_watch(edge.clone(), p.clone());
+    }
     let signals = signals(edge.clone(), path)?;
+    // Listeners are bound (connections queue from now on): tell systemd.
+    match portico::sd_notify::ready() {
+        Ok(true) => tracing::debug!("told the service manager we are ready"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(error = %e, "could not tell the service manager we are ready"),
+    }
     portico::serve_with(edge, listeners, workers.clone(), signals).await;
     // Joining threads blocks: off the async thread.
     let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
@@ -206,7 +215,8 @@ fn print_banner(edge: &Edge, listeners: &Listeners) {
     eprint!("{}", portico::cli::banner::render(&cfg, listeners));
 }
 
-/// Resolves on SIGTERM or SIGINT; reloads on SIGHUP.
+/// Resolves on SIGTERM or SIGINT (telling systemd portico is stopping);
+/// reloads on SIGHUP.
 fn signals(
     edge: Edge,
     path: Option<PathBuf>,
@@ -218,20 +228,44 @@ fn signals(
     Ok(async move {
         loop {
             tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM received"); return; }
-                _ = int.recv() => { tracing::info!("SIGINT received"); return; }
+                _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT received"); break; }
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP received: reloading configuration");
-                    match load(path.as_deref()) {
-                        Ok(cfg) => {
-                            if let Err(e) = edge.reload(cfg) {
-                                tracing::error!("reload refused, keeping the running configuration: {e}");
-                            }
-                        }
-                        Err(e) => tracing::error!("reload refused, keeping the running configuration:\n{e}"),
-                    }
+                    reload(&edge, path.as_deref());
                 }
             }
         }
+        if let Err(e) = portico::sd_notify::stopping() {
+            tracing::warn!(error = %e, "could not tell the service manager we are stopping");
+        }
     })
+}
+
+/// What SIGHUP does, and a config file change: load the file again and swap
+/// it in; an invalid one is refused with the error (file, line, key, fix)
+/// and the running configuration stays.
+fn reload(edge: &Edge, path: Option<&Path>) {
+    match load(path) {
+        Ok(cfg) => {
+            if let Err(e) = edge.reload(cfg) {
+                tracing::error!("reload refused, keeping the running configuration: {e}");
+            }
+        }
+        Err(e) => tracing::error!("reload refused, keeping the running configuration:\n{e}"),
+    }
+}
+
+/// Reloads when the config file changes while `[server] watch_config` (of
+/// the running configuration) is on; stops when draining starts.
+fn spawn_config_watch(edge: Edge, path: PathBuf) {
+    let cancel = edge.shutdown().drain_token();
+    let (for_switch, for_reload, p) = (edge.clone(), edge, path.clone());
+    tokio::spawn(portico::config::watch::watch(
+        path,
+        portico::config::watch::Timing::default(),
+        cancel,
+        move || for_switch.config().server.watch_config,
+        move || reload(&for_reload, Some(&p)),
+    ));
 }

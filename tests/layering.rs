@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("shutdown", 0),
     ("workers", 0),
     ("io", 0),
+    ("sd_notify", 0), // readiness datagrams to systemd: imports no one
     ("http", 1),
     ("config", 2),
     ("tls", 3),       // `acme` lives inside

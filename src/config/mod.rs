@@ -16,7 +16,8 @@
 //! (the entry point, `[server]`, `[tls]`, `[log]`), `routes` (`[upstream]`,
 //! `routes`), [`acme`], [`apps`], [`supabase`], [`processes`], [`cluster`]
 //! (their sections), `show`
-//! (the `portico check` summary), `units` and `expand` (value syntax).
+//! (the `portico check` summary), `units` and `expand` (value syntax),
+//! [`watch`] (reloading when the file changes).
 
 pub mod acme;
 pub mod apps;
@@ -32,6 +33,7 @@ mod site;
 pub mod supabase;
 mod units;
 mod validate;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -109,6 +111,8 @@ pub struct Server {
     pub health_path: Arc<str>,
     /// Offer HTTP/2 to clients over TLS (ALPN h2).
     pub http2: bool,
+    /// Reload when the config file changes, as on SIGHUP (`watch_config`).
+    pub watch_config: bool,
 }
 
 /// `[tls]`: how the https listener gets its certificates.

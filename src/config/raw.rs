@@ -68,6 +68,7 @@ pub(crate) struct RawServer {
     pub(crate) max_request_target: Option<SpStr>,
     pub(crate) health_path: Option<SpStr>,
     pub(crate) http2: Option<bool>,
+    pub(crate) watch_config: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -179,6 +179,7 @@ fn server(raw: &RawConfig, cx: &Ctx<'_>) -> Result<Server, ConfigError> {
         max_request_target: request_target(cx, s.max_request_target.as_ref())?,
         health_path: Arc::from(health),
         http2: s.http2.unwrap_or(true),
+        watch_config: s.watch_config.unwrap_or(true),
     })
 }
 

@@ -105,6 +105,9 @@ async fn flush(output: &mut Output) {
 fn spawn(spec: &ProcessSpec) -> std::io::Result<(Child, Output)> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
+        // systemd's readiness socket is portico's: php-fpm built with
+        // systemd support would report itself ready on it in our name.
+        .env_remove("NOTIFY_SOCKET")
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

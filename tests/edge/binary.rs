@@ -20,6 +20,8 @@ fn config(up: &str) -> ConfigText {
         .set("server.plain", "127.0.0.1:0")
         .set("server.grace_period", "5s")
         .set("log.format", "json")
+        // Reloads come from SIGHUP alone here (file watching: config_watch).
+        .set("server.watch_config", false)
         .set("upstream.url", up)
 }
 

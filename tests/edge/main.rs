@@ -21,6 +21,8 @@
 //! - `binary`: the real binary: SIGHUP reload (routes, TLS files), SIGTERM
 //!   drain, access log.
 //! - `cli`: `check`, `keygen`, `certs-dev`.
+//! - `config_watch`: the real binary reloads when its config file is
+//!   written or renamed over, and keeps serving when the new file is bad.
 //! - `processes`: `[[processes]]` with real `sh` and `php -S` processes:
 //!   output logging, restart backoff, `wait_for` 503s, graceful stop on
 //!   SIGTERM, SIGHUP add/remove/change/keep.
@@ -30,6 +32,7 @@ mod cli;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../common/config.rs"]
 mod config;
+mod config_watch;
 mod errors;
 mod forwarded;
 mod http1_path;

@@ -27,6 +27,8 @@ fn binary_config() -> ConfigText {
         .set("server.plain", "127.0.0.1:0")
         .set("server.grace_period", "5s")
         .set("log.format", "json")
+        // Reloads come from SIGHUP alone here (file watching: config_watch).
+        .set("server.watch_config", false)
         .set("upstream.url", "http://127.0.0.1:9")
 }
 

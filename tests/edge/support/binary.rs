@@ -123,12 +123,22 @@ impl Proc {
 
     /// Reads JSON log lines until one satisfies `pred` (bounded by [`WAIT`]).
     pub(crate) async fn wait_log(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.wait_log_for(what, WAIT, pred).await
+    }
+
+    /// [`Proc::wait_log`] bounded by `limit` instead.
+    pub(crate) async fn wait_log_for(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
                 Ok(Some(l)) => l,
                 Ok(None) => panic!("portico exited before logging {what}; log:\n{}", self.log()),
-                Err(_) => panic!("no log line {what} within {WAIT:?}; log:\n{}", self.log()),
+                Err(_) => panic!("no log line {what} within {limit:?}; log:\n{}", self.log()),
             };
             self.history.push(line.clone());
             if let Ok(v) = serde_json::from_str::<Value>(&line)
