@@ -2,7 +2,9 @@
 //! `{"time_ms","events":[…]}` is answered 200 and its events collected.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -37,7 +39,6 @@ impl Hooks {
     pub(crate) fn count(&self, name: &str, channel: &str, user: Option<&str>) -> usize {
         self.events
             .lock()
-            .unwrap()
             .iter()
             .filter(|e| {
                 e["name"] == name
@@ -57,7 +58,7 @@ impl Hooks {
         }
         panic!(
             "no webhook {name} on {channel} ({user:?}); got {:?}",
-            self.events.lock().unwrap()
+            self.events.lock()
         );
     }
 }
@@ -93,7 +94,7 @@ async fn serve(mut s: TcpStream, events: Arc<Mutex<Vec<Value>>>) {
         if let Ok(v) = serde_json::from_slice::<Value>(&body)
             && let Some(evs) = v["events"].as_array()
         {
-            events.lock().unwrap().extend(evs.iter().cloned());
+            events.lock().extend(evs.iter().cloned());
         }
         let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
         if s.write_all(ok).await.is_err() {
