@@ -271,3 +271,31 @@ async fn terminate_connections_closes_the_users_sockets_on_every_node() {
     }
     drop(tab);
 }
+
+#[tokio::test]
+async fn a_drained_node_removes_its_members_once() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start().await;
+    let hooks = Hooks::start().await;
+    let mut n = nodes_with(&redis, "t-drain", 2, Some(&hooks.url())).await;
+    let room = "presence-room";
+    let mut obs = Socket::connect(n[0].addr(), APP.key).await;
+    join(&mut obs, room, "obs").await;
+    let mut leaving = Socket::connect(n[1].addr(), APP.key).await;
+    join(&mut leaving, room, "leaving").await;
+    expect_member(&mut obs, "pusher_internal:member_added", room, "leaving").await;
+
+    // SIGTERM: the node gives up its lease and removes its own share; its
+    // sockets' later goodbyes and the lease running out add nothing.
+    n[1].proc.signal("TERM");
+    expect_member(&mut obs, "pusher_internal:member_removed", room, "leaving").await;
+    users(n[0].addr(), room, &["obs"]).await;
+    let _ = n[1].proc.wait_exit(Duration::from_secs(15)).await;
+    // Past the lease (3 s) and a heartbeat: no reaper announces it again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    obs.ping_pong().await;
+    assert_eq!(hooks.count("member_removed", room, Some("leaving")), 1);
+    drop(leaving);
+}
