@@ -255,6 +255,9 @@ impl Edge {
             config.supabase.clone(),
             shutdown.clone(),
         ));
+        if let Some(c) = &cluster {
+            pusher.attach_cluster(c.clone());
+        }
         bridge.attach(&pusher, &supabase);
         bridge.set_app(bridged_app(&config));
         let supervisor = Supervisor::new(&shutdown);

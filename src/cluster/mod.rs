@@ -33,53 +33,71 @@
 //! connections reconnect with [`backoff`] (≤ 2 s); one log line per
 //! transition of the link ([`link`]).
 //!
-//! # Next: cluster-wide presence, counts and node death (design)
+//! # Cluster-wide state: counts, presence, node death
 //!
-//! All keys start with `{prefix}:` and are per app (`{a}` = app id,
-//! `{c}` = hub channel, `{n}` = node id):
+//! All keys start with `{prefix}:` ([`keys`]; `{a}` = app id, `{c}` = hub
+//! channel, `{n}` = node id):
 //!
-//! - `{prefix}:node:{n}` — the node's lease: `SET … PX 15000`, refreshed
-//!   every 5 s. Absent = the node is dead; the first node to take
-//!   `{prefix}:reap:{n}` (`SET NX PX`) reaps it: deletes its fields below
-//!   and publishes the resulting removals once.
-//! - `{prefix}:presence:{a}:{c}` — a hash, field `{n}|{user_id}` → the
-//!   user's info and that node's socket count for the user. A user is a
-//!   member while any field of theirs exists, so `member_added` goes out
-//!   when the first field for the user appears anywhere and
-//!   `member_removed` when the last one goes (HSET/HDEL + HSCAN in one Lua
-//!   script, so the decision is atomic and taken exactly once).
-//! - `{prefix}:subs:{a}:{c}` — a hash `{n}` → subscription count on that
-//!   node: REST `subscription_count`/`occupied`, and the
-//!   occupied/vacated webhooks at 0 → 1 and 1 → 0 of the sum (also one
-//!   script).
-//! - `{prefix}:channels:{a}` — a set of occupied channels for REST
-//!   `channels`; `{prefix}:cache:{a}:{c}` — the cache channel's last
-//!   event, with the app's TTL.
-//! - On reconnect after an outage a node rewrites its own fields (they are
-//!   keyed by node id, so this is idempotent) and the presence changes
-//!   are published as ordinary envelopes carrying protocol frames.
+//! - `node:{n}` — the node's lease: `SET … PX lease` (`[cluster] lease`,
+//!   15 s), renewed every `heartbeat` (5 s); `nodes` — the set of node ids
+//!   holding state. At each heartbeat a node looks for ids whose lease is
+//!   gone; the first to take `reap:{n}` (`SET NX PX`) reaps that node:
+//!   removes its fields below (one script per channel) and announces the
+//!   resulting `member_removed`s and vacated channels once. A draining
+//!   node gives up its lease and reaps itself.
+//! - `subs:{a}:{c}` — hash `{n}` → that node's subscription count: REST
+//!   `subscription_count`/`occupied`; the occupied/vacated webhooks at
+//!   0 → 1 and 1 → 0 of the sum, decided by one script.
+//! - `presence:{a}:{c}` — hash `{n}|{user}` → user info, one field per
+//!   node holding the user; `users:{a}:{c}` — hash user → how many nodes
+//!   hold the user (REST `user_count`). `member_added` when a user's first
+//!   field appears, `member_removed` when the last goes, each decided by a
+//!   script ([`scripts`]), so exactly once whichever nodes race.
+//! - `channels:{a}` — occupied channels (REST `channels`); `held:{n}` —
+//!   the `{a}\n{c}` a node has fields in (what a reaper removes).
+//!
+//! The front notes which channel changed ([`Cluster::changed`],
+//! [`Cluster::presence_joined`]); the [`state`] task reads the local truth
+//! from the hub, writes the difference, and hands the scripts' decisions
+//! to the front through [`Transitions`] (the cluster knows no protocol),
+//! delivering the frames the front makes on every node. On reconnect after
+//! an outage a node writes its fields again (idempotent: keyed by node id).
 
 pub mod backoff;
 pub mod envelope;
+mod keys;
 pub mod link;
 pub mod outbox;
 mod publisher;
+mod scripts;
+mod state;
 mod subscriber;
+pub mod transitions;
+mod view;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 
 pub use link::{Link, LinkStats};
+pub use transitions::Transitions;
 
 use crate::config::cluster::Cluster as ClusterConfig;
-use crate::hub::{Hub, Message, Observer};
+use crate::hub::{ConnRef, DataKind, Frames, Hub, Members, Message, Observer, Origin};
 use crate::shutdown::Shutdown;
+use keys::Keys;
 use outbox::{Bound, Outbox};
+use parking_lot::Mutex;
+use state::Pending;
 
 /// The Redis channel every node publishes to and subscribes.
 pub fn events_channel(prefix: &str) -> String {
     format!("{prefix}:events")
 }
+
+/// The hub channel of the control message "close this user's
+/// connections" between nodes: no front's channel can have this name (a
+/// NUL byte), so it never reaches a subscriber. Its event is the user id.
+const TERMINATE: &str = "\0terminate";
 
 /// Why the cluster could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +116,11 @@ pub struct Cluster {
     outbox: Arc<Outbox>,
     link: Arc<Link>,
     hub: OnceLock<Weak<Hub>>,
+    keys: Keys,
+    pending: Arc<Pending>,
+    transitions: Arc<OnceLock<Arc<dyn Transitions>>>,
+    /// The state task's connection while it is up (for the REST views).
+    state_conn: Arc<Mutex<Option<redis::aio::MultiplexedConnection>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -126,10 +149,14 @@ impl Cluster {
             node: Arc::from(format!("{:016x}", rand::random::<u64>())),
             channel: Arc::from(events_channel(&settings.prefix)),
             link: Arc::new(Link::new(settings.redis_display())),
+            keys: Keys::new(settings.prefix.clone()),
             settings,
             client,
             outbox: Arc::new(Outbox::new(bound)),
             hub: OnceLock::new(),
+            pending: Default::default(),
+            transitions: Default::default(),
+            state_conn: Default::default(),
         })
     }
 
@@ -158,12 +185,14 @@ impl Cluster {
             channel = %self.channel,
             "cluster: connecting"
         );
+        let state_done = tokio_util::sync::CancellationToken::new();
         let publisher = publisher::Publisher::new(
             self.client.clone(),
             self.channel.clone(),
             self.outbox.clone(),
             self.link.clone(),
             shutdown.clone(),
+            state_done.clone(),
         );
         shutdown.spawn(publisher.run());
         let subscriber = subscriber::Subscriber {
@@ -174,9 +203,90 @@ impl Cluster {
             link: self.link.clone(),
             shutdown: shutdown.clone(),
             seen: Default::default(),
+            transitions: self.transitions.clone(),
         };
         shutdown.spawn(subscriber.run());
+        let state = state::State::new(
+            self.client.clone(),
+            self.node.clone(),
+            self.keys.clone(),
+            (self.settings.lease, self.settings.heartbeat),
+            Arc::downgrade(hub),
+            self.outbox.clone(),
+            self.pending.clone(),
+            self.transitions.clone(),
+            self.state_conn.clone(),
+            shutdown.clone(),
+        );
+        shutdown.spawn(async move {
+            state.run().await;
+            state_done.cancel();
+        });
     }
+
+    /// Sets the front that turns the cluster's decisions into protocol
+    /// frames and webhooks (once; later calls are ignored).
+    pub fn set_transitions(&self, t: Arc<dyn Transitions>) {
+        let _ = self.transitions.set(t);
+    }
+
+    /// The local subscriptions or members of `channel` changed: the node's
+    /// share in Redis is brought up to date (never waits).
+    pub fn changed(&self, app: &Arc<str>, channel: &Arc<str>) {
+        self.pending.changed(app, channel);
+    }
+
+    /// Asks every other node to close the connections of `user_id` in
+    /// `app` ([`Transitions::terminate`] there); the caller closes this
+    /// node's.
+    pub fn terminate_user(&self, app: &str, user_id: &str) {
+        let (data, frames) = (bytes::Bytes::new(), Frames::PerCodec(Arc::from([])));
+        let msg = Message {
+            channel: TERMINATE,
+            event: user_id,
+            data: &data,
+            kind: DataKind::Binary,
+            except: None,
+            origin: Origin::Rest,
+            frames: &frames,
+        };
+        let _ = self
+            .outbox
+            .push_with(|seq| envelope::encode(&self.node, seq, app, &msg));
+    }
+
+    /// `conn` joined the presence `channel`: like [`Cluster::changed`],
+    /// then the front is asked to answer it with every node's members
+    /// ([`Transitions::presence_state`]).
+    pub fn presence_joined(&self, app: &Arc<str>, channel: &Arc<str>, conn: &ConnRef) {
+        self.pending.joined(app, channel, conn);
+    }
+}
+
+/// Delivers protocol-internal `frames` to the channel's subscribers here
+/// and, as an envelope, on every other node (except the socket `except`).
+fn broadcast(
+    hub: &Hub,
+    node: &str,
+    outbox: &Outbox,
+    (app, channel): (&str, &str),
+    frames: &Frames,
+    except: Option<&str>,
+) {
+    if let Some(a) = hub.existing_app(app) {
+        a.deliver(channel, frames, except);
+    }
+    let data = bytes::Bytes::new();
+    let msg = Message {
+        channel,
+        event: "",
+        data: &data,
+        kind: DataKind::Binary,
+        except,
+        origin: Origin::Rest,
+        frames,
+    };
+    let _ = outbox.push_with(|seq| envelope::encode(node, seq, app, &msg));
 }
 
 impl Observer for Cluster {

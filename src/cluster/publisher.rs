@@ -39,6 +39,9 @@ pub(super) struct Publisher {
     pub(super) outbox: Arc<Outbox>,
     pub(super) link: Arc<Link>,
     pub(super) shutdown: Shutdown,
+    /// Cancelled when the state task has finished (on drain it queues the
+    /// removals of this node's members, which go out with the last flush).
+    pub(super) state_done: tokio_util::sync::CancellationToken,
     /// Subscribers of the channel when last read (every node's one), by
     /// `PUBSUB NUMSUB` when idle and from each `PUBLISH`'s answer.
     peers: u64,
@@ -51,6 +54,7 @@ impl Publisher {
         outbox: Arc<Outbox>,
         link: Arc<Link>,
         shutdown: Shutdown,
+        state_done: tokio_util::sync::CancellationToken,
     ) -> Publisher {
         Publisher {
             client,
@@ -58,6 +62,7 @@ impl Publisher {
             outbox,
             link,
             shutdown,
+            state_done,
             peers: 0,
         }
     }
@@ -111,7 +116,11 @@ impl Publisher {
                     _ = self.outbox.ready() => {}
                     _ = tokio::time::sleep(PEERS_EVERY) => {}
                     _ = self.shutdown.draining() => {
-                        let _ = tokio::time::timeout(FLUSH, self.flush(conn)).await;
+                        let _ = tokio::time::timeout(FLUSH, async {
+                            self.state_done.cancelled().await;
+                            self.flush(conn).await
+                        })
+                        .await;
                         return Ok(());
                     }
                 }

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -26,6 +26,7 @@ use super::backoff::Backoff;
 use super::envelope;
 use super::link::{Conn, Link};
 use super::publisher::TIMEOUT;
+use super::transitions::Transitions;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 
@@ -80,6 +81,7 @@ pub(super) struct Subscriber {
     pub(super) link: Arc<Link>,
     pub(super) shutdown: Shutdown,
     pub(super) seen: Seen,
+    pub(super) transitions: Arc<OnceLock<Arc<dyn Transitions>>>,
 }
 
 impl Subscriber {
@@ -156,6 +158,12 @@ impl Subscriber {
             }
         }
         self.link.received.fetch_add(1, Ordering::Relaxed);
+        if env.channel == super::TERMINATE {
+            if let Some(t) = self.transitions.get() {
+                t.terminate(env.app, env.event);
+            }
+            return;
+        }
         let Some(hub) = self.hub.upgrade() else {
             return;
         };

@@ -12,6 +12,8 @@
 //! [cluster]
 //! redis  = "redis://:${REDIS_PASSWORD}@10.0.0.5:6379/2"   # or rediss://user:pw@host/0
 //! prefix = "myapp-production"                           # default "portico"
+//! lease  = "15s"        # a node silent this long is dead and reaped
+//! heartbeat = "5s"      # how often a node renews its lease (< lease)
 //! ```
 //!
 //! The prefix has a stable default (`"portico"`), not one derived from the
@@ -23,6 +25,7 @@
 //! reload keeps the running cluster settings and logs that it did.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -33,6 +36,11 @@ use super::error::ConfigError;
 /// The prefix used when `[cluster] prefix` is absent.
 pub const DEFAULT_PREFIX: &str = "portico";
 
+/// The node lease when `[cluster] lease` is absent.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// The lease renewal interval when `[cluster] heartbeat` is absent.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// Longest accepted prefix.
 const MAX_PREFIX: usize = 64;
 
@@ -42,6 +50,8 @@ const MAX_PREFIX: usize = 64;
 pub(crate) struct RawCluster {
     pub(crate) redis: Option<SpStr>,
     pub(crate) prefix: Option<SpStr>,
+    pub(crate) lease: Option<SpStr>,
+    pub(crate) heartbeat: Option<SpStr>,
 }
 
 /// `[cluster]`, validated.
@@ -54,6 +64,11 @@ pub struct Cluster {
     pub prefix: Arc<str>,
     /// Whether `prefix` was left at [`DEFAULT_PREFIX`].
     pub prefix_is_default: bool,
+    /// How long a node's lease lasts without renewal: a node silent this
+    /// long is dead, and its members and subscriptions are reaped.
+    pub lease: Duration,
+    /// How often a node renews its lease (shorter than `lease`).
+    pub heartbeat: Duration,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -61,6 +76,8 @@ impl std::fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("redis", &self.redis_display())
             .field("prefix", &self.prefix)
+            .field("lease", &self.lease)
+            .field("heartbeat", &self.heartbeat)
             .finish()
     }
 }
@@ -147,16 +164,38 @@ pub(crate) fn validate(
         }
     };
     let prefix_is_default = prefix == DEFAULT_PREFIX;
+    let lease = cx.duration_or("cluster.lease", raw.lease.as_ref(), DEFAULT_LEASE)?;
+    let heartbeat = cx.duration_or(
+        "cluster.heartbeat",
+        raw.heartbeat.as_ref(),
+        DEFAULT_HEARTBEAT,
+    )?;
+    if heartbeat.is_zero() || heartbeat >= lease {
+        let (key, v) = match &raw.lease {
+            Some(l) => ("cluster.lease", Some(l)),
+            None => ("cluster.heartbeat", raw.heartbeat.as_ref()),
+        };
+        return Err(cx.err(
+            key,
+            v.map(|v| v.span()).or(Some(span)),
+            format!("the lease ({lease:?}) must be longer than the heartbeat ({heartbeat:?}) that renews it"),
+            "make `lease` about three heartbeats, e.g. lease = \"15s\" with heartbeat = \"5s\"",
+        ));
+    }
     Ok(Some(Arc::new(Cluster {
         redis: Arc::from(url),
         prefix: Arc::from(prefix),
         prefix_is_default,
+        lease,
+        heartbeat,
     })))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{DEFAULT_HEARTBEAT, DEFAULT_LEASE};
     use crate::config::{Config, ConfigError};
+    use std::time::Duration;
 
     fn load(cluster: &str) -> Result<Config, ConfigError> {
         let text = format!("[server]\nplain = \"127.0.0.1:0\"\n[tls]\nmode = \"off\"\n{cluster}");
@@ -232,6 +271,28 @@ mod tests {
                 e.contains("cluster.prefix") && e.contains("t.toml:7"),
                 "{p}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn lease_defaults_and_must_outlast_the_heartbeat() {
+        let c = load("[cluster]\nredis = \"redis://h\"\n")
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!((c.lease, c.heartbeat), (DEFAULT_LEASE, DEFAULT_HEARTBEAT));
+        let c = load("[cluster]\nredis = \"redis://h\"\nlease = \"3s\"\nheartbeat = \"1s\"\n")
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(c.lease, Duration::from_secs(3));
+        for (extra, key) in [
+            ("lease = \"3s\"\n", "cluster.lease"),
+            ("heartbeat = \"20s\"\n", "cluster.heartbeat"),
+            ("lease = \"2s\"\nheartbeat = \"2s\"\n", "cluster.lease"),
+        ] {
+            let e = err(&format!("[cluster]\nredis = \"redis://h\"\n{extra}"));
+            assert!(e.contains(key) && e.contains("t.toml:7"), "{extra}: {e}");
         }
     }
 

@@ -169,9 +169,11 @@ impl fmt::Display for Effective<'_> {
             Some(cl) => {
                 writeln!(
                     f,
-                    "cluster: redis {}, prefix \"{}\", node id random at start (changing [cluster] needs a restart; a reload keeps the running settings)",
+                    "cluster: redis {}, prefix \"{}\", lease {:?} renewed every {:?}, node id random at start (changing [cluster] needs a restart; a reload keeps the running settings)",
                     cl.redis_display(),
-                    cl.prefix
+                    cl.prefix,
+                    cl.lease,
+                    cl.heartbeat
                 )?;
                 if cl.prefix_is_default {
                     writeln!(

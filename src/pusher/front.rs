@@ -22,8 +22,9 @@ use super::app::{App, AppRegistry};
 use super::protocol::{self, SessionError};
 use super::rest::{self, Call, RestError};
 use super::session;
-use super::state::{FrontSettings, Shared};
+use super::state::{ClusterTransitions, FrontSettings, Shared};
 use super::webhooks::{HttpPoster, Webhooks};
+use crate::cluster::Cluster;
 use crate::config::apps::{Apps, PusherSettings};
 use crate::http::RequestCtx;
 use crate::http::body::{Body, full};
@@ -88,8 +89,19 @@ impl PusherFront {
                 shutdown,
                 counts: Default::default(),
                 rest_windows: Default::default(),
+                cluster: Default::default(),
             }),
         }
+    }
+
+    /// Makes this front cluster-aware: presence, occupancy and their
+    /// webhooks are decided cluster-wide by `cluster`, and the REST
+    /// channel queries answer for every node. Set once, at start.
+    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        cluster.set_transitions(Arc::new(ClusterTransitions {
+            shared: Arc::downgrade(&self.shared),
+        }));
+        let _ = self.shared.cluster.set(cluster);
     }
 
     /// Applies a reloaded `[[apps]]` set. Live sockets keep the settings
@@ -225,7 +237,11 @@ impl PusherFront {
             query: &query,
             body: &body,
         };
-        match rest::handle(&self.shared, &call) {
+        let answer = match self.shared.cluster.get() {
+            Some(c) => rest::handle_clustered(&self.shared, &call, c).await,
+            None => rest::handle(&self.shared, &call),
+        };
+        match answer {
             Ok(json) => json_response(StatusCode::OK, json),
             Err(e) => {
                 tracing::debug!(path, error = %e, "pusher REST call refused");

@@ -18,10 +18,11 @@ use serde_json::{Map, Value, json};
 
 use super::app::App;
 use super::auth::{self, RestAuthError, RestRequest};
-use super::channel::{self, Access};
+use super::channel::{self, Access, ChannelKind};
 use super::protocol;
 use super::state::Shared;
-use crate::hub::{DataKind, Frames, Message, Origin};
+use crate::cluster::Cluster;
+use crate::hub::{AppHub, ChannelInfo, DataKind, Frames, Members, Message, Origin};
 
 /// Most channels in one publish.
 pub const MAX_CHANNELS: usize = 100;
@@ -121,8 +122,67 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A call past its checks: the app, its query parameters and the path
+/// after `/apps/{id}/`.
+struct Checked<'c> {
+    app: Arc<App>,
+    params: Vec<(String, String)>,
+    tail: &'c str,
+}
+
+impl Checked<'_> {
+    fn param(&self, k: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Handles one call; `Ok` carries the JSON body of a 200.
 pub(crate) fn handle(shared: &Shared, call: &Call<'_>) -> Result<String, RestError> {
+    let checked = check(shared, call)?;
+    dispatch(shared, call, &checked)
+}
+
+/// Like [`handle`] on a node of a cluster: the channel queries answer for
+/// every node.
+pub(crate) async fn handle_clustered(
+    shared: &Shared,
+    call: &Call<'_>,
+    cluster: &Cluster,
+) -> Result<String, RestError> {
+    let c = check(shared, call)?;
+    let segs: Vec<&str> = c.tail.split('/').collect();
+    if call.method != Method::GET {
+        return dispatch(shared, call, &c);
+    }
+    match segs.as_slice() {
+        ["channels"] => {
+            let (prefix, want_users) =
+                channels_query(c.param("filter_by_prefix"), c.param("info"))?;
+            let list = cluster.channels(&c.app.id, prefix).await;
+            Ok(channels(list, want_users))
+        }
+        ["channels", name] => {
+            let name = decode(name)?;
+            let kind = channel_kind(&name)?;
+            let ci = cluster.channel_info(&c.app.id, &name).await;
+            let hub = shared.app_hub(&c.app);
+            channel_info(&hub, &name, kind, ci, c.param("info"))
+        }
+        ["channels", name, "users"] => {
+            let name = decode(name)?;
+            presence_only(&name)?;
+            Ok(users(cluster.members(&c.app.id, &name).await))
+        }
+        _ => dispatch(shared, call, &c),
+    }
+}
+
+/// The app, signature and rate-limit checks.
+fn check<'c>(shared: &Shared, call: &Call<'c>) -> Result<Checked<'c>, RestError> {
     let rest = call
         .path
         .strip_prefix("/apps/")
@@ -150,28 +210,40 @@ pub(crate) fn handle(shared: &Shared, call: &Call<'_>) -> Result<String, RestErr
         });
     }
     let params = auth::parse_query(call.query).unwrap_or_default();
-    let param = |k: &str| {
-        params
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-    };
-    let segs: Vec<&str> = tail.split('/').collect();
+    Ok(Checked { app, params, tail })
+}
+
+/// Routes a checked call, answering from this node's hub.
+fn dispatch(shared: &Shared, call: &Call<'_>, c: &Checked<'_>) -> Result<String, RestError> {
+    let (app, param) = (&c.app, |k: &str| c.param(k));
+    let segs: Vec<&str> = c.tail.split('/').collect();
     let get = call.method == Method::GET;
     let post = call.method == Method::POST;
     match segs.as_slice() {
-        ["events"] if post => events(shared, &app, call.body),
-        ["batch_events"] if post => batch(shared, &app, call.body),
-        ["channels"] if get => channels(shared, &app, param("filter_by_prefix"), param("info")),
-        ["channels", name] if get => channel_info(shared, &app, &decode(name)?, param("info")),
-        ["channels", name, "users"] if get => users(shared, &app, &decode(name)?),
+        ["events"] if post => events(shared, app, call.body),
+        ["batch_events"] if post => batch(shared, app, call.body),
+        ["channels"] if get => {
+            let (prefix, want_users) = channels_query(param("filter_by_prefix"), param("info"))?;
+            Ok(channels(shared.app_hub(app).channels(prefix), want_users))
+        }
+        ["channels", name] if get => {
+            let name = decode(name)?;
+            let kind = channel_kind(&name)?;
+            let hub = shared.app_hub(app);
+            let ci = hub.channel_info(&name);
+            channel_info(&hub, &name, kind, ci, param("info"))
+        }
+        ["channels", name, "users"] if get => {
+            let name = decode(name)?;
+            presence_only(&name)?;
+            Ok(users(shared.app_hub(app).members(&name)))
+        }
         ["users", uid, "terminate_connections"] if post => {
-            shared.terminate_user(&app, &decode(uid)?);
+            shared.terminate_user(app, &decode(uid)?);
             Ok("{}".into())
         }
         ["connections"] if get => {
-            Ok(json!({"connections": shared.app_hub(&app).connection_count()}).to_string())
+            Ok(json!({"connections": shared.app_hub(app).connection_count()}).to_string())
         }
         ["events"]
         | ["batch_events"]
@@ -347,12 +419,11 @@ fn batch(shared: &Shared, app: &Arc<App>, body: &[u8]) -> Result<String, RestErr
     })
 }
 
-fn channels(
-    shared: &Shared,
-    app: &Arc<App>,
-    prefix: Option<&str>,
+/// `filter_by_prefix` and whether `info` asks for user counts.
+fn channels_query<'a>(
+    prefix: Option<&'a str>,
     info: Option<&str>,
-) -> Result<String, RestError> {
+) -> Result<(&'a str, bool), RestError> {
     let prefix = prefix.unwrap_or("");
     let want_users = info.is_some_and(|i| i.split(',').any(|x| x == "user_count"));
     if want_users && !prefix.starts_with("presence-") {
@@ -360,8 +431,12 @@ fn channels(
             "info=user_count is only allowed with filter_by_prefix=presence-".into(),
         ));
     }
+    Ok((prefix, want_users))
+}
+
+fn channels(list: Vec<ChannelInfo>, want_users: bool) -> String {
     let mut out = BTreeMap::new();
-    for ci in shared.app_hub(app).channels(prefix) {
+    for ci in list {
         if channel::kind_of(&ci.name).access == Access::ServerToUser {
             continue;
         }
@@ -372,19 +447,23 @@ fn channels(
         };
         out.insert(ci.name.to_string(), v);
     }
-    Ok(json!({ "channels": out }).to_string())
+    json!({ "channels": out }).to_string()
 }
 
+fn channel_kind(name: &str) -> Result<ChannelKind, RestError> {
+    channel::classify(name)
+        .map_err(|e| RestError::Invalid(format!("invalid channel {name:?}: {e}")))
+}
+
+/// `ci`: the channel's counts (`None`: not occupied), from this node or
+/// the cluster.
 fn channel_info(
-    shared: &Shared,
-    app: &Arc<App>,
+    hub: &AppHub,
     name: &str,
+    kind: ChannelKind,
+    ci: Option<ChannelInfo>,
     info: Option<&str>,
 ) -> Result<String, RestError> {
-    let kind = channel::classify(name)
-        .map_err(|e| RestError::Invalid(format!("invalid channel {name:?}: {e}")))?;
-    let hub = shared.app_hub(app);
-    let ci = hub.channel_info(name);
     let mut o = Map::new();
     o.insert("occupied".into(), ci.is_some().into());
     for what in info.unwrap_or("").split(',').filter(|s| !s.is_empty()) {
@@ -422,19 +501,21 @@ fn channel_info(
     Ok(Value::Object(o).to_string())
 }
 
-fn users(shared: &Shared, app: &Arc<App>, name: &str) -> Result<String, RestError> {
+fn presence_only(name: &str) -> Result<(), RestError> {
     if channel::classify(name).map(|k| k.access) != Ok(Access::Presence) {
         return Err(RestError::Invalid(
             "users are only available for presence channels".into(),
         ));
     }
-    let users: Vec<Value> = shared
-        .app_hub(app)
-        .members(name)
+    Ok(())
+}
+
+fn users(members: Members) -> String {
+    let users: Vec<Value> = members
         .into_iter()
         .map(|(id, _)| json!({ "id": &*id }))
         .collect();
-    Ok(json!({ "users": users }).to_string())
+    json!({ "users": users }).to_string()
 }
 
 mod check;

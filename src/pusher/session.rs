@@ -358,10 +358,15 @@ impl Session {
             },
         );
         let reply = match &joined.presence {
-            Some((_, members)) => protocol::presence_subscription_succeeded(&name, members),
-            None => protocol::subscription_succeeded(&name),
+            // In a cluster the member list is every node's: the cluster
+            // answers once it has recorded this member (`after_join`).
+            Some(_) if self.shared.cluster.get().is_some() => None,
+            Some((_, members)) => Some(protocol::presence_subscription_succeeded(&name, members)),
+            None => Some(protocol::subscription_succeeded(&name)),
         };
-        self.send(reply);
+        if let Some(reply) = reply {
+            self.send(reply);
+        }
         if kind.cache {
             match self.hub.cache_get(&name) {
                 Some(frames) => {

@@ -7,7 +7,7 @@
 //! imply (member_added/removed, subscription_count, cache replay) to the hub,
 //! and the matching webhook events to the webhook queue.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use std::collections::HashMap;
@@ -20,8 +20,9 @@ use super::app::{App, AppRegistry, WebhookKind};
 use super::channel::{Access, ChannelKind};
 use super::protocol;
 use super::webhooks::{WebhookEvent, Webhooks};
+use crate::cluster::{Cluster, Transitions};
 use crate::hub::{
-    AppHub, ConnRef, Delivery, Frames, Hub, Joined, Left, Member, MemberJoin, Message,
+    AppHub, ConnRef, Delivery, Frames, Hub, Joined, Left, Member, MemberJoin, Members, Message,
 };
 use crate::shutdown::Shutdown;
 use crate::ws::CloseSpec;
@@ -76,6 +77,10 @@ pub(crate) struct Shared {
     pub(crate) counts: CountThrottle,
     /// Per app id: the current REST rate-limit window's start and calls.
     pub(crate) rest_windows: Mutex<HashMap<Arc<str>, (Instant, u32)>>,
+    /// This node's part of the cluster (`[cluster]`): it then decides
+    /// occupied/vacated and member added/removed cluster-wide
+    /// ([`ClusterTransitions`]) and answers presence joins.
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl Shared {
@@ -114,6 +119,14 @@ impl Shared {
         joined: &Joined,
         member: Option<&Member>,
     ) {
+        if let Some(c) = self.cluster.get() {
+            match member {
+                Some(_) => c.presence_joined(&app.id, name, conn),
+                None => c.changed(&app.id, name),
+            }
+            self.count_changed(app, hub, name, kind, joined.subscription_count);
+            return;
+        }
         if joined.occupied {
             self.webhooks
                 .emit(app, WebhookEvent::new(WebhookKind::ChannelOccupied, name));
@@ -138,6 +151,15 @@ impl Shared {
         kind: ChannelKind,
         left: &Left,
     ) {
+        if let Some(c) = self.cluster.get() {
+            c.changed(&app.id, name);
+            if left.vacated {
+                self.counts.lock().remove(&(app.id.clone(), name.clone()));
+            } else {
+                self.count_changed(app, hub, name, kind, left.subscription_count);
+            }
+            return;
+        }
         if let Some(uid) = &left.member_removed {
             hub.deliver(
                 name,
@@ -227,6 +249,14 @@ impl Shared {
     /// Closes every connection of `user_id` (signed in or present on a
     /// presence channel) with 4009; returns how many.
     pub(crate) fn terminate_user(&self, app: &App, user_id: &str) -> usize {
+        if let Some(c) = self.cluster.get() {
+            c.terminate_user(&app.id, user_id);
+        }
+        self.terminate_local(app, user_id)
+    }
+
+    /// Like [`Shared::terminate_user`] for this node's connections only.
+    pub(crate) fn terminate_local(&self, app: &App, user_id: &str) -> usize {
         let hub = self.app_hub(app);
         let mut conns = hub.user_conns(user_id);
         for c in hub.presence_conns(user_id) {
@@ -242,6 +272,64 @@ impl Shared {
             });
         }
         conns.len()
+    }
+}
+
+/// The Pusher front's side of the cluster's decisions: the webhooks (on
+/// the one node that decided) and the `pusher_internal:` frames every
+/// node's subscribers get.
+pub(crate) struct ClusterTransitions {
+    pub(crate) shared: Weak<Shared>,
+}
+
+impl ClusterTransitions {
+    fn emit(&self, app: &str, kind: WebhookKind, channel: &str, user: Option<&str>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let Some(app) = shared.apps.load().by_id(app).cloned() else {
+            return;
+        };
+        let mut ev = WebhookEvent::new(kind, &Arc::from(channel));
+        ev.user_id = user.map(Arc::from);
+        shared.webhooks.emit(&app, ev);
+    }
+}
+
+impl Transitions for ClusterTransitions {
+    fn occupied(&self, app: &str, channel: &str) {
+        self.emit(app, WebhookKind::ChannelOccupied, channel, None);
+    }
+
+    fn vacated(&self, app: &str, channel: &str) {
+        self.emit(app, WebhookKind::ChannelVacated, channel, None);
+    }
+
+    fn member_added(&self, app: &str, channel: &str, m: &Member) -> Option<Frames> {
+        self.emit(app, WebhookKind::MemberAdded, channel, Some(&m.user_id));
+        Some(Frames::One(protocol::member_added(
+            channel, &m.user_id, &m.info,
+        )))
+    }
+
+    fn member_removed(&self, app: &str, channel: &str, user_id: &str) -> Option<Frames> {
+        self.emit(app, WebhookKind::MemberRemoved, channel, Some(user_id));
+        Some(Frames::One(protocol::member_removed(channel, user_id)))
+    }
+
+    fn presence_state(&self, _app: &str, channel: &str, conn: &ConnRef, members: &Members) {
+        let _ = conn
+            .tx
+            .send_reply(protocol::presence_subscription_succeeded(channel, members));
+    }
+
+    fn terminate(&self, app: &str, user_id: &str) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if let Some(app) = shared.apps.load().by_id(app).cloned() {
+            shared.terminate_local(&app, user_id);
+        }
     }
 }
 
@@ -265,6 +353,7 @@ mod tests {
             shutdown: Shutdown::new(),
             counts: Default::default(),
             rest_windows: Default::default(),
+            cluster: OnceLock::new(),
         };
         let hub = shared.app_hub(&app);
         let name: Arc<str> = Arc::from("big");

@@ -9,7 +9,9 @@
 //! - a Supabase broadcast reaching a node's Supabase subscribers;
 //! - two deployments (prefixes) on one Redis never see each other;
 //! - Redis stopped and restarted: local delivery goes on, the buffered
-//!   cross-node copy is delivered once when the link is back.
+//!   cross-node copy is delivered once when the link is back;
+//! - cluster-wide REST counts, presence across nodes, webhooks exactly
+//!   once, a SIGKILLed node reaped within its lease (`state`).
 //!
 //! "Nothing more arrived" is proved without sleeping: a later message from
 //! the same publisher, or a `pusher:ping` answered by the very next
@@ -22,6 +24,7 @@ mod binary;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../common/config.rs"]
 mod config;
+mod hooks;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../common/inproc.rs"]
 mod inproc;
@@ -32,6 +35,8 @@ mod phoenix;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../pusher/support.rs"]
 mod support;
+
+mod state;
 
 use serde_json::{Value, json};
 

@@ -109,8 +109,16 @@ async fn ping(addr: SocketAddr) -> bool {
 }
 
 /// A node's config: plain listener, JSON logs, the test apps, `[cluster]`
-/// on `redis` with `prefix`.
+/// on `redis` with `prefix` and a 3 s lease.
 pub(crate) fn node_config(redis: &str, prefix: &str) -> String {
+    node_config_with(redis, prefix, None)
+}
+
+/// Like [`node_config`], with [`APP`]'s webhooks posted to `webhook`.
+pub(crate) fn node_config_with(redis: &str, prefix: &str, webhook: Option<&str>) -> String {
+    let webhooks = webhook
+        .map(|u| format!("\n[[apps.webhooks]]\nurl = \"{u}\"\n"))
+        .unwrap_or_default();
     format!(
         r#"
 [server]
@@ -133,7 +141,7 @@ id = "{}"
 key = "{}"
 secret = "{}"
 client_events = true
-
+{webhooks}
 [[apps]]
 id = "{}"
 key = "{}"
@@ -150,6 +158,8 @@ handshake_error_delay = "0s"
 [cluster]
 redis = "{redis}"
 prefix = "{prefix}"
+lease = "3s"
+heartbeat = "1s"
 "#,
         APP.id, APP.key, APP.secret, QUIET.id, QUIET.key, QUIET.secret
     )
@@ -194,9 +204,20 @@ impl Node {
 
 /// Starts `n` nodes on `redis` with `prefix`, each with its link up.
 pub(crate) async fn nodes(redis: &Redis, prefix: &str, n: usize) -> Vec<Node> {
+    nodes_with(redis, prefix, n, None).await
+}
+
+/// Like [`nodes`], posting [`APP`]'s webhooks to `webhook`.
+pub(crate) async fn nodes_with(
+    redis: &Redis,
+    prefix: &str,
+    n: usize,
+    webhook: Option<&str>,
+) -> Vec<Node> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        let proc = binary::start(&node_config(&redis.url(), prefix), &["plain"]).await;
+        let config = node_config_with(&redis.url(), prefix, webhook);
+        let proc = binary::start(&config, &["plain"]).await;
         out.push(Node { proc });
     }
     for node in &mut out {

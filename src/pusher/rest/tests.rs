@@ -23,6 +23,7 @@ fn shared() -> Shared {
         shutdown: Shutdown::new(),
         counts: Default::default(),
         rest_windows: Default::default(),
+        cluster: Default::default(),
     }
 }
 
