@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::pool::{Conn, Pool, Stream};
 use super::records::{self, CodecError, Record};
+pub(crate) use super::spool::BodyError;
 use super::spool::{self, Spooled};
 use crate::http::body::BoxError;
 
@@ -58,14 +59,6 @@ pub(crate) enum ExchangeError {
     Body(BodyError),
 }
 
-/// What went wrong with the client's body.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-pub(crate) enum BodyError {
-    #[error("over the limit of {0} bytes")]
-    TooLarge(u64),
-    #[error("the client's body was cut short or malformed")]
-    Broken,
-}
 
 /// The response head and the channel its body arrives on.
 pub(crate) struct Head {

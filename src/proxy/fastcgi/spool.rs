@@ -14,7 +14,6 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::exchange::BodyError;
 
 /// Bodies up to this size stay in memory.
 pub(crate) const IN_MEMORY: usize = 64 * 1024;
@@ -36,6 +35,15 @@ impl Spooled {
             Spooled::File { len, .. } => *len,
         }
     }
+}
+
+/// What went wrong with the client's body.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("over the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("the client's body was cut short or malformed")]
+    Broken,
 }
 
 /// Why a body could not be spooled.
