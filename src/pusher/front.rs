@@ -159,6 +159,7 @@ impl PusherFront {
                     e => e.to_string(),
                 };
                 tracing::debug!(peer = %ctx.peer, error = %e, "pusher upgrade refused");
+                crate::metrics::handshake_failed("pusher", "bad_upgrade");
                 let mut resp =
                     json_response(e.status(), serde_json::json!({ "error": msg }).to_string());
                 crate::ws::mark_refusal(&mut resp);
@@ -216,6 +217,10 @@ impl PusherFront {
                     size: MAX_REST_BODY + 1,
                     max: MAX_REST_BODY,
                 };
+                crate::metrics::rest_call(
+                    "pusher",
+                    crate::metrics::http_status::Code(e.status().as_u16()),
+                );
                 return json_response(e.status(), e.body());
             }
         };
@@ -225,7 +230,18 @@ impl PusherFront {
             query: &query,
             body: &body,
         };
-        match rest::handle(&self.shared, &call) {
+        let resp = self.rest_answer(&call);
+        crate::metrics::rest_call(
+            "pusher",
+            crate::metrics::http_status::Code(resp.status().as_u16()),
+        );
+        resp
+    }
+
+    /// The answer to a REST call whose body was read.
+    fn rest_answer(&self, call: &Call<'_>) -> Response<Body> {
+        let path = call.path;
+        match rest::handle(&self.shared, call) {
             Ok(json) => json_response(StatusCode::OK, json),
             Err(e) => {
                 tracing::debug!(path, error = %e, "pusher REST call refused");
