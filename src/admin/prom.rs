@@ -17,7 +17,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::status::{counts, protocol_of};
+use super::status::{Counts, app_rows, counts};
 use crate::edge::EdgeInner;
 
 /// The `Content-Type` of the page.
@@ -78,10 +78,10 @@ pub fn render(edge: &EdgeInner) -> String {
 fn hub(r: &mut Registry, edge: &EdgeInner) {
     let (mut conns, mut chans, mut subs) = (Vec::new(), Vec::new(), Vec::new());
     let (mut inn, mut out, mut drops) = (Vec::new(), Vec::new(), Vec::new());
-    for app in edge.hub().apps() {
-        let (protocol, id) = protocol_of(app.id());
-        let l: Labels = vec![("app", id.to_string()), ("protocol", protocol.to_string())];
-        let c = counts(&app);
+    let rt = edge.runtime();
+    for row in app_rows(edge, &rt.config) {
+        let l: Labels = vec![("app", row.id), ("protocol", row.protocol.to_string())];
+        let c = row.hub.as_deref().map_or_else(Counts::default, counts);
         conns.push((l.clone(), n(c.connections)));
         chans.push((l.clone(), n(c.channels)));
         subs.push((l.clone(), n(c.subscriptions)));

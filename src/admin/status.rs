@@ -143,6 +143,7 @@ pub struct Context {
 }
 
 /// The live counts of one hub namespace.
+#[derive(Default)]
 pub(crate) struct Counts {
     pub(crate) connections: u64,
     pub(crate) channels: u64,
@@ -268,49 +269,77 @@ pub(crate) fn seconds_between(from: SystemTime, to: SystemTime) -> i64 {
     }
 }
 
+/// One app row: protocol, id to show, public key, and its hub namespace
+/// when it was ever used.
+pub(crate) struct AppRow {
+    pub(crate) protocol: &'static str,
+    pub(crate) id: String,
+    pub(crate) key: Option<String>,
+    pub(crate) hub: Option<Arc<AppHub>>,
+}
+
 /// The configured Pusher apps (with or without sockets), the Supabase
-/// front when configured, and any other namespace the hub has.
-fn apps(edge: &EdgeInner, cfg: &Config) -> Vec<AppStatus> {
+/// front when configured, and any other namespace of the hub that still
+/// has sockets (an app removed by a reload).
+pub(crate) fn app_rows(edge: &EdgeInner, cfg: &Config) -> Vec<AppRow> {
     let hub = edge.hub();
-    let mut out = Vec::new();
-    let row = |protocol: &str, id: &str, key: Option<String>, app: Option<Arc<AppHub>>| {
-        let c = app.as_deref().map(counts);
-        AppStatus {
-            protocol: protocol.to_string(),
-            id: id.to_string(),
-            key,
-            connections: c.as_ref().map_or(0, |c| c.connections),
-            channels: c.as_ref().map_or(0, |c| c.channels),
-            subscriptions: c.as_ref().map_or(0, |c| c.subscriptions),
-            messages_in: c.as_ref().map_or(0, |c| c.messages.published),
-            messages_out: c.as_ref().map_or(0, |c| c.messages.delivered),
-            fanout_drops: c.as_ref().map_or(0, |c| c.messages.evicted),
-        }
-    };
-    let mut seen = Vec::new();
-    for a in &cfg.apps.apps {
-        out.push(row(
-            "pusher",
-            &a.id,
-            Some(a.key.to_string()),
-            hub.existing_app(&a.id),
-        ));
-        seen.push(a.id.to_string());
-    }
+    let mut out: Vec<AppRow> = cfg
+        .apps
+        .apps
+        .iter()
+        .map(|a| AppRow {
+            protocol: "pusher",
+            id: a.id.to_string(),
+            key: Some(a.key.to_string()),
+            hub: hub.existing_app(&a.id),
+        })
+        .collect();
+    let ns = crate::phoenix::NAMESPACE;
     if cfg.supabase.is_some() {
-        let ns = crate::phoenix::NAMESPACE;
-        out.push(row("supabase", "supabase", None, hub.existing_app(ns)));
-        seen.push(ns.to_string());
+        out.push(AppRow {
+            protocol: "supabase",
+            id: "supabase".to_string(),
+            key: None,
+            hub: hub.existing_app(ns),
+        });
     }
-    // Apps removed by a reload whose sockets are still open.
     for app in hub.apps() {
-        if !seen.iter().any(|s| **s == **app.id()) {
+        let configured = if **app.id() == *ns {
+            cfg.supabase.is_some()
+        } else {
+            cfg.apps.apps.iter().any(|a| *a.id == **app.id())
+        };
+        if !configured && app.connection_count() > 0 {
             let (protocol, id) = protocol_of(app.id());
-            let id = id.to_string();
-            out.push(row(protocol, &id, None, Some(app)));
+            out.push(AppRow {
+                protocol,
+                id: id.to_string(),
+                key: None,
+                hub: Some(app),
+            });
         }
     }
     out
+}
+
+fn apps(edge: &EdgeInner, cfg: &Config) -> Vec<AppStatus> {
+    app_rows(edge, cfg)
+        .into_iter()
+        .map(|row| {
+            let c = row.hub.as_deref().map(counts);
+            AppStatus {
+                protocol: row.protocol.to_string(),
+                id: row.id,
+                key: row.key,
+                connections: c.as_ref().map_or(0, |c| c.connections),
+                channels: c.as_ref().map_or(0, |c| c.channels),
+                subscriptions: c.as_ref().map_or(0, |c| c.subscriptions),
+                messages_in: c.as_ref().map_or(0, |c| c.messages.published),
+                messages_out: c.as_ref().map_or(0, |c| c.messages.delivered),
+                fanout_drops: c.as_ref().map_or(0, |c| c.messages.evicted),
+            }
+        })
+        .collect()
 }
 
 /// Where an upstream listens, for the probe.

@@ -459,3 +459,72 @@ async fn admin_is_off_unless_configured_and_check_warns_off_loopback() {
     assert!(!st.success());
     assert!(err.contains("admin listener is not enabled"), "{err}");
 }
+
+#[tokio::test]
+async fn tls_failures_and_certificate_expiry_are_exposed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = binary::start(
+        r#"
+[server]
+https = "127.0.0.1:0"
+grace_period = "1s"
+
+[tls]
+mode = "dev"
+dir = "certs"
+
+[upstream]
+url = "http://127.0.0.1:9"
+
+[log]
+format = "json"
+
+[admin]
+listen = "127.0.0.1:0"
+"#,
+        &["https", "admin"],
+    )
+    .await;
+    let before = scrape(&p).await;
+    let failed =
+        |page: &Page| page.or0("portico_tls_handshake_failures_total", &[("reason", "tls")]);
+    assert_eq!(failed(&before), 0.0);
+    // Plain HTTP on the TLS port: the handshake fails.
+    let mut s = within(
+        "connect",
+        TcpStream::connect(p.https.expect("https listener")),
+    )
+    .await
+    .expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut sink = Vec::new();
+    let _ = within("the server closing", s.read_to_end(&mut sink)).await;
+    let page = scrape_until(&p, "the failed handshake counted", |page| {
+        failed(page) == 1.0
+    })
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let expiry = page
+        .get(
+            "portico_certificate_expiry_timestamp_seconds",
+            &[("domain", "localhost")],
+        )
+        .unwrap_or_else(|| panic!("no expiry for localhost: {page:?}"));
+    assert!(expiry > now, "the dev leaf is valid: {expiry} vs {now}");
+    let (st, out, err) = run_cmd(
+        &["status", "--admin", &p.admin.expect("admin").to_string()],
+        std::path::Path::new("."),
+    )
+    .await;
+    assert!(st.success(), "{err}");
+    assert!(out.contains("tls: dev"), "{out}");
+    assert!(
+        out.contains("localhost") && out.contains("expires in"),
+        "{out}"
+    );
+}
