@@ -302,6 +302,9 @@ impl Edge {
         {
             tracing::warn!("listener addresses changed in the config; they take effect on restart");
         }
+        if old.config.admin != config.admin {
+            tracing::warn!("`[admin]` changed in the config; it takes effect on restart");
+        }
         let running = self.inner.cluster.as_ref().map(|c| c.settings());
         if running != config.cluster.as_ref() {
             tracing::warn!(
