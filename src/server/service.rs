@@ -111,7 +111,12 @@ pub async fn handle(
                                 what: "this upstream",
                             })),
                         };
-                        observe_upstream(&route_label, "http", started, resp.as_ref().err());
+                        super::upstream_metrics::observe(
+                            &route_label,
+                            "http",
+                            started,
+                            resp.as_ref().err(),
+                        );
                         let target = up.map_or_else(|| Arc::from("?"), |u| u.target.url.clone());
                         match resp {
                             Ok(r) => (r, route_label, target),
@@ -205,24 +210,6 @@ fn health(draining: bool) -> Response<Body> {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-/// Records a request to an upstream of `kind` (`http`, `fastcgi`) on
-/// `route` that started at `started`: its latency when the upstream
-/// answered, its cause when the upstream failed it.
-pub(super) fn observe_upstream(
-    route: &Arc<str>,
-    kind: &'static str,
-    started: Instant,
-    error: Option<&HttpError>,
-) {
-    match error {
-        None => crate::metrics::upstream_latency(route, kind, started.elapsed()),
-        Some(e) if e.status().1 == Side::Upstream => {
-            crate::metrics::upstream_error(route, kind, e.cause())
-        }
-        Some(_) => {}
-    }
 }
 
 pub(super) fn log_error(e: &HttpError, route: &str, peer: SocketAddr) {

@@ -38,7 +38,7 @@ pub(super) async fn serve(
             };
             let started = std::time::Instant::now();
             let r = fastcgi::serve(req, route, php, client, shutdown).await;
-            super::service::observe_upstream(&route.path, "fastcgi", started, r.as_ref().err());
+            super::upstream_metrics::observe(&route.path, "fastcgi", started, r.as_ref().err());
             r
         }
         Some(Site::Files(files)) => Ok(serve_files(req, route, files).await),

@@ -284,7 +284,12 @@ async fn proxied_requests_show_in_the_latency_histogram_and_errors_by_cause() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, "hello from upstream");
     }
-    let page = scrape(&p).await;
+    // The fast path records a request once its response went out, so the
+    // client may read the answer a moment before the count moves.
+    let page = scrape_until(&p, "three observations", |page| {
+        page.or0("portico_upstream_request_duration_seconds_count", &http) >= 3.0
+    })
+    .await;
     assert_eq!(
         page.types["portico_upstream_request_duration_seconds"],
         "histogram"

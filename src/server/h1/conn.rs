@@ -27,7 +27,8 @@ use crate::server::access_log::{Entry, redact_query};
 use crate::server::hyper_conn::serve_hyper;
 use crate::server::router;
 use crate::server::router::{Decision, Dispatch, dispatch};
-use crate::server::service::{log_error, observe_upstream};
+use crate::server::service::log_error;
+use crate::server::upstream_metrics;
 use crate::server::{ConnInfo, ConnSettings};
 
 /// A head that has not ended within this many bytes goes to hyper, which
@@ -270,11 +271,11 @@ where
         };
         let (status, bytes, complete, close) = match result {
             Ok(r) => {
-                observe_upstream(&route.path, "http", started, None);
+                upstream_metrics::observe(&route.path, "http", started, None);
                 (r.status, r.bytes, true, r.close)
             }
             Err(RelayError::Unsent(e)) => {
-                observe_upstream(&route.path, "http", started, Some(&e));
+                upstream_metrics::observe(&route.path, "http", started, Some(&e));
                 log_error(&e, &route.path, conn.peer);
                 let (status, ctype, body) = e.page(html);
                 write_error(&mut out, status, ctype, &body, close);
