@@ -43,6 +43,8 @@ pub struct EdgeInner {
     bridge: Arc<Bridge>,
     /// This node's part of the cluster (`[cluster]`); fixed at start.
     cluster: Option<Arc<Cluster>>,
+    /// The hub both fronts share (its apps' counts, for metrics and status).
+    hub: Arc<Hub>,
     /// Upstream connection pools, kept across reloads for the upstreams the
     /// new config still uses, so their keep-alive connections survive.
     pools: parking_lot::Mutex<Vec<Pool>>,
@@ -90,6 +92,11 @@ impl EdgeInner {
     /// The supervised processes (their state, for status and tests).
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
+    }
+
+    /// The hub both fronts share.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// This node's part of the cluster, when `[cluster]` is set (its link
@@ -251,7 +258,7 @@ impl Edge {
             shutdown.clone(),
         ));
         let supabase = Arc::new(SupabaseFront::new(
-            hub,
+            hub.clone(),
             config.supabase.clone(),
             shutdown.clone(),
         ));
@@ -277,6 +284,7 @@ impl Edge {
             supabase,
             bridge,
             cluster,
+            hub,
             pools,
             supervisor,
             fastcgi_pools,
@@ -296,6 +304,9 @@ impl Edge {
             || old.config.server.plain != config.server.plain
         {
             tracing::warn!("listener addresses changed in the config; they take effect on restart");
+        }
+        if old.config.admin != config.admin {
+            tracing::warn!("`[admin]` changed in the config; it takes effect on restart");
         }
         let running = self.inner.cluster.as_ref().map(|c| c.settings());
         if running != config.cluster.as_ref() {

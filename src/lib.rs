@@ -33,15 +33,19 @@
 //! [`shutdown`] is the one drain/abort signal; [`workers`] runs
 //! connections on per-core event loops and [`io::movable`] moves a hub
 //! socket off them; [`sd_notify`] tells systemd when portico is ready
-//! and when it stops; [`cli`] is the banner and `keygen`.
+//! and when it stops; [`cli`] is the banner, `keygen` and `status`.
+//! [`metrics`] counts events (handshake failures, REST calls, upstream
+//! latency, …) for [`admin`], the `[admin]` listener serving Prometheus
+//! `/metrics` and `/status` from those counters and the edge's live state.
 //!
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
-//! `shutdown`, `workers`, `io`, `sd_notify` → `http` → `config` → `tls`, `supervise`,
+//! `shutdown`, `workers`, `io`, `sd_notify`, `metrics` → `http` → `config` → `tls`, `supervise`,
 //! `files` → `ws` → `hub` → `proxy`, `cluster` → `pusher`, `phoenix` →
-//! `bridge` → `server` → `edge` → `listener` → `cli`. A module imports only
+//! `bridge` → `server` → `edge` → `listener`, `admin` → `cli`. A module imports only
 //! lower layers.
 
+pub mod admin;
 pub mod bridge;
 pub mod cli;
 pub mod cluster;
@@ -54,6 +58,7 @@ pub mod http;
 pub mod hub;
 pub mod io;
 pub mod listener;
+pub mod metrics;
 pub mod phoenix;
 pub mod proxy;
 pub mod pusher;

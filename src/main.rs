@@ -1,5 +1,6 @@
 //! The `portico` command: parse the CLI, load config, bind, forward signals.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,6 +50,18 @@ enum Command {
         #[arg(long, short, env = "PORTICO_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Ask a running portico (its [admin] listener) what it is doing.
+    Status {
+        /// Config file whose `[admin] listen` to ask; default as for `run`.
+        #[arg(long, short, env = "PORTICO_CONFIG")]
+        config: Option<PathBuf>,
+        /// The admin listener's address, instead of the config's.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// Print the status document as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const DEFAULT_PATH: &str = "config/portico.toml";
@@ -69,6 +82,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Certs { config } => certs(config.as_deref()),
+        Command::Status {
+            config,
+            admin,
+            json,
+        } => status(config.as_deref(), admin, json),
         Command::Check { config } => match load(config.as_deref()) {
             Ok(c) => {
                 print!("{}", c.effective());
@@ -158,6 +176,70 @@ fn certs(config: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `portico status`: exit 0 with the report, 1 when nothing answered,
+/// 2 on a config error.
+fn status(config: Option<&Path>, admin: Option<SocketAddr>, json: bool) -> ExitCode {
+    use portico::cli::status::{StatusError, fetch, render};
+    let addr = match admin {
+        Some(a) => a,
+        None => match load(config) {
+            Ok(cfg) => match cfg.admin {
+                Some(a) => connectable(a.listen),
+                None => {
+                    let e = StatusError::NotEnabled {
+                        config: cfg.source.to_string(),
+                    };
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fetch(addr)) {
+        Ok((text, doc)) => {
+            if json {
+                print!("{text}");
+            } else {
+                print!("{}", render(&doc));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A listen address as a client reaches it: the unspecified address
+/// (`0.0.0.0`, `::`) is this machine's loopback.
+fn connectable(a: SocketAddr) -> SocketAddr {
+    if a.ip().is_unspecified() {
+        let ip: std::net::IpAddr = if a.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, a.port())
+    } else {
+        a
+    }
+}
+
 fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&*cfg.log.level));
@@ -180,6 +262,7 @@ fn colour_stderr() -> bool {
 
 async fn run(cfg: Config, path: Option<PathBuf>, mode: Mode) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&cfg.server)?;
+    let admin = cfg.admin.as_ref().map(portico::admin::bind).transpose()?;
     let edge = Edge::new(cfg, Shutdown::new())?;
     let workers = Arc::new(Workers::start(mode)?);
     if !workers.is_empty() {
@@ -191,6 +274,9 @@ async fn run(cfg: Config, path: Option<PathBuf>, mode: Mode) -> anyhow::Result<(
     print_banner(&edge, &listeners);
     if let Some(p) = &path {
         spawn_config_watch(edge.clone(), p.clone());
+    }
+    if let Some(admin) = admin {
+        start_admin(admin, &edge, &listeners);
     }
     let signals = signals(edge.clone(), path)?;
     // Listeners are bound (connections queue from now on): tell systemd.
@@ -213,6 +299,34 @@ fn print_banner(edge: &Edge, listeners: &Listeners) {
         }
     }
     eprint!("{}", portico::cli::banner::render(&cfg, listeners));
+}
+
+/// Serves `[admin]` on `listener` until the edge drains.
+fn start_admin(listener: tokio::net::TcpListener, edge: &Edge, listeners: &Listeners) {
+    use portico::admin::status::{Context, Listening};
+    let mut bound: Vec<Listening> = listeners
+        .addrs()
+        .into_iter()
+        .filter_map(|(kind, a)| {
+            a.map(|addr| Listening {
+                name: kind.name().to_string(),
+                addr,
+            })
+        })
+        .collect();
+    if let Ok(a) = listener.local_addr() {
+        tracing::info!(listener = "admin", addr = %a, "listening");
+        eprintln!("  admin  http://{a}/metrics and /status (portico status)");
+        bound.push(Listening {
+            name: "admin".to_string(),
+            addr: a,
+        });
+    }
+    let cx = Context {
+        listeners: bound,
+        started: std::time::SystemTime::now(),
+    };
+    tokio::spawn(portico::admin::serve(listener, edge.inner().clone(), cx));
 }
 
 /// Resolves on SIGTERM or SIGINT (telling systemd portico is stopping);

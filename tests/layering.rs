@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("workers", 0),
     ("io", 0),
     ("sd_notify", 0), // readiness datagrams to systemd: imports no one
+    ("metrics", 0),   // event counters for `/metrics`; imports no one
     ("http", 1),
     ("config", 2),
     ("tls", 3),       // `acme` lives inside
@@ -45,6 +46,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("server", 9), // the request stack: connections, h1 path, router
     ("edge", 10),  // the composition root
     ("listener", 11),
+    ("admin", 11),   // the admin listener: `/metrics` and `/status`, read from the edge
     ("cli", 12),     // the banner names the listeners
     ("fuzzing", 13), // the fuzz targets' entry points, beside lib.rs
 ];

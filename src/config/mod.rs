@@ -14,12 +14,13 @@
 //! Parts: `error` (the error type and the TOML stage), `ctx` (the
 //! validation context and value readers every section uses), `validate`
 //! (the entry point, `[server]`, `[tls]`, `[log]`), `routes` (`[upstream]`,
-//! `routes`), [`acme`], [`apps`], [`supabase`], [`processes`], [`cluster`]
+//! `routes`), [`acme`], [`admin`], [`apps`], [`supabase`], [`processes`], [`cluster`]
 //! (their sections), `show`
 //! (the `portico check` summary), `units` and `expand` (value syntax),
 //! [`watch`] (reloading when the file changes).
 
 pub mod acme;
+pub mod admin;
 pub mod apps;
 pub mod cluster;
 mod ctx;
@@ -75,6 +76,8 @@ pub struct Config {
     pub processes: Vec<ProcessSpec>,
     /// `[cluster]`: nodes sharing one Redis; `None` when absent (one node).
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// `[admin]`: the `/metrics` and `/status` listener; `None` when off.
+    pub admin: Option<admin::Admin>,
 }
 
 /// `[server]`: listeners, limits and timeouts that apply to every connection.

@@ -8,6 +8,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::admin::RawAdmin;
 use super::apps::{RawApp, RawPusher};
 use super::cluster::RawCluster;
 use super::ctx::SpStr;
@@ -38,6 +39,8 @@ pub(crate) struct RawConfig {
     pub(crate) processes: Vec<Spanned<RawProcess>>,
     #[serde(default)]
     pub(crate) cluster: Option<Spanned<RawCluster>>,
+    #[serde(default)]
+    pub(crate) admin: Option<RawAdmin>,
 }
 
 /// `[server]` as written, marked present (absent, it takes the defaults).

@@ -94,6 +94,22 @@ impl fmt::Display for Effective<'_> {
             ),
         };
         writeln!(f, "tls: {tls}")?;
+        match &c.admin {
+            None => writeln!(
+                f,
+                "admin: off (set [admin] listen for /metrics and `portico status`)"
+            )?,
+            Some(a) => {
+                writeln!(f, "admin: http://{}/metrics and /status", a.listen)?;
+                if !a.is_loopback() {
+                    writeln!(
+                        f,
+                        "  warning: `admin.listen` {} is not a loopback address; /metrics and /status have no authentication and name apps, routes and upstreams: prefer \"127.0.0.1:9180\"",
+                        a.listen
+                    )?;
+                }
+            }
+        }
         writeln!(f, "health: {}", c.server.health_path)?;
         writeln!(f, "routes (first match wins):")?;
         for (i, r) in c.routes.iter().enumerate() {

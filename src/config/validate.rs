@@ -13,7 +13,8 @@ use super::ctx::{Ctx, SpStr};
 use super::error::ConfigError;
 use super::raw::RawConfig;
 use super::{
-    CertPair, Config, Log, LogFormat, Server, Tls, acme, apps, cluster, processes, routes, supabase,
+    CertPair, Config, Log, LogFormat, Server, Tls, acme, admin, apps, cluster, processes, routes,
+    supabase,
 };
 
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
@@ -59,6 +60,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let routes = routes::routes(&raw, &upstream, &server, &apps, &processes, cx)?;
     let log = log(&raw, cx)?;
     let cluster = cluster::validate(raw.cluster.as_ref(), cx)?;
+    let admin = admin::validate(raw.admin.as_ref(), cx)?;
     Ok(Config {
         source: Arc::from(cx.file()),
         server,
@@ -70,6 +72,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         supabase,
         processes,
         cluster,
+        admin,
     })
 }
 

@@ -100,6 +100,26 @@ impl HttpError {
         }
     }
 
+    /// A short stable label for the `cause` of an upstream error in
+    /// metrics (`portico_upstream_errors`). One exhaustive match.
+    pub fn cause(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::UpstreamUnreachable { .. } => "unreachable",
+            ErrorKind::UpstreamConnectTimeout => "connect_timeout",
+            ErrorKind::UpstreamResponseTimeout => "response_timeout",
+            ErrorKind::UpstreamBroken { .. } => "broken",
+            ErrorKind::BodyTooLarge { .. } => "body_too_large",
+            ErrorKind::BadRequest { .. } => "bad_request",
+            ErrorKind::BadBody => "bad_body",
+            ErrorKind::UriTooLong { .. } => "uri_too_long",
+            ErrorKind::MethodNotAllowed { .. } => "method_not_allowed",
+            ErrorKind::WebSocketDisabled => "websocket_disabled",
+            ErrorKind::NotBuilt { .. } => "not_built",
+            ErrorKind::Draining => "draining",
+            ErrorKind::BodySpool { .. } => "body_spool",
+        }
+    }
+
     /// One sentence for logs and plain-text bodies.
     pub fn message(&self) -> String {
         let up = self.upstream.as_deref().unwrap_or("the upstream");

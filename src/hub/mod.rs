@@ -142,12 +142,20 @@ impl Hub {
                     id: k.clone(),
                     channels: Shards::new(),
                     connections: AtomicUsize::new(0),
+                    counts: Counts::default(),
                     users: Mutex::new(Users::default()),
                     cache: Mutex::new(CacheStore::default()),
                     observers: self.observers.clone(),
                 })
             })
             .clone()
+    }
+
+    /// Every app namespace used so far (for metrics and status).
+    pub fn apps(&self) -> Vec<Arc<AppHub>> {
+        let mut v: Vec<_> = self.apps.read().values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
     }
 
     /// The namespace of app `id` if it was ever used.
@@ -166,6 +174,7 @@ pub struct AppHub {
     id: Arc<str>,
     channels: Shards,
     connections: AtomicUsize,
+    counts: Counts,
     users: Mutex<Users>,
     cache: Mutex<CacheStore>,
     observers: Observers,
@@ -177,6 +186,42 @@ impl std::fmt::Debug for AppHub {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
+}
+
+/// Message counters of one app, added to once per publish (not per
+/// subscriber), read at scrape time.
+#[derive(Debug, Default)]
+struct Counts {
+    published: AtomicU64,
+    delivered: AtomicU64,
+    evicted: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, d: Delivery) -> Delivery {
+        if d.delivered > 0 {
+            self.delivered
+                .fetch_add(d.delivered as u64, Ordering::Relaxed);
+        }
+        if d.evicted > 0 {
+            self.evicted.fetch_add(d.evicted as u64, Ordering::Relaxed);
+        }
+        d
+    }
+}
+
+/// An app's message counters since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Messages published into the app (client events, REST, bridged,
+    /// other nodes').
+    pub published: u64,
+    /// Frames queued for a subscriber (application messages and protocol
+    /// frames such as presence changes).
+    pub delivered: u64,
+    /// Frames dropped because a subscriber's queue was full (the
+    /// subscriber is closed as a slow consumer).
+    pub evicted: u64,
 }
 
 /// Holds one slot of an app's connection count; releases it on drop.
@@ -243,7 +288,18 @@ impl AppHub {
         for o in self.observers.iter() {
             o.published(&self.id, msg);
         }
-        self.channels.publish(msg.channel, msg.frames, msg.except)
+        self.counts.published.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .add(self.channels.publish(msg.channel, msg.frames, msg.except))
+    }
+
+    /// Message counters since the process started.
+    pub fn message_counts(&self) -> MessageCounts {
+        MessageCounts {
+            published: self.counts.published.load(Ordering::Relaxed),
+            delivered: self.counts.delivered.load(Ordering::Relaxed),
+            evicted: self.counts.evicted.load(Ordering::Relaxed),
+        }
     }
 
     /// Delivers `frames` to every local subscriber of `channel` except the
@@ -251,7 +307,8 @@ impl AppHub {
     /// (subscription counts, presence changes) that are not application
     /// messages.
     pub fn deliver(&self, channel: &str, frames: &Frames, except: Option<&str>) -> Delivery {
-        self.channels.publish(channel, frames, except)
+        self.counts
+            .add(self.channels.publish(channel, frames, except))
     }
 
     /// Counts of one channel, `None` when nobody is subscribed here.

@@ -226,6 +226,10 @@ impl SupabaseFront {
         let body = match Limited::new(body, max).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
+                crate::metrics::rest_call(
+                    "supabase",
+                    crate::metrics::http_status::Code(StatusCode::PAYLOAD_TOO_LARGE.as_u16()),
+                );
                 return json(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     serde_json::json!({"message": format!("body exceeds {max} bytes")}).to_string(),
@@ -233,6 +237,10 @@ impl SupabaseFront {
             }
         };
         let r = rest::handle(&self.shared, &parts.headers, path, parts.uri.query(), &body);
+        crate::metrics::rest_call(
+            "supabase",
+            crate::metrics::http_status::Code(r.status.as_u16()),
+        );
         json(r.status, r.body)
     }
 }
@@ -248,6 +256,10 @@ struct Refusal {
 fn refused(error: HandshakeError, delay: Duration, ctx: &RequestCtx) -> Refusal {
     let status = error.status();
     tracing::info!(peer = %ctx.peer, status = status.as_u16(), reason = %error, "supabase realtime handshake refused");
+    crate::metrics::handshake_failed("supabase", error.reason());
+    if matches!(error, HandshakeError::Auth(_)) {
+        crate::metrics::auth_failed("supabase", error.reason());
+    }
     let delay = if error.delayed() {
         delay
     } else {

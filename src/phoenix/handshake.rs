@@ -60,6 +60,19 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// A short stable label for metrics. One exhaustive match.
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            HandshakeError::NotWebSocket => "not_websocket",
+            HandshakeError::Upgrade(_) => "bad_upgrade",
+            HandshakeError::Vsn(_) => "unsupported_protocol",
+            HandshakeError::Auth(_) => "bad_token",
+            HandshakeError::NotConfigured => "not_configured",
+            HandshakeError::TooManyConnections => "over_quota",
+            HandshakeError::Draining => "shutting_down",
+        }
+    }
+
     /// The HTTP status (Supabase's where it has one).
     pub const fn status(&self) -> StatusCode {
         match self {

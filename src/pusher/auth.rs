@@ -80,6 +80,18 @@ pub enum AuthError {
     },
 }
 
+impl AuthError {
+    /// A short stable label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "auth_missing",
+            AuthError::Malformed => "auth_malformed",
+            AuthError::WrongKey => "auth_wrong_key",
+            AuthError::BadSignature { .. } => "bad_signature",
+        }
+    }
+}
+
 fn check_token(
     creds: Credentials<'_>,
     auth: Option<&str>,

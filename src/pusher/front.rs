@@ -171,6 +171,7 @@ impl PusherFront {
                     e => e.to_string(),
                 };
                 tracing::debug!(peer = %ctx.peer, error = %e, "pusher upgrade refused");
+                crate::metrics::handshake_failed("pusher", "bad_upgrade");
                 let mut resp =
                     json_response(e.status(), serde_json::json!({ "error": msg }).to_string());
                 crate::ws::mark_refusal(&mut resp);
@@ -228,6 +229,10 @@ impl PusherFront {
                     size: MAX_REST_BODY + 1,
                     max: MAX_REST_BODY,
                 };
+                crate::metrics::rest_call(
+                    "pusher",
+                    crate::metrics::http_status::Code(e.status().as_u16()),
+                );
                 return json_response(e.status(), e.body());
             }
         };
@@ -237,9 +242,21 @@ impl PusherFront {
             query: &query,
             body: &body,
         };
+        let resp = self.rest_answer(&call).await;
+        crate::metrics::rest_call(
+            "pusher",
+            crate::metrics::http_status::Code(resp.status().as_u16()),
+        );
+        resp
+    }
+
+    /// The answer to a REST call whose body was read (cluster-wide when
+    /// `[cluster]` is on).
+    async fn rest_answer(&self, call: &Call<'_>) -> Response<Body> {
+        let path = call.path;
         let answer = match self.shared.cluster.get() {
-            Some(c) => rest::handle_clustered(&self.shared, &call, c).await,
-            None => rest::handle(&self.shared, &call),
+            Some(c) => rest::handle_clustered(&self.shared, call, c).await,
+            None => rest::handle(&self.shared, call),
         };
         match answer {
             Ok(json) => json_response(StatusCode::OK, json),

@@ -411,6 +411,56 @@ pub enum SessionError {
     },
 }
 
+impl SessionError {
+    /// A short stable label for metrics (`portico_handshake_failures`,
+    /// `portico_auth_failures`). One exhaustive match.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SessionError::AppNotFound => "app_not_found",
+            SessionError::AppDisabled => "app_disabled",
+            SessionError::OverQuota => "over_quota",
+            SessionError::PathNotFound => "path_not_found",
+            SessionError::InvalidVersionFormat => "invalid_version",
+            SessionError::UnsupportedProtocol { .. } => "unsupported_protocol",
+            SessionError::NoProtocol => "no_protocol",
+            SessionError::OriginNotAllowed => "origin_not_allowed",
+            SessionError::SigninTimeout => "signin_timeout",
+            SessionError::SlowConsumer => "slow_consumer",
+            SessionError::ShuttingDown => "shutting_down",
+            SessionError::PongTimeout => "pong_timeout",
+            SessionError::Terminated => "terminated",
+            SessionError::MessageTooLarge { .. } => "message_too_large",
+            SessionError::WebSocketProtocol => "websocket_protocol",
+            SessionError::InvalidUtf8 => "invalid_utf8",
+            SessionError::InvalidMessage(_) => "invalid_message",
+            SessionError::InvalidChannel { .. } => "invalid_channel",
+            SessionError::SubscriptionAuth { source, .. } => source.reason(),
+            SessionError::InvalidChannelData { .. } => "invalid_channel_data",
+            SessionError::MemberTooLarge { .. } => "member_too_large",
+            SessionError::PresenceFull { .. } => "presence_full",
+            SessionError::NotYourUserChannel { .. } => "not_your_user_channel",
+            SessionError::TooManySubscriptions { .. } => "too_many_subscriptions",
+            SessionError::ClientEventsDisabled => "client_events_disabled",
+            SessionError::ClientEventsNotAllowed { .. } => "client_events_not_allowed",
+            SessionError::NotSubscribed { .. } => "not_subscribed",
+            SessionError::ClientEventTooLarge { .. } => "client_event_too_large",
+            SessionError::RateLimited => "rate_limited",
+            SessionError::RateLimitedTerminate => "rate_limited",
+            SessionError::SigninAuth(source) => source.reason(),
+            SessionError::SigninUserData => "signin_user_data",
+            SessionError::WatchlistTooLarge { .. } => "watchlist_too_large",
+        }
+    }
+
+    /// Whether this is a failed signature check (channel auth or sign-in).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            SessionError::SubscriptionAuth { .. } | SessionError::SigninAuth(_)
+        )
+    }
+}
+
 /// What the session does with an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

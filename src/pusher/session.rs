@@ -100,6 +100,7 @@ pub(crate) async fn run<S>(
     let app = match pre {
         Ok(app) => app,
         Err(e) => {
+            crate::metrics::handshake_failed("pusher", e.reason());
             refuse(e);
             let _ = tokio::time::timeout(CLOSE_WAIT, &mut writer).await;
             return;
@@ -109,6 +110,7 @@ pub(crate) async fn run<S>(
     let _slot = match hub.connect(app.max_connections) {
         Ok(slot) => slot,
         Err(_) => {
+            crate::metrics::handshake_failed("pusher", SessionError::OverQuota.reason());
             refuse(SessionError::OverQuota);
             let _ = tokio::time::timeout(CLOSE_WAIT, &mut writer).await;
             return;
@@ -190,6 +192,9 @@ pub(crate) async fn run<S>(
                     Err(ReadError::InvalidUtf8) => Err(SessionError::InvalidUtf8),
                 };
                 if let Err(e) = res {
+                    if e.is_auth_failure() {
+                        crate::metrics::auth_failed("pusher", e.reason());
+                    }
                     match e.action() {
                         Action::Close(_) => break Some(e),
                         Action::Error(_) | Action::SubscriptionError { .. } => {

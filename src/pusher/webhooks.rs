@@ -161,6 +161,7 @@ impl Webhooks {
         }
         if self.tx.try_send((app.clone(), ev)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::webhook("dropped");
             tracing::warn!(app = %app.id, "webhook queue full, event dropped");
         }
     }
@@ -281,12 +282,17 @@ async fn deliver(
                 Ok(r) => r,
                 Err(_) => Err(PostError::Timeout),
             };
-        let Err(e) = res else { return };
+        let Err(e) = res else {
+            crate::metrics::webhook("delivered");
+            return;
+        };
         let wait = backoff(attempt);
         if started.elapsed() + wait > RETRY_FOR {
+            crate::metrics::webhook("failed");
             tracing::warn!(app = %app.id, %url, error = %e, attempts = attempt, "webhook given up");
             return;
         }
+        crate::metrics::webhook("retried");
         tracing::debug!(app = %app.id, %url, error = %e, attempt, "webhook failed, retrying");
         tokio::select! {
             _ = cancel.cancelled() => return,

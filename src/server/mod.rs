@@ -21,6 +21,7 @@ mod site;
 pub(crate) mod sniff;
 pub mod stack;
 pub mod strict;
+mod upstream_metrics;
 mod waiting;
 
 use std::net::SocketAddr;

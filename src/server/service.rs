@@ -102,6 +102,7 @@ pub async fn handle(
                             local_port: conn.local.port(),
                             trusted_proxies: &cfg.server.trusted_proxies,
                         };
+                        let started = Instant::now();
                         let resp = match up {
                             Some(up) => {
                                 crate::proxy::forward(req, route, up, client, edge.shutdown()).await
@@ -110,6 +111,12 @@ pub async fn handle(
                                 what: "this upstream",
                             })),
                         };
+                        super::upstream_metrics::observe(
+                            &route_label,
+                            "http",
+                            started,
+                            resp.as_ref().err(),
+                        );
                         let target = up.map_or_else(|| Arc::from("?"), |u| u.target.url.clone());
                         match resp {
                             Ok(r) => (r, route_label, target),

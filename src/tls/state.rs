@@ -132,7 +132,18 @@ impl TlsState {
             .map(|i| i.acceptor.clone())
             .ok_or(AcceptError::NoTls)?;
         let at = tokio::time::Instant::from_std(Instant::now() + deadline);
-        Ok(tls::accept(&acceptor, io, at).await?)
+        let r = tls::accept(&acceptor, io, at).await;
+        crate::metrics::tls_handshake(r.as_ref().map(|_| ()).map_err(|e| e.kind()));
+        Ok(r?)
+    }
+
+    /// The certificates being served (empty with TLS off).
+    pub fn certificates(&self) -> Vec<crate::tls::store::CertInfo> {
+        self.current
+            .load()
+            .as_ref()
+            .map(|i| i.shared.load().infos().to_vec())
+            .unwrap_or_default()
     }
 }
 

@@ -290,25 +290,28 @@ impl OutboundTx {
     /// Asks the writer to close the socket after flushing what is queued.
     /// The first close request wins.
     pub fn close(&self, spec: CloseSpec) {
-        self.request_close(spec, false);
+        let _ = self.request_close(spec, false);
     }
 
     /// Asks the writer to drop what is queued and close at once.
     pub fn close_now(&self, spec: CloseSpec) {
-        self.request_close(spec, true);
+        let _ = self.request_close(spec, true);
     }
 
     /// Evicts the socket as a slow consumer: queued frames are dropped and
     /// the close frame from [`QueueLimits::slow_close`] is sent.
     pub fn evict_slow(&self) {
-        self.request_close(self.shared.limits.slow_close.clone(), true);
+        if self.request_close(self.shared.limits.slow_close.clone(), true) {
+            crate::metrics::slow_consumer_closed();
+        }
     }
 
-    fn request_close(&self, spec: CloseSpec, now: bool) {
+    /// Asks the writer to close; false when a close was already asked for.
+    fn request_close(&self, spec: CloseSpec, now: bool) -> bool {
         {
             let mut st = self.shared.state.lock();
             if st.close.is_some() {
-                return;
+                return false;
             }
             st.close = Some(spec);
             st.close_now = now;
@@ -318,6 +321,7 @@ impl OutboundTx {
         if now {
             self.shared.urgent.notify_one();
         }
+        true
     }
 
     /// Whether a close was requested or the writer has gone.

@@ -68,6 +68,15 @@ impl Session {
     /// storms this way), and closes the socket when the refusal says so.
     fn refuse_join(&self, p: &Push, r: &JoinRefusal) -> Result<(), SocketClose> {
         tracing::info!(peer = %self.peer, topic = %p.topic, reason = %r.reason(), "supabase join refused");
+        match r {
+            JoinRefusal::InvalidToken { .. } => {
+                crate::metrics::auth_failed("supabase", "bad_token")
+            }
+            JoinRefusal::Unauthorized { .. } => {
+                crate::metrics::auth_failed("supabase", "unauthorized_channel")
+            }
+            _ => {}
+        }
         let payload = wire::reply_payload(ReplyStatus::Error, &wire::reason_response(&r.reason()));
         let frame = Frame::from(encode_text(
             self.vsn,

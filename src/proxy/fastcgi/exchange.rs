@@ -59,7 +59,6 @@ pub(crate) enum ExchangeError {
     Body(BodyError),
 }
 
-
 /// The response head and the channel its body arrives on.
 pub(crate) struct Head {
     pub(crate) status: StatusCode,

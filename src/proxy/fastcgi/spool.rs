@@ -14,7 +14,6 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-
 /// Bodies up to this size stay in memory.
 pub(crate) const IN_MEMORY: usize = 64 * 1024;
 

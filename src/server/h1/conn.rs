@@ -28,6 +28,7 @@ use crate::server::hyper_conn::serve_hyper;
 use crate::server::router;
 use crate::server::router::{Decision, Dispatch, dispatch};
 use crate::server::service::log_error;
+use crate::server::upstream_metrics;
 use crate::server::{ConnInfo, ConnSettings};
 
 /// A head that has not ended within this many bytes goes to hyper, which
@@ -269,8 +270,12 @@ where
             _ = &mut aborted => return None,
         };
         let (status, bytes, complete, close) = match result {
-            Ok(r) => (r.status, r.bytes, true, r.close),
+            Ok(r) => {
+                upstream_metrics::observe(&route.path, "http", started, None);
+                (r.status, r.bytes, true, r.close)
+            }
             Err(RelayError::Unsent(e)) => {
+                upstream_metrics::observe(&route.path, "http", started, Some(&e));
                 log_error(&e, &route.path, conn.peer);
                 let (status, ctype, body) = e.page(html);
                 write_error(&mut out, status, ctype, &body, close);

@@ -349,7 +349,9 @@ impl Manager {
         let issued = tokio::select! {
             _ = self.cancel.cancelled() => return Err(AcmeError::Lock(lock::LockError::Cancelled)),
             r = tokio::time::timeout(self.tuning.order_timeout, order::issue(&account, domain, &kinds, &self.challenges)) => {
-                r.map_err(|_| AcmeError::Timeout(self.tuning.order_timeout))??
+                let r = r.map_err(|_| AcmeError::Timeout(self.tuning.order_timeout)).and_then(std::convert::identity);
+                crate::metrics::acme_order(r.is_ok());
+                r?
             }
         };
         let label = self.st.cert_dir(domain);

@@ -28,11 +28,14 @@ pub(crate) struct Proc {
     pub(crate) config: PathBuf,
     pub(crate) plain: Option<SocketAddr>,
     pub(crate) https: Option<SocketAddr>,
+    /// The `[admin]` listener, when `listeners` named `admin`.
+    pub(crate) admin: Option<SocketAddr>,
     _dir: TempDir,
 }
 
 /// Writes `toml` to a config file and starts `portico run --config` on it,
-/// waiting for a `listening` line per listener named in `listeners`.
+/// waiting for a `listening` line per listener named in `listeners`
+/// (`plain`, `https`, `admin`).
 pub(crate) async fn start(toml: &str, listeners: &[&str]) -> Proc {
     start_with_env(toml, listeners, &[]).await
 }
@@ -74,6 +77,7 @@ pub(crate) async fn start_with_env(toml: &str, listeners: &[&str], env: &[(&str,
         config,
         plain: None,
         https: None,
+        admin: None,
         _dir: dir,
     };
     for _ in listeners {
@@ -89,6 +93,7 @@ pub(crate) async fn start_with_env(toml: &str, listeners: &[&str], env: &[(&str,
         match v["fields"]["listener"].as_str() {
             Some("plain") => p.plain = Some(addr),
             Some("https") => p.https = Some(addr),
+            Some("admin") => p.admin = Some(addr),
             other => panic!("unexpected listener {other:?}"),
         }
     }
