@@ -20,6 +20,9 @@ mod inproc;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../pusher/support.rs"]
 mod support;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/wait.rs"]
+mod wait;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

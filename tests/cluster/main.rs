@@ -37,6 +37,9 @@ mod phoenix;
 mod support;
 
 mod state;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/wait.rs"]
+mod wait;
 
 use serde_json::{Value, json};
 

@@ -18,6 +18,9 @@ mod checks;
 mod kinsta;
 mod readiness;
 mod static_files;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/wait.rs"]
+mod wait;
 
 use std::path::{Path, PathBuf};
 

@@ -50,5 +50,8 @@ mod streaming;
 mod strict;
 mod support;
 mod tls;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/wait.rs"]
+mod wait;
 mod websocket;
 mod workers;

@@ -21,6 +21,9 @@ mod config;
 mod inproc;
 mod rest;
 mod support;
+#[allow(dead_code, reason = "shared by several test crates; each uses a part")]
+#[path = "../common/wait.rs"]
+mod wait;
 
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

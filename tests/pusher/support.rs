@@ -74,10 +74,7 @@ pub(crate) async fn start() -> Inproc {
 
 /// Awaits `fut` for at most [`WAIT`], panicking with `what` on timeout.
 pub(crate) async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(WAIT, fut).await {
-        Ok(v) => v,
-        Err(_) => panic!("timed out after {WAIT:?}: {what}"),
-    }
+    crate::wait::within(WAIT, what, fut).await
 }
 
 /// Lowercase hex HMAC-SHA256 of `message` keyed with `secret`.
