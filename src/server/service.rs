@@ -112,8 +112,7 @@ pub async fn handle(
                             })),
                         };
                         super::upstream_metrics::observe(
-                            &route_label,
-                            "http",
+                            rt.upstream_metrics(idx),
                             started,
                             resp.as_ref().err(),
                         );
@@ -128,6 +127,7 @@ pub async fn handle(
                     }
                     Target::FastCgi(_) | Target::Files(_) => {
                         let target = route.target.label();
+                        let started = Instant::now();
                         let resp = super::site::serve(
                             req,
                             route,
@@ -137,6 +137,12 @@ pub async fn handle(
                             edge.shutdown(),
                         )
                         .await;
+                        // A file route has no upstream counters: a no-op.
+                        super::upstream_metrics::observe(
+                            rt.upstream_metrics(idx),
+                            started,
+                            resp.as_ref().err(),
+                        );
                         match resp {
                             Ok(r) => (r, route_label, target),
                             Err(e) => {

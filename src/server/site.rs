@@ -36,10 +36,7 @@ pub(super) async fn serve(
                 tls: conn.kind == ListenerKind::Https,
                 trusted_proxies,
             };
-            let started = std::time::Instant::now();
-            let r = fastcgi::serve(req, route, php, client, shutdown).await;
-            super::upstream_metrics::observe(&route.path, "fastcgi", started, r.as_ref().err());
-            r
+            fastcgi::serve(req, route, php, client, shutdown).await
         }
         Some(Site::Files(files)) => Ok(serve_files(req, route, files).await),
         None => Err(HttpError::new(ErrorKind::NotBuilt {

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, Target};
 use crate::files::{Root, ServeOpts};
 use crate::http::Front;
+use crate::metrics::RouteUpstream;
 use crate::proxy::Upstream;
 use crate::proxy::fastcgi::FastCgi;
 use crate::shutdown::Shutdown;
@@ -27,6 +28,9 @@ pub struct Runtime {
     ready: Vec<Option<Ready>>,
     /// Parallel to `config.routes`: php-fpm and file-server routes.
     sites: Vec<Option<Site>>,
+    /// Parallel to `config.routes`: the latency and error counters of
+    /// routes with an upstream (HTTP or FastCGI).
+    metrics: Vec<Option<RouteUpstream>>,
 }
 
 /// A route that serves from a document root.
@@ -47,11 +51,24 @@ pub struct FileServer {
 impl Runtime {
     /// A generation; `upstreams` is parallel to `config.routes`.
     pub fn new(config: Arc<Config>, upstreams: Vec<Option<Upstream>>) -> Runtime {
+        let metrics = config
+            .routes
+            .iter()
+            .map(|r| {
+                let kind = match r.target {
+                    Target::Proxy(_) => "http",
+                    Target::FastCgi(_) => "fastcgi",
+                    Target::Pusher | Target::Supabase | Target::Files(_) => return None,
+                };
+                Some(RouteUpstream::new(&r.path, kind))
+            })
+            .collect();
         Runtime {
             config,
             upstreams,
             ready: Vec::new(),
             sites: Vec::new(),
+            metrics,
         }
     }
 
@@ -79,6 +96,11 @@ impl Runtime {
     /// The upstream of route `idx`, if it proxies.
     pub fn upstream(&self, idx: usize) -> Option<&Upstream> {
         self.upstreams.get(idx).and_then(Option::as_ref)
+    }
+
+    /// The upstream counters of route `idx`, if it has an upstream.
+    pub fn upstream_metrics(&self, idx: usize) -> Option<&RouteUpstream> {
+        self.metrics.get(idx).and_then(Option::as_ref)
     }
 
     /// The php-fpm or file-server runtime of route `idx`, if it has one.

@@ -1,26 +1,25 @@
 //! What a proxied request adds to `/metrics`: its latency when the
 //! upstream answered, its cause when the upstream failed it. Shared by the
-//! hyper path (`service`, `site`) and the HTTP/1.1 fast path (`h1`).
+//! hyper path (`service`, `site`) and the HTTP/1.1 fast path (`h1`); the
+//! route's handle comes from its [`Runtime`](super::stack::Runtime).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::http::error::{HttpError, Side};
+use crate::metrics::RouteUpstream;
 
-/// Records a request to an upstream of `kind` (`http`, `fastcgi`) on
-/// `route` that started at `started`: its latency when the upstream
-/// answered, its cause when the upstream failed it.
+/// Records a request on the route of `metrics` that started at `started`:
+/// its latency when the upstream answered, its cause when the upstream
+/// failed it. `None`: the route has no upstream to measure.
 pub(super) fn observe(
-    route: &Arc<str>,
-    kind: &'static str,
+    metrics: Option<&RouteUpstream>,
     started: Instant,
     error: Option<&HttpError>,
 ) {
+    let Some(m) = metrics else { return };
     match error {
-        None => crate::metrics::upstream_latency(route, kind, started.elapsed()),
-        Some(e) if e.status().1 == Side::Upstream => {
-            crate::metrics::upstream_error(route, kind, e.cause())
-        }
+        None => m.answered(started.elapsed()),
+        Some(e) if e.status().1 == Side::Upstream => m.failed(e.cause()),
         Some(_) => {}
     }
 }

@@ -271,11 +271,11 @@ where
         };
         let (status, bytes, complete, close) = match result {
             Ok(r) => {
-                upstream_metrics::observe(&route.path, "http", started, None);
+                upstream_metrics::observe(rt.upstream_metrics(idx), started, None);
                 (r.status, r.bytes, true, r.close)
             }
             Err(RelayError::Unsent(e)) => {
-                upstream_metrics::observe(&route.path, "http", started, Some(&e));
+                upstream_metrics::observe(rt.upstream_metrics(idx), started, Some(&e));
                 log_error(&e, &route.path, conn.peer);
                 let (status, ctype, body) = e.page(html);
                 write_error(&mut out, status, ctype, &body, close);

@@ -10,10 +10,13 @@
 //! supervised processes, certificates).
 //!
 //! Nothing here is on the fan-out path: the hub counts its messages in
-//! per-app atomics of its own. Each call here is one atomic add after a
-//! read-locked lookup of its label set (a short `parking_lot` read lock, no
-//! allocation once the label set exists); label values are a fixed set of
-//! `&'static str` except a route's path, an `Arc<str>` cloned, not copied.
+//! per-app atomics of its own. The per-request figure, upstream latency, is
+//! resolved per route when a config generation is built ([`RouteUpstream`])
+//! and recorded without a lock ([`Latency`]). Each other call is one atomic
+//! add after a read-locked lookup of its label set (a short `parking_lot`
+//! read lock, no allocation once the label set exists); label values are a
+//! fixed set of `&'static str` except a route's path, an `Arc<str>` cloned,
+//! not copied.
 //!
 //! The counters are global (one process, one `/metrics`), so in-process
 //! tests share them; the tests that assert exact amounts run the binary.
@@ -24,8 +27,11 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+mod latency;
+
+pub use latency::Latency;
 
 /// A label value shared with the config (a route's path).
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -44,13 +50,6 @@ type RouteKind = ([(&'static str, Text); 1], Static1);
 /// `route`, `kind` and `cause`.
 type RouteLabels = ([(&'static str, Text); 1], Static2);
 
-/// Bucket bounds (seconds) for upstream latency: 1 ms to about 33 s.
-fn latency_histogram() -> Histogram {
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.001, 2.0, 16,
-    ))
-}
-
 /// Every event counter; see the module doc.
 pub struct Families {
     handshake_failures: Family<Static2, Counter>,
@@ -58,7 +57,7 @@ pub struct Families {
     slow_consumer_closes: Counter,
     rest_calls: Family<Static2, Counter>,
     webhooks: Family<Static1, Counter>,
-    upstream_latency: Family<RouteKind, Histogram, fn() -> Histogram>,
+    upstream_latency: Family<RouteKind, Latency>,
     upstream_errors: Family<RouteLabels, Counter>,
     tls_handshakes: Counter,
     tls_failures: Family<Static1, Counter>,
@@ -72,7 +71,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| Families {
     slow_consumer_closes: Counter::default(),
     rest_calls: Family::default(),
     webhooks: Family::default(),
-    upstream_latency: Family::new_with_constructor(latency_histogram),
+    upstream_latency: Family::default(),
     upstream_errors: Family::default(),
     tls_handshakes: Counter::default(),
     tls_failures: Family::default(),
@@ -184,24 +183,47 @@ pub fn webhook(outcome: &'static str) {
         .inc();
 }
 
-/// A proxied request on `route` to an upstream of `kind` (`http`,
-/// `fastcgi`) got its answer after `took`.
-pub fn upstream_latency(route: &Arc<str>, kind: &'static str, took: Duration) {
-    FAMILIES
-        .upstream_latency
-        .get_or_create(&([("route", Text(route.clone()))], [("kind", kind)]))
-        .observe(took.as_secs_f64());
+/// What a proxied route reports to `/metrics`, resolved once when its
+/// config generation is built so a request touches no label map: the
+/// route's latency histogram (its shard counters, shared with the family)
+/// and its labels for the rare error.
+#[derive(Clone, Debug)]
+pub struct RouteUpstream {
+    route: Arc<str>,
+    kind: &'static str,
+    latency: Latency,
 }
 
-/// A request on `route` was answered with an error page for `cause`.
-pub fn upstream_error(route: &Arc<str>, kind: &'static str, cause: &'static str) {
-    FAMILIES
-        .upstream_errors
-        .get_or_create(&(
-            [("route", Text(route.clone()))],
-            [("kind", kind), ("cause", cause)],
-        ))
-        .inc();
+impl RouteUpstream {
+    /// The handle for `route` proxying to an upstream of `kind` (`http`,
+    /// `fastcgi`); the same route and kind share one histogram across
+    /// reloads.
+    pub fn new(route: &Arc<str>, kind: &'static str) -> RouteUpstream {
+        let latency = FAMILIES
+            .upstream_latency
+            .get_or_create_owned(&([("route", Text(route.clone()))], [("kind", kind)]));
+        RouteUpstream {
+            route: route.clone(),
+            kind,
+            latency,
+        }
+    }
+
+    /// The upstream answered after `took`.
+    pub fn answered(&self, took: Duration) {
+        self.latency.observe(took);
+    }
+
+    /// The request was answered with an error page for `cause`.
+    pub fn failed(&self, cause: &'static str) {
+        FAMILIES
+            .upstream_errors
+            .get_or_create(&(
+                [("route", Text(self.route.clone()))],
+                [("kind", self.kind), ("cause", cause)],
+            ))
+            .inc();
+    }
 }
 
 /// A TLS handshake ended: `Ok` or the failure's reason.
