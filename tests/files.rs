@@ -158,6 +158,49 @@ fn every_traversal_form_is_forbidden() {
 }
 
 #[test]
+fn link_free_paths_are_opened_by_the_lookup_and_links_take_the_canonical_walk() {
+    let app = app();
+    let root = root(&app);
+    // No link on the way: one open beneath the root, handed on open, and
+    // the path it reports is the canonical one.
+    for (path, real) in [
+        ("/robots.txt", "robots.txt"),
+        ("/build/assets/app-4f3a.js", "build/assets/app-4f3a.js"),
+        ("/docs/", "docs/index.html"),
+    ] {
+        let h = hit(&root, path);
+        assert!(h.file.is_some(), "{path}: not opened by the lookup");
+        assert_eq!(
+            h.path,
+            std::fs::canonicalize(app.public.join(real)).unwrap(),
+            "{path}"
+        );
+    }
+    // A link on the way: the canonicalising lookup decides, and its hit is
+    // opened later by path.
+    for path in ["/robots-alias.txt", "/storage/avatar.png"] {
+        let h = hit(&root, path);
+        assert!(
+            h.file.is_none(),
+            "{path}: a link should take the canonical walk"
+        );
+    }
+    // The same refusals either way.
+    for path in ["/env-alias", "/leak.txt", "/etc/passwd", "/.env"] {
+        assert!(
+            matches!(root.lookup(path, INDEX), Lookup::Forbidden),
+            "{path}"
+        );
+    }
+    for path in ["/missing.txt", "/robots.txt/x", "/nowhere/x.js", "/docs"] {
+        assert!(
+            !matches!(root.lookup(path, INDEX), Lookup::File(_)),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn symlinks_leaving_the_root_are_refused_unless_allowed() {
     let app = app();
     let root = root(&app);

@@ -39,6 +39,10 @@ pub use send::CHUNK;
 
 /// What a request path resolves to under a [`Root`].
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a lookup lives for one request; boxing the hit would allocate on every one"
+)]
 pub enum Lookup {
     /// A regular file (for a directory: its index file, when the path
     /// ended in '/').
@@ -62,6 +66,8 @@ pub struct Hit {
     /// (e.g. "/build/app.js", "/index.php").
     pub rel: String,
     pub meta: std::fs::Metadata,
+    /// The file, when the lookup already opened it.
+    pub file: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// How files are answered.
@@ -171,6 +177,11 @@ async fn try_respond(
         Some((c, p, m)) => (p.as_path(), m, Some(*c)),
         None => (hit.path.as_path(), &hit.meta, None),
     };
+    // The file the lookup opened, unless a sibling is sent instead.
+    let open = || match (&chosen, &hit.file) {
+        (None, Some(file)) => Ok(send::Opened::shared(file.clone())),
+        _ => send::Opened::open(path),
+    };
     let len = meta.len();
     let v = Validators::of(meta, coding.map(Coding::token));
 
@@ -222,7 +233,7 @@ async fn try_respond(
             let body = if head_only {
                 body::empty()
             } else {
-                send::Opened::open(path)
+                open()
                     .and_then(|o| o.whole(len))
                     .map_err(|e| SendError::at(path, e))?
             };
@@ -238,7 +249,7 @@ async fn try_respond(
             insert(&mut h, header::CONTENT_TYPE, &content_type);
             insert(&mut h, header::CONTENT_RANGE, &r.content_range(len));
             insert(&mut h, header::CONTENT_LENGTH, &r.len().to_string());
-            let body = send::Opened::open(path)
+            let body = open()
                 .and_then(|o| o.range(r))
                 .map_err(|e| SendError::at(path, e))?;
             (StatusCode::PARTIAL_CONTENT, body)
@@ -253,7 +264,7 @@ async fn try_respond(
             let ty = format!("multipart/byteranges; boundary={}", mp.boundary);
             insert(&mut h, header::CONTENT_TYPE, &ty);
             insert(&mut h, header::CONTENT_LENGTH, &mp.body_len().to_string());
-            let body = send::Opened::open(path)
+            let body = open()
                 .and_then(|o| o.multipart(&mp))
                 .map_err(|e| SendError::at(path, e))?;
             (StatusCode::PARTIAL_CONTENT, body)

@@ -5,13 +5,25 @@
 //! (`allow_symlinks = ["storage"]`, what `php artisan storage:link` makes)
 //! — is handed on as a [`Hit`]. Directories give their index file; there
 //! are no listings.
+//!
+//! Most paths hold no link at all, and for them the realpath walk (a
+//! `readlink` per component) is wasted: the lookup first opens the path
+//! under the root's descriptor with one `openat2` that refuses every
+//! symlink and any escape. When that succeeds the joined path is already
+//! canonical, and the open file goes on with the [`Hit`]; when a link is on
+//! the way, the canonicalising lookup decides as before.
 
+use std::fs::{File, Metadata};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
-use super::decode::{self, decode};
+use super::decode::{self, Decoded, decode};
 use super::{Hit, Lookup};
 
 /// What must be escaped in a path segment of a `Location` we build.
@@ -35,6 +47,8 @@ const SEGMENT: &AsciiSet = &CONTROLS
 pub struct Root {
     real: PathBuf,
     allow_symlinks: Vec<String>,
+    /// The root directory, open, for link-free lookups beneath it.
+    dir: Arc<File>,
 }
 
 impl Root {
@@ -49,9 +63,11 @@ impl Root {
                 format!("{} is not a directory", dir.display()),
             ));
         }
+        let dir = Arc::new(File::open(&real)?);
         Ok(Root {
             real,
             allow_symlinks: allow_symlinks.to_vec(),
+            dir,
         })
     }
 
@@ -74,6 +90,9 @@ impl Root {
         if decode::hidden(req.segments.iter().map(String::as_str)) {
             return Lookup::Forbidden;
         }
+        if let Some(found) = self.lookup_plain(&req, index) {
+            return found;
+        }
         let mut joined = self.real.clone();
         joined.extend(&req.segments);
         let real = match self.resolve(&joined, req.segments.first()) {
@@ -92,6 +111,7 @@ impl Root {
                 path: real,
                 rel,
                 meta,
+                file: None,
             });
         }
         if !meta.is_dir() {
@@ -123,9 +143,86 @@ impl Root {
                 path: real,
                 rel,
                 meta,
+                file: None,
             });
         }
         Lookup::NotFound
+    }
+
+    /// The lookup of `req` when no link is on the way, with the same
+    /// answers as the canonicalising one; `None` when a link (or anything
+    /// else unusual) is met and that one must decide.
+    fn lookup_plain(&self, req: &Decoded, index: &[&str]) -> Option<Lookup> {
+        let under = if req.segments.is_empty() {
+            ".".to_owned()
+        } else {
+            req.segments.join("/")
+        };
+        let (file, meta) = match self.open_plain(&under) {
+            Ok(found) => found,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => return Some(Lookup::NotFound),
+            Err(_) => return None,
+        };
+        let rel = rel_of(&req.segments);
+        let mut joined = self.real.clone();
+        joined.extend(&req.segments);
+        if meta.is_file() {
+            if req.trailing_slash {
+                return Some(Lookup::NotFound);
+            }
+            return Some(Lookup::File(Hit {
+                path: joined,
+                rel,
+                meta,
+                file: Some(Arc::new(file)),
+            }));
+        }
+        if !meta.is_dir() {
+            return Some(Lookup::NotFound);
+        }
+        drop(file);
+        for name in index.iter().filter(|n| plain_name(n)) {
+            let (file, meta) = match self.open_plain(&format!("{under}/{name}")) {
+                Ok(found) => found,
+                Err(Errno::ENOENT | Errno::ENOTDIR) => continue,
+                Err(_) => return None,
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            if !req.trailing_slash {
+                return Some(Lookup::AddSlash {
+                    location: location_of(&req.segments),
+                });
+            }
+            let rel = if rel.ends_with('/') {
+                format!("{rel}{name}")
+            } else {
+                format!("{rel}/{name}")
+            };
+            return Some(Lookup::File(Hit {
+                path: joined.join(name),
+                rel,
+                meta,
+                file: Some(Arc::new(file)),
+            }));
+        }
+        Some(Lookup::NotFound)
+    }
+
+    /// Opens `under` (relative, '/'-separated) beneath the root, refusing
+    /// any symlink and any way out, and reads its metadata. Non-blocking,
+    /// so a FIFO left in the root cannot hold the open; it is refused as
+    /// not a file afterwards.
+    fn open_plain(&self, under: &str) -> Result<(File, Metadata), Errno> {
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        let file = File::from(openat2(&*self.dir, under, how)?);
+        let meta = file
+            .metadata()
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        Ok((file, meta))
     }
 
     /// The canonical path of `joined` if it may be served: inside the

@@ -46,6 +46,11 @@ impl Opened {
         })
     }
 
+    /// A file the lookup already opened.
+    pub(crate) fn shared(file: Arc<File>) -> Opened {
+        Opened { file }
+    }
+
     /// `len` bytes from the start.
     pub(crate) fn whole(self, len: u64) -> io::Result<Body> {
         if len == 0 {

@@ -301,6 +301,7 @@ async fn download(
             path: real,
             rel: format!("/{rel}"),
             meta,
+            file: None,
         })
     });
     let Some(hit) = hit else {
