@@ -13,6 +13,7 @@ use tokio::runtime::Handle;
 
 use super::head::{self, Parsed, RequestHead};
 use super::rewind::Rewind;
+use super::static_file;
 use crate::config::Target;
 use crate::http::ListenerKind;
 use crate::http::error::accepts_html;
@@ -198,6 +199,49 @@ where
             }
         };
         drop(host);
+        if let Some(site) = rt.site(idx) {
+            let route = &cfg.routes[idx];
+            let path = rewrite_path(route, head.target.path());
+            let Some((hit, opts)) = static_file::find(site, &head.method, &path) else {
+                let decided = Some(Decision { rt: rt.clone(), to });
+                return Some(Handover { io, buf, decided });
+            };
+            let started = Instant::now();
+            let headers = head::header_map_of(&buf, &fields, static_file::READ);
+            let resp = crate::files::respond(&hit, &head.method, &headers, opts).await;
+            let logged = cfg.log.access.then(|| {
+                (
+                    head.method.clone(),
+                    redact_query(head.target.path(), head.target.query()),
+                )
+            });
+            buf.advance(head.len + head.body);
+            let close = head.close || shutdown.is_draining();
+            let sent = tokio::select! {
+                s = static_file::write(&mut io, &mut out, resp, close) => s,
+                _ = &mut aborted => return None,
+            };
+            if let Some((method, path)) = logged {
+                Entry {
+                    method,
+                    path,
+                    status: sent.status,
+                    route: route.path.clone(),
+                    target: route.target.label(),
+                    peer: conn.peer.ip(),
+                    listener: conn.kind.name(),
+                    started,
+                }
+                .write(sent.bytes, sent.complete);
+            }
+            if sent.close || !sent.complete {
+                if sent.complete {
+                    let _ = io.shutdown().await;
+                }
+                return None;
+            }
+            continue;
+        }
         let Some(up) = rt
             .upstream(idx)
             .filter(|up| head.body as u64 <= up.target.max_body)

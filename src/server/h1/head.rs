@@ -201,6 +201,28 @@ pub(super) fn header_map(buf: &[u8], fields: &[Field]) -> HeaderMap {
     map
 }
 
+/// The header lines named in `names` (lower-case) as a map: what a rule
+/// reads, without building the whole map.
+pub(super) fn header_map_of(buf: &[u8], fields: &[Field], names: &[&str]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for f in fields {
+        let name = f.name(buf);
+        if !names
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_bytes(f.value(buf)),
+        ) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
 /// Writes the request line the upstream gets: `path` and `query` (the
 /// route's rewrite applied), HTTP/1.1.
 fn write_request_line(out: &mut Vec<u8>, method: &Method, path: &str, query: Option<&str>) {

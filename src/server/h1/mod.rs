@@ -8,6 +8,8 @@
 //! with the same [`crate::proxy::rewrite_request_headers`], and relays the
 //! response byte for byte ([`crate::proxy::relay`]) over a pooled bare
 //! upstream connection: no per-request tasks, channels or body boxes.
+//! A GET or HEAD for a file under a route's document root (a file server,
+//! or php-fpm's static files) is answered here too ([`static_file`]).
 //!
 //! Everything else — a chunked or larger body, `Expect`, a WebSocket
 //! upgrade, HTTP/1.0, h2 (ALPN or prior knowledge), a built-in route
@@ -18,6 +20,7 @@
 mod conn;
 mod head;
 mod rewind;
+mod static_file;
 
 pub(crate) use conn::serve;
 pub(crate) use head::check_parse;
