@@ -31,12 +31,12 @@ use redis::{AsyncConnectionConfig, Client, RedisError};
 use tokio::sync::Notify;
 
 use super::backoff::Backoff;
+use super::entries::{Entries, EntriesAnswer};
 use super::keys::{self, Keys};
 use super::outbox::Outbox;
 use super::publisher::TIMEOUT;
 use super::scripts::{self, Occupancy};
 use super::transitions::Transitions;
-use super::entries::{Entries, EntriesAnswer};
 use super::{Members, broadcast, remote};
 use crate::hub::{ConnRef, Hub, Member};
 use crate::shutdown::Shutdown;
@@ -101,10 +101,7 @@ impl Pending {
     pub(crate) fn entries_state(&self, app: &Arc<str>, channel: &Arc<str>, answer: EntriesAnswer) {
         let key = (app.clone(), channel.clone());
         self.entries.lock().insert(key.clone());
-        self.queue
-            .lock()
-            .0
-            .push_back(Op::EntriesState(key, answer));
+        self.queue.lock().0.push_back(Op::EntriesState(key, answer));
         self.ready.notify_one();
     }
 
@@ -408,7 +405,15 @@ impl State {
         let ch = (&*key.0, &*key.1);
         let new: Vec<(&str, &[u8])> = joins.iter().map(|(i, b)| (&**i, &b[..])).collect();
         let gone: Vec<&str> = leaves.iter().map(|(i, _)| &**i).collect();
-        scripts::entries(conn, &self.keys, &self.node, ch, (&new, &gone), now.is_empty()).await?;
+        scripts::entries(
+            conn,
+            &self.keys,
+            &self.node,
+            ch,
+            (&new, &gone),
+            now.is_empty(),
+        )
+        .await?;
         let (jb, lb): (Vec<Bytes>, Vec<Bytes>) = (
             joins.into_iter().map(|(_, b)| b).collect(),
             leaves.into_iter().map(|(_, b)| b).collect(),

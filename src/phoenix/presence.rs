@@ -22,12 +22,17 @@ use serde_json::{Map, Value};
 /// The hub's connection id (`crate::hub::ConnId`).
 type ConnId = u64;
 
-/// A unique `phx_ref` (Phoenix uses base64 of a unique integer).
+/// A unique `phx_ref` (Phoenix uses base64 of a unique integer): a
+/// random per-process prefix, so refs stay unique across the nodes of a
+/// cluster (clients tell metas apart by ref), then a counter.
 fn next_ref() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
+    static SALT: std::sync::OnceLock<[u8; 4]> = std::sync::OnceLock::new();
     let n = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
     let first = n.iter().position(|b| *b != 0).unwrap_or(7);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n[first..])
+    let mut b = SALT.get_or_init(rand::random).to_vec();
+    b.extend_from_slice(&n[first..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b)
 }
 
 #[derive(Debug, Clone)]

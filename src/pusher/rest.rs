@@ -195,7 +195,10 @@ async fn clustered_info(answer: String, body: &[u8], cluster: &Cluster, app: &st
     };
     let fix = |o: &mut Map<String, Value>, ci: Option<ChannelInfo>| {
         for (k, n) in [
-            ("subscription_count", ci.as_ref().map_or(0, |c| c.subscription_count)),
+            (
+                "subscription_count",
+                ci.as_ref().map_or(0, |c| c.subscription_count),
+            ),
             ("user_count", ci.as_ref().map_or(0, |c| c.user_count)),
         ] {
             if let Some(slot) = o.get_mut(k) {
