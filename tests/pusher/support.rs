@@ -328,6 +328,7 @@ impl Socket {
 
     /// Reads until the server closes the socket (bounded); the close
     /// code, if a close frame came.
+    #[allow(dead_code, reason = "only the cluster tests use it")]
     pub(crate) async fn close_code(&mut self) -> Option<u16> {
         for _ in 0..32 {
             if let Err(frame) = next_json(&mut self.ws).await {
