@@ -264,6 +264,7 @@ impl Edge {
         ));
         if let Some(c) = &cluster {
             pusher.attach_cluster(c.clone());
+            supabase.attach_cluster(c.clone());
         }
         bridge.attach(&pusher, &supabase);
         bridge.set_app(bridged_app(&config));

@@ -51,6 +51,17 @@ impl Keys {
         format!("{}:users:{app}:{channel}", self.prefix)
     }
 
+    /// Hash `{node}|{id}` → a front's presence entry (Phoenix metas).
+    pub(crate) fn entries(&self, app: &str, channel: &str) -> String {
+        format!("{}:entries:{app}:{channel}", self.prefix)
+    }
+
+    /// Set by the reaper of a node (with a TTL): the node, if it was alive
+    /// after all, announces its state again when it sees this.
+    pub(crate) fn reaped(&self, node: &str) -> String {
+        format!("{}:reaped:{node}", self.prefix)
+    }
+
     /// Set of the app's occupied channels (cluster-wide).
     pub(crate) fn channels(&self, app: &str) -> String {
         format!("{}:channels:{app}", self.prefix)

@@ -55,6 +55,21 @@
 //!   script ([`scripts`]), so exactly once whichever nodes race.
 //! - `channels:{a}` — occupied channels (REST `channels`); `held:{n}` —
 //!   the `{a}\n{c}` a node has fields in (what a reaper removes).
+//! - `entries:{a}:{c}` — hash `{n}|{id}` → a front's per-socket presence
+//!   entry ([`entries`]; Supabase: one Phoenix meta per tracking socket).
+//!   The node holding the socket writes its entries as a diff, then sends
+//!   the other nodes the front's frames for it (a `presence_diff`); a
+//!   joining socket is answered with every node's; a reaper removes a dead
+//!   node's and announces them gone.
+//! - `reaped:{n}` — left by the reaper of `{n}` (100 leases). A node that
+//!   finds its own at a heartbeat was reaped while alive (stopped past its
+//!   lease, or cut off from Redis that long): it writes everything it holds
+//!   again as new, so its members are announced again (`member_added`,
+//!   `channel_occupied`, presence joins) after the reaper's removals.
+//!
+//! A front's application messages received from another node pass its
+//! [`Transitions::remote_published`] first (a cache channel's last event
+//! is kept on every node).
 //!
 //! The front notes which channel changed ([`Cluster::changed`],
 //! [`Cluster::presence_joined`]); the [`state`] task reads the local truth
@@ -64,6 +79,7 @@
 //! an outage a node writes its fields again (idempotent: keyed by node id).
 
 pub mod backoff;
+pub mod entries;
 pub mod envelope;
 mod keys;
 pub mod link;
@@ -78,6 +94,7 @@ mod view;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 
+pub use entries::{Entries, EntriesAnswer, Entry};
 pub use link::{Link, LinkStats};
 pub use transitions::Transitions;
 
@@ -119,6 +136,7 @@ pub struct Cluster {
     keys: Keys,
     pending: Arc<Pending>,
     transitions: Arc<OnceLock<Arc<dyn Transitions>>>,
+    entries: Arc<OnceLock<Arc<dyn Entries>>>,
     /// The state task's connection while it is up (for the REST views).
     state_conn: Arc<Mutex<Option<redis::aio::MultiplexedConnection>>>,
 }
@@ -156,6 +174,7 @@ impl Cluster {
             hub: OnceLock::new(),
             pending: Default::default(),
             transitions: Default::default(),
+            entries: Default::default(),
             state_conn: Default::default(),
         })
     }
@@ -217,6 +236,7 @@ impl Cluster {
             self.transitions.clone(),
             self.state_conn.clone(),
             shutdown.clone(),
+            self.entries.clone(),
         );
         shutdown.spawn(async move {
             state.run().await;
@@ -228,6 +248,25 @@ impl Cluster {
     /// frames and webhooks (once; later calls are ignored).
     pub fn set_transitions(&self, t: Arc<dyn Transitions>) {
         let _ = self.transitions.set(t);
+    }
+
+    /// Sets the front whose presence is per-socket entries (once; later
+    /// calls are ignored).
+    pub fn set_entries(&self, e: Arc<dyn Entries>) {
+        let _ = self.entries.set(e);
+    }
+
+    /// This node's presence entries of `channel` changed: they are written
+    /// to Redis and the other nodes hear the difference (never waits).
+    pub fn entries_changed(&self, app: &Arc<str>, channel: &Arc<str>) {
+        self.pending.entries_changed(app, channel);
+    }
+
+    /// A socket joined `channel`: `answer` is called, from the cluster's
+    /// state task, with every node's entries (this node's written first),
+    /// or with `None` while Redis is away.
+    pub fn entries_state(&self, app: &Arc<str>, channel: &Arc<str>, answer: EntriesAnswer) {
+        self.pending.entries_state(app, channel, answer);
     }
 
     /// The local subscriptions or members of `channel` changed: the node's
@@ -276,6 +315,22 @@ fn broadcast(
     if let Some(a) = hub.existing_app(app) {
         a.deliver(channel, frames, except);
     }
+    remote_except(node, outbox, (app, channel), frames, except);
+}
+
+/// Delivers protocol-internal `frames` to the channel's subscribers on
+/// every other node (this node's heard them already).
+fn remote(node: &str, outbox: &Outbox, ch: (&str, &str), frames: &Frames) {
+    remote_except(node, outbox, ch, frames, None);
+}
+
+fn remote_except(
+    node: &str,
+    outbox: &Outbox,
+    (app, channel): (&str, &str),
+    frames: &Frames,
+    except: Option<&str>,
+) {
     let data = bytes::Bytes::new();
     let msg = Message {
         channel,

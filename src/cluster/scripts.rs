@@ -196,3 +196,84 @@ pub(crate) async fn reap(
         .collect();
     Ok((vacated, users))
 }
+
+/// KEYS: entries. ARGV: node. Removes every entry of the node on one
+/// channel; returns their values (only to the one caller that removed
+/// them, so a dead node's entries are announced gone once).
+const REAP_ENTRIES: &str = r"
+local out = {}
+local p = ARGV[1] .. '|'
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, #p) == p then
+    redis.call('HDEL', KEYS[1], all[i])
+    table.insert(out, all[i + 1])
+  end
+end
+return out
+";
+
+/// Writes this node's entry changes on one channel in one transaction:
+/// `gone` ids removed, `new` entries set; the channel stays in the node's
+/// `held` set while it has entries.
+pub(crate) async fn entries(
+    conn: &mut MultiplexedConnection,
+    k: &Keys,
+    node: &str,
+    (app, channel): (&str, &str),
+    (new, gone): (&[(&str, &[u8])], &[&str]),
+    left_none: bool,
+) -> Result<(), RedisError> {
+    let key = k.entries(app, channel);
+    let mut p = redis::pipe();
+    p.atomic();
+    if !gone.is_empty() {
+        let mut c = redis::cmd("HDEL");
+        c.arg(&key);
+        for id in gone {
+            c.arg(keys::presence_field(node, id));
+        }
+        p.add_command(c).ignore();
+    }
+    if !new.is_empty() {
+        let mut c = redis::cmd("HSET");
+        c.arg(&key);
+        for (id, v) in new {
+            c.arg(keys::presence_field(node, id)).arg(*v);
+        }
+        p.add_command(c).ignore();
+    }
+    let held = keys::held_entry(app, channel);
+    if left_none {
+        p.cmd("SREM").arg(k.held(node)).arg(held).ignore();
+    } else {
+        p.cmd("SADD").arg(k.held(node)).arg(held).ignore();
+    }
+    p.query_async::<()>(conn).await
+}
+
+/// Every node's entries of one channel.
+pub(crate) async fn all_entries(
+    conn: &mut MultiplexedConnection,
+    k: &Keys,
+    (app, channel): (&str, &str),
+) -> Result<Vec<Vec<u8>>, RedisError> {
+    redis::cmd("HVALS")
+        .arg(k.entries(app, channel))
+        .query_async(conn)
+        .await
+}
+
+/// Removes every entry of `node` on one channel; returns their values.
+pub(crate) async fn reap_entries(
+    conn: &mut MultiplexedConnection,
+    k: &Keys,
+    node: &str,
+    (app, channel): (&str, &str),
+) -> Result<Vec<Vec<u8>>, RedisError> {
+    let e = k.entries(app, channel);
+    eval(REAP_ENTRIES, false, &[&e])
+        .arg(node)
+        .query_async(conn)
+        .await
+}

@@ -31,14 +31,19 @@ use redis::{AsyncConnectionConfig, Client, RedisError};
 use tokio::sync::Notify;
 
 use super::backoff::Backoff;
+use super::entries::{Entries, EntriesAnswer};
 use super::keys::{self, Keys};
 use super::outbox::Outbox;
 use super::publisher::TIMEOUT;
 use super::scripts::{self, Occupancy};
 use super::transitions::Transitions;
-use super::{Members, broadcast};
+use super::{Members, broadcast, remote};
 use crate::hub::{ConnRef, Hub, Member};
 use crate::shutdown::Shutdown;
+
+/// How many leases a reaped node's tombstone outlives the reaping (a node
+/// stopped longer than this comes back without knowing it was reaped).
+const REAPED_FOR: u64 = 100;
 
 /// An (app, hub channel) pair.
 pub(crate) type ChanKey = (Arc<str>, Arc<str>);
@@ -49,6 +54,10 @@ enum Op {
     Changed(ChanKey),
     /// `conn` joined the presence channel and waits for its member list.
     Joined(ChanKey, ConnRef),
+    /// The channel's local presence entries changed.
+    Entries(ChanKey),
+    /// A socket joined the channel and waits for every node's entries.
+    EntriesState(ChanKey, EntriesAnswer),
 }
 
 /// Notes not yet handled; a channel is queued once however often it
@@ -56,6 +65,8 @@ enum Op {
 #[derive(Default)]
 pub(crate) struct Pending {
     queue: Mutex<(VecDeque<Op>, HashSet<ChanKey>)>,
+    /// Channels with an [`Op::Entries`] queued.
+    entries: Mutex<HashSet<ChanKey>>,
     ready: Notify,
 }
 
@@ -79,6 +90,21 @@ impl Pending {
         self.ready.notify_one();
     }
 
+    pub(crate) fn entries_changed(&self, app: &Arc<str>, channel: &Arc<str>) {
+        let key = (app.clone(), channel.clone());
+        if self.entries.lock().insert(key.clone()) {
+            self.queue.lock().0.push_back(Op::Entries(key));
+            self.ready.notify_one();
+        }
+    }
+
+    pub(crate) fn entries_state(&self, app: &Arc<str>, channel: &Arc<str>, answer: EntriesAnswer) {
+        let key = (app.clone(), channel.clone());
+        self.entries.lock().insert(key.clone());
+        self.queue.lock().0.push_back(Op::EntriesState(key, answer));
+        self.ready.notify_one();
+    }
+
     fn take(&self) -> Option<Op> {
         self.queue.lock().0.pop_front()
     }
@@ -86,6 +112,13 @@ impl Pending {
     /// Whether the channel still has a note; clears it.
     fn clear(&self, key: &ChanKey) -> bool {
         self.queue.lock().1.remove(key)
+    }
+
+    /// Queues the channel's entries again (their write failed).
+    fn retry_entries(&self, key: ChanKey) {
+        if self.entries.lock().insert(key.clone()) {
+            self.queue.lock().0.push_front(Op::Entries(key));
+        }
     }
 
     /// Queues the channel again (its write failed).
@@ -118,7 +151,11 @@ pub(crate) struct State {
     /// The connection while it is up, for the REST views.
     pub(crate) conn: Arc<Mutex<Option<MultiplexedConnection>>>,
     pub(crate) shutdown: Shutdown,
+    /// The front whose presence is per-socket entries, if any.
+    pub(crate) entries: Arc<OnceLock<Arc<dyn Entries>>>,
     mirror: HashMap<ChanKey, Written>,
+    /// What this node last wrote of each channel's entries: id → bytes.
+    entry_mirror: HashMap<ChanKey, HashMap<Arc<str>, Bytes>>,
 }
 
 /// The local subscription count and members of a channel.
@@ -145,6 +182,7 @@ impl State {
         transitions: Arc<OnceLock<Arc<dyn Transitions>>>,
         conn: Arc<Mutex<Option<MultiplexedConnection>>>,
         shutdown: Shutdown,
+        entries: Arc<OnceLock<Arc<dyn Entries>>>,
     ) -> State {
         State {
             client,
@@ -158,7 +196,9 @@ impl State {
             transitions,
             conn,
             shutdown,
+            entries,
             mirror: HashMap::new(),
+            entry_mirror: HashMap::new(),
         }
     }
 
@@ -224,6 +264,10 @@ impl State {
                     t.presence_state(&key.0, &key.1, &conn, &members);
                     q.0.push_back(Op::Changed(key));
                 }
+                Op::EntriesState(key, answer) => {
+                    answer(None);
+                    q.0.push_back(Op::Entries(key));
+                }
                 op => q.0.push_back(op),
             }
         }
@@ -231,7 +275,9 @@ impl State {
 
     /// Serves until the connection fails (`Err`) or the drain (`Ok`).
     async fn serve(&mut self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
-        self.heartbeat(conn).await?;
+        if self.heartbeat(conn).await? {
+            self.announce_again();
+        }
         self.rewrite(conn).await?;
         let mut tick = tokio::time::interval(self.heartbeat);
         tick.reset();
@@ -241,9 +287,24 @@ impl State {
             }
             tokio::select! {
                 _ = self.pending.ready.notified() => {}
-                _ = tick.tick() => self.heartbeat(conn).await?,
+                _ = tick.tick() => if self.heartbeat(conn).await? {
+                    self.announce_again();
+                },
                 _ = self.shutdown.draining() => return Ok(()),
             }
+        }
+    }
+
+    /// This node was reaped while alive (its lease ran out, e.g. it was
+    /// stopped): the others announced its members gone, so everything it
+    /// holds is written again as new, announced like fresh joins.
+    fn announce_again(&mut self) {
+        tracing::warn!(node = %self.node, "cluster: this node was reaped while alive (its lease ran out); announcing its members again");
+        for (app, channel) in std::mem::take(&mut self.mirror).into_keys() {
+            self.pending.changed(&app, &channel);
+        }
+        for (app, channel) in std::mem::take(&mut self.entry_mirror).into_keys() {
+            self.pending.entries_changed(&app, &channel);
         }
     }
 
@@ -251,6 +312,8 @@ impl State {
         let (key, joined) = match op {
             Op::Changed(key) => (key, None),
             Op::Joined(key, c) => (key, Some(c)),
+            Op::Entries(key) => return self.handle_entries(conn, key, None).await,
+            Op::EntriesState(key, a) => return self.handle_entries(conn, key, Some(a)).await,
         };
         let dirty = self.pending.clear(&key);
         if dirty || joined.is_some() {
@@ -274,6 +337,94 @@ impl State {
             if let Some(t) = self.transitions.get() {
                 t.presence_state(&key.0, &key.1, &c, &members);
             }
+        }
+        Ok(())
+    }
+
+    /// Writes the channel's entries if they changed; answers a waiting
+    /// socket with every node's.
+    async fn handle_entries(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        key: ChanKey,
+        answer: Option<EntriesAnswer>,
+    ) -> Result<(), RedisError> {
+        let dirty = self.pending.entries.lock().remove(&key);
+        if dirty && let Err(e) = self.flush_entries(conn, &key).await {
+            self.requeue_entries(key, answer);
+            return Err(e);
+        }
+        if let Some(answer) = answer {
+            match scripts::all_entries(conn, &self.keys, (&key.0, &key.1)).await {
+                Ok(all) => answer(Some(all.into_iter().map(Bytes::from).collect())),
+                Err(e) => {
+                    self.requeue_entries(key, Some(answer));
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn requeue_entries(&self, key: ChanKey, answer: Option<EntriesAnswer>) {
+        match answer {
+            Some(a) => self.pending.entries_state(&key.0, &key.1, a),
+            None => self.pending.retry_entries(key),
+        }
+    }
+
+    /// Writes the channel's local entries as a diff against the mirror and
+    /// sends the other nodes the frames announcing it (this node's
+    /// subscribers heard it from the front already).
+    async fn flush_entries(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        key: &ChanKey,
+    ) -> Result<(), RedisError> {
+        let Some(front) = self.entries.get() else {
+            return Ok(());
+        };
+        let now: HashMap<Arc<str>, Bytes> = front.local(&key.0, &key.1).into_iter().collect();
+        let w = self.entry_mirror.entry(key.clone()).or_default();
+        let leaves: Vec<(Arc<str>, Bytes)> = w
+            .iter()
+            .filter(|(id, _)| !now.contains_key(*id))
+            .map(|(id, b)| (id.clone(), b.clone()))
+            .collect();
+        let joins: Vec<(Arc<str>, Bytes)> = now
+            .iter()
+            .filter(|(id, _)| !w.contains_key(*id))
+            .map(|(id, b)| (id.clone(), b.clone()))
+            .collect();
+        if leaves.is_empty() && joins.is_empty() {
+            if w.is_empty() {
+                self.entry_mirror.remove(key);
+            }
+            return Ok(());
+        }
+        let ch = (&*key.0, &*key.1);
+        let new: Vec<(&str, &[u8])> = joins.iter().map(|(i, b)| (&**i, &b[..])).collect();
+        let gone: Vec<&str> = leaves.iter().map(|(i, _)| &**i).collect();
+        scripts::entries(
+            conn,
+            &self.keys,
+            &self.node,
+            ch,
+            (&new, &gone),
+            now.is_empty(),
+        )
+        .await?;
+        let (jb, lb): (Vec<Bytes>, Vec<Bytes>) = (
+            joins.into_iter().map(|(_, b)| b).collect(),
+            leaves.into_iter().map(|(_, b)| b).collect(),
+        );
+        if now.is_empty() {
+            self.entry_mirror.remove(key);
+        } else {
+            *w = now;
+        }
+        if let Some(f) = front.diff(ch.0, ch.1, &jb, &lb) {
+            remote(&self.node, &self.outbox, ch, &f);
         }
         Ok(())
     }
@@ -339,13 +490,21 @@ impl State {
                 scripts::join(conn, &self.keys, &self.node, ch, (&**u, &info[..])).await?;
             }
         }
+        for ((app, channel), w) in &self.entry_mirror {
+            let new: Vec<(&str, &[u8])> = w.iter().map(|(i, b)| (&**i, &b[..])).collect();
+            let ch = (&**app, &**channel);
+            scripts::entries(conn, &self.keys, &self.node, ch, (&new, &[]), false).await?;
+        }
         Ok(())
     }
 
-    /// Renews the lease and reaps the nodes whose lease is gone.
-    async fn heartbeat(&mut self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    /// Renews the lease and reaps the nodes whose lease is gone; true when
+    /// another node had reaped this one.
+    async fn heartbeat(&mut self, conn: &mut MultiplexedConnection) -> Result<bool, RedisError> {
         let ms = self.lease.as_millis() as u64;
-        let nodes: Vec<String> = redis::pipe()
+        let (reaped, nodes): (i64, Vec<String>) = redis::pipe()
+            .cmd("DEL")
+            .arg(self.keys.reaped(&self.node))
             .cmd("SET")
             .arg(self.keys.lease(&self.node))
             .arg(1)
@@ -358,9 +517,8 @@ impl State {
             .ignore()
             .cmd("SMEMBERS")
             .arg(self.keys.nodes())
-            .query_async::<(Vec<String>,)>(conn)
-            .await?
-            .0;
+            .query_async(conn)
+            .await?;
         for other in nodes.iter().filter(|n| **n != *self.node) {
             let alive: bool = redis::cmd("EXISTS")
                 .arg(self.keys.lease(other))
@@ -379,10 +537,17 @@ impl State {
                 .await?;
             if locked.is_some() {
                 tracing::info!(node = %other, reaper = %self.node, "cluster: a node's lease expired; reaping its members and subscriptions");
+                redis::cmd("SET")
+                    .arg(self.keys.reaped(other))
+                    .arg(&*self.node)
+                    .arg("PX")
+                    .arg(ms.saturating_mul(REAPED_FOR))
+                    .query_async::<()>(conn)
+                    .await?;
                 self.reap(conn, other).await?;
             }
         }
-        Ok(())
+        Ok(reaped > 0)
     }
 
     /// Removes every field of `node` and announces what that changed.
@@ -404,6 +569,15 @@ impl State {
             }
             if vacated {
                 occupancy(&self.transitions, ch, Occupancy::Vacated);
+            }
+            let gone = scripts::reap_entries(conn, &self.keys, node, ch).await?;
+            if !gone.is_empty()
+                && let (Some(hub), Some(front)) = (&hub, self.entries.get())
+            {
+                let gone: Vec<Bytes> = gone.into_iter().map(Bytes::from).collect();
+                if let Some(f) = front.diff(ch.0, ch.1, &[], &gone) {
+                    broadcast(hub, &self.node, &self.outbox, ch, &f, None);
+                }
             }
         }
         redis::pipe()
@@ -432,6 +606,7 @@ impl State {
             tracing::debug!(error = %e, "cluster: could not remove this node's state; the others reap it after the lease");
         }
         self.mirror.clear();
+        self.entry_mirror.clear();
     }
 }
 

@@ -164,12 +164,19 @@ impl Subscriber {
             }
             return;
         }
+        let msg = env.message();
+        // Protocol-internal frames (presence changes) have no event.
+        if !msg.event.is_empty()
+            && let Some(t) = self.transitions.get()
+        {
+            t.remote_published(env.app, &msg);
+        }
         let Some(hub) = self.hub.upgrade() else {
             return;
         };
         // No local namespace: nobody here is subscribed to anything of it.
         if let Some(app) = hub.existing_app(env.app) {
-            app.publish(&env.message());
+            app.publish(&msg);
         }
     }
 }

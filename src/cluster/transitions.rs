@@ -7,7 +7,7 @@
 //! protocol, so it asks the front, through this trait, for the webhooks
 //! and for the frames to deliver on every node.
 
-use crate::hub::{ConnRef, Frames, Member, Members};
+use crate::hub::{ConnRef, Frames, Member, Members, Message};
 
 /// What a front does with the cluster's decisions. Called on the one node
 /// that took the decision (so each happens once cluster-wide), from the
@@ -31,4 +31,9 @@ pub trait Transitions: Send + Sync {
     /// ([`Cluster::terminate_user`](super::Cluster::terminate_user)): close
     /// this node's.
     fn terminate(&self, app: &str, user_id: &str);
+    /// Another node's application message arrived (before it is delivered
+    /// here): the front keeps what it keeps of its own publishes (a cache
+    /// channel's last event). Called for every received message; must be
+    /// cheap.
+    fn remote_published(&self, app: &str, msg: &Message<'_>);
 }

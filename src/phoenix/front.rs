@@ -113,6 +113,16 @@ impl SupabaseFront {
         }
     }
 
+    /// Makes this front cluster-aware: a joining socket's
+    /// `presence_state` holds every node's metas, and each track/untrack
+    /// reaches every node's subscribers. Set once, at start.
+    pub fn attach_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        cluster.set_entries(Arc::new(super::state::ClusterEntries {
+            shared: Arc::downgrade(&self.shared),
+        }));
+        let _ = self.shared.cluster.set(cluster);
+    }
+
     /// Broadcasts `event` with the JSON `payload` on `realtime:{sub_topic}`
     /// (public or private), as the parts above the front (the bridge) do:
     /// every subscriber gets it, the hub's observers see it with `origin`.

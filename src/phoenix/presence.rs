@@ -12,20 +12,27 @@
 //! fans the resulting frames out.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
+use bytes::Bytes;
 use serde_json::{Map, Value};
 
 /// The hub's connection id (`crate::hub::ConnId`).
 type ConnId = u64;
 
-/// A unique `phx_ref` (Phoenix uses base64 of a unique integer).
+/// A unique `phx_ref` (Phoenix uses base64 of a unique integer): a
+/// random per-process prefix, so refs stay unique across the nodes of a
+/// cluster (clients tell metas apart by ref), then a counter.
 fn next_ref() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
+    static SALT: std::sync::OnceLock<[u8; 4]> = std::sync::OnceLock::new();
     let n = NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes();
     let first = n.iter().position(|b| *b != 0).unwrap_or(7);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&n[first..])
+    let mut b = SALT.get_or_init(rand::random).to_vec();
+    b.extend_from_slice(&n[first..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&b)
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +140,19 @@ impl TopicPresence {
         Value::Object(out)
     }
 
+    /// One entry per meta, for the cluster: (its `phx_ref`, the JSON
+    /// `{"key": .., "meta": {..}}`).
+    pub fn entries(&self) -> Vec<(Arc<str>, Bytes)> {
+        let mut out = Vec::new();
+        for (key, metas) in &self.keys {
+            for m in metas {
+                let e = serde_json::json!({ "key": key, "meta": m.to_json(None) });
+                out.push((Arc::from(m.phx_ref.as_str()), Bytes::from(e.to_string())));
+            }
+        }
+        out
+    }
+
     /// Whether nobody is tracked.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
@@ -141,6 +161,28 @@ impl TopicPresence {
     /// Distinct presence keys.
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+}
+
+/// Adds the cluster entries (`{"key","meta"}` JSON, as
+/// [`TopicPresence::entries`] makes them) to a `{key: {metas: [..]}}` map.
+pub fn add_entries(map: &mut Map<String, Value>, entries: &[Bytes]) {
+    for e in entries {
+        if let Ok(Value::Object(mut o)) = serde_json::from_slice::<Value>(e)
+            && let (Some(Value::String(key)), Some(meta)) = (o.remove("key"), o.remove("meta"))
+        {
+            entry(map, &key, meta);
+        }
+    }
+}
+
+/// The `presence_diff` of cluster entries that appeared and went.
+pub fn entries_diff(joins: &[Bytes], leaves: &[Bytes]) -> Diff {
+    let (mut j, mut l) = (Map::new(), Map::new());
+    add_entries(&mut j, joins);
+    add_entries(&mut l, leaves);
+    Diff {
+        json: serde_json::json!({ "joins": j, "leaves": l }),
     }
 }
 
@@ -228,6 +270,30 @@ mod tests {
         assert_eq!(p.key_count(), 1);
         p.untrack(1);
         assert_eq!(p.state()["u"]["metas"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn entries_make_the_same_state_and_diffs() {
+        let mut p = TopicPresence::default();
+        p.track(1, "u", map(json!({"n": 1})));
+        p.track(2, "u", map(json!({"n": 2})));
+        p.track(3, "v", map(json!({})));
+        let e: Vec<Bytes> = p.entries().into_iter().map(|(_, b)| b).collect();
+        let mut st = Map::new();
+        add_entries(&mut st, &e);
+        let mut a = Value::Object(st);
+        let mut b = p.state();
+        for v in [&mut a, &mut b] {
+            for k in ["u", "v"] {
+                if let Some(Value::Array(m)) = v[k].get_mut("metas") {
+                    m.sort_by_key(|x| x["phx_ref"].as_str().unwrap_or("").to_string());
+                }
+            }
+        }
+        assert_eq!(a, b);
+        let d = entries_diff(&e[..1], &e[1..2]);
+        assert_eq!(d.json["joins"].as_object().map(|o| o.len()), Some(1));
+        assert_eq!(d.json["leaves"].as_object().map(|o| o.len()), Some(1));
     }
 
     #[test]

@@ -452,6 +452,7 @@ impl Session {
         self.shared.app.unsubscribe(&c.hub_channel, self.conn.id);
         if let Some(d) = diff {
             self.shared.presence_diff(&c.topic, &c.hub_channel, &d);
+            self.shared.presence_changed(&c.hub_channel);
         }
     }
 

@@ -8,19 +8,21 @@
 //! the hub as structured messages with frames serialised once per vsn
 //! ([`super::fanout`]), presence diffs as local-only deliveries.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::fanout::{self, Broadcast};
 use super::jwks::Jwks;
 use super::jwt::Verifier;
-use super::presence::{Diff, Presences};
+use super::presence::{Diff, Presences, entries_diff};
+use crate::cluster::{Cluster, Entries, Entry};
 use crate::config::supabase::Supabase;
-use crate::hub::{AppHub, Delivery, Hub, Message, Origin};
+use crate::hub::{AppHub, Delivery, Frames, Hub, Message, Origin};
 use crate::shutdown::Shutdown;
 
 /// The hub namespace of the Supabase front (not a valid Pusher app id in
@@ -121,6 +123,9 @@ pub(crate) struct Shared {
     presence_window: parking_lot::Mutex<Window>,
     rest_window: parking_lot::Mutex<Window>,
     pub(crate) shutdown: Shutdown,
+    /// This node's part of the cluster (`[cluster]`): presence entries are
+    /// then every node's ([`ClusterEntries`]).
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
 }
 
 fn verifier_for(c: &Supabase) -> Verifier {
@@ -143,6 +148,7 @@ impl Shared {
             presence_window: parking_lot::Mutex::new(Window::new()),
             rest_window: parking_lot::Mutex::new(Window::new()),
             shutdown,
+            cluster: OnceLock::new(),
         };
         s.reload(config);
         s
@@ -200,12 +206,45 @@ impl Shared {
         }))
     }
 
+    /// This node's presence on `hub_channel` changed: in a cluster, the
+    /// other nodes hear it (never waits).
+    pub(crate) fn presence_changed(&self, hub_channel: &Arc<str>) {
+        if let Some(c) = self.cluster.get() {
+            c.entries_changed(self.app.id(), hub_channel);
+        }
+    }
+
     /// Fans a presence diff out to the topic's subscribers.
     pub(crate) fn presence_diff(&self, topic: &str, hub_channel: &str, diff: &Diff) {
         if let Ok(p) = RawValue::from_string(diff.json.to_string()) {
             let frames = fanout::push(topic, "presence_diff", &p);
             self.app.deliver(hub_channel, &frames, None);
         }
+    }
+}
+
+/// The Supabase front's side of the cluster's presence entries: one per
+/// tracking socket (a Phoenix meta), on whichever node it is.
+pub(crate) struct ClusterEntries {
+    pub(crate) shared: Weak<Shared>,
+}
+
+impl Entries for ClusterEntries {
+    fn local(&self, app: &str, channel: &str) -> Vec<Entry> {
+        match self.shared.upgrade() {
+            Some(s) if app == NAMESPACE => s.presences.with(channel, |p| p.entries()),
+            _ => Vec::new(),
+        }
+    }
+
+    fn diff(&self, app: &str, channel: &str, joins: &[Bytes], leaves: &[Bytes]) -> Option<Frames> {
+        if app != NAMESPACE {
+            return None;
+        }
+        let (t, _) = topic_of(channel)?;
+        let d = entries_diff(joins, leaves);
+        let p = RawValue::from_string(d.json.to_string()).ok()?;
+        Some(fanout::push(&format!("realtime:{t}"), "presence_diff", &p))
     }
 }
 

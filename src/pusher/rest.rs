@@ -156,7 +156,13 @@ pub(crate) async fn handle_clustered(
     let c = check(shared, call)?;
     let segs: Vec<&str> = c.tail.split('/').collect();
     if call.method != Method::GET {
-        return dispatch(shared, call, &c);
+        let answer = dispatch(shared, call, &c)?;
+        return Ok(match segs.as_slice() {
+            ["events"] | ["batch_events"] => {
+                clustered_info(answer, call.body, cluster, &c.app.id).await
+            }
+            _ => answer,
+        });
     }
     match segs.as_slice() {
         ["channels"] => {
@@ -179,6 +185,53 @@ pub(crate) async fn handle_clustered(
         }
         _ => dispatch(shared, call, &c),
     }
+}
+
+/// A publish's answer with the counts it asked for (`info`) replaced by
+/// the cluster-wide ones.
+async fn clustered_info(answer: String, body: &[u8], cluster: &Cluster, app: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<Value>(&answer) else {
+        return answer;
+    };
+    let fix = |o: &mut Map<String, Value>, ci: Option<ChannelInfo>| {
+        for (k, n) in [
+            (
+                "subscription_count",
+                ci.as_ref().map_or(0, |c| c.subscription_count),
+            ),
+            ("user_count", ci.as_ref().map_or(0, |c| c.user_count)),
+        ] {
+            if let Some(slot) = o.get_mut(k) {
+                *slot = n.into();
+            }
+        }
+    };
+    if let Some(Value::Object(chans)) = v.get_mut("channels") {
+        for (name, o) in chans.iter_mut() {
+            if let Value::Object(o) = o {
+                fix(o, cluster.channel_info(app, name).await);
+            }
+        }
+    } else if let Some(Value::Array(items)) = v.get_mut("batch") {
+        let names: Vec<Option<String>> = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| {
+                b["batch"].as_array().map(|a| {
+                    a.iter()
+                        .map(|e| e["channel"].as_str().map(str::to_string))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        for (o, name) in items.iter_mut().zip(names) {
+            if let (Value::Object(o), Some(name)) = (o, name)
+                && !o.is_empty()
+            {
+                fix(o, cluster.channel_info(app, &name).await);
+            }
+        }
+    }
+    v.to_string()
 }
 
 /// The app, signature and rate-limit checks.

@@ -323,6 +323,22 @@ impl Transitions for ClusterTransitions {
             .send_reply(protocol::presence_subscription_succeeded(channel, members));
     }
 
+    fn remote_published(&self, app: &str, msg: &Message<'_>) {
+        if !super::channel::kind_of(msg.channel).cache {
+            return;
+        }
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if let Some(app) = shared.apps.load().by_id(app) {
+            // The last event of a cache channel is every node's: a
+            // subscriber here gets the one published on any node.
+            shared
+                .app_hub(app)
+                .cache_put(msg.channel, msg.frames.clone(), app.cache_ttl);
+        }
+    }
+
     fn terminate(&self, app: &str, user_id: &str) {
         let Some(shared) = self.shared.upgrade() else {
             return;

@@ -11,7 +11,13 @@
 //! - Redis stopped and restarted: local delivery goes on, the buffered
 //!   cross-node copy is delivered once when the link is back;
 //! - cluster-wide REST counts, presence across nodes, webhooks exactly
-//!   once, a SIGKILLed node reaped within its lease (`state`).
+//!   once, a SIGKILLed node reaped within its lease (`state`);
+//! - Supabase presence and REST broadcast across nodes (`supabase`);
+//! - cache channels' last event on every node, REST publish `info`
+//!   cluster-wide (`cache`);
+//! - Redis restarted empty, a node reaped while alive (stopped past its
+//!   lease), a drain handing users over without a presence flap
+//!   (`recovery`).
 //!
 //! "Nothing more arrived" is proved without sleeping: a later message from
 //! the same publisher, or a `pusher:ping` answered by the very next
@@ -36,7 +42,10 @@ mod phoenix;
 #[path = "../pusher/support.rs"]
 mod support;
 
+mod cache;
+mod recovery;
 mod state;
+mod supabase;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../common/wait.rs"]
 mod wait;

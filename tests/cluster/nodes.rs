@@ -147,6 +147,9 @@ id = "{}"
 key = "{}"
 secret = "{}"
 
+[pusher]
+drain_spread = "1s"
+
 [supabase]
 jwt_secrets = ["super-secret-jwt-token-with-at-least-32-characters-long"]
 api_keys = {{ sb_publishable_test = "anon", sb_secret_test = "service_role" }}

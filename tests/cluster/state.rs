@@ -16,7 +16,7 @@ use crate::support::{APP, Socket, channel_auth, data, query, rest, signed};
 
 /// Asks `addr` for `path` until `want` holds of the answer (bounded:
 /// 50 × 100 ms; the nodes write their share asynchronously).
-async fn eventually(
+pub(crate) async fn eventually(
     addr: SocketAddr,
     path: &str,
     extra: &[(&str, &str)],
@@ -35,7 +35,7 @@ async fn eventually(
     panic!("{addr}{path}: never as wanted; last answer {last}");
 }
 
-async fn subscription_count(addr: SocketAddr, channel: &str, n: u64) {
+pub(crate) async fn subscription_count(addr: SocketAddr, channel: &str, n: u64) {
     let path = format!("/channels/{channel}");
     eventually(addr, &path, &[("info", "subscription_count")], |v| {
         v["subscription_count"] == n && v["occupied"] == (n > 0)
@@ -45,7 +45,7 @@ async fn subscription_count(addr: SocketAddr, channel: &str, n: u64) {
 
 /// Joins `channel` as `user`; returns the cluster-wide member ids the
 /// subscription_succeeded listed.
-async fn join(s: &mut Socket, channel: &str, user: &str) -> Vec<String> {
+pub(crate) async fn join(s: &mut Socket, channel: &str, user: &str) -> Vec<String> {
     let cd = json!({"user_id": user, "user_info": {"name": user}}).to_string();
     let auth = channel_auth(APP, &s.socket_id, channel, Some(&cd));
     let m = s
@@ -70,12 +70,12 @@ async fn leave(s: &mut Socket, channel: &str) {
         .await;
 }
 
-async fn expect_member(s: &mut Socket, event: &str, channel: &str, user: &str) {
+pub(crate) async fn expect_member(s: &mut Socket, event: &str, channel: &str, user: &str) {
     let m = s.expect(event, Some(channel)).await;
     assert_eq!(data(&m)["user_id"], user, "{m}");
 }
 
-async fn users(addr: SocketAddr, channel: &str, want: &[&str]) {
+pub(crate) async fn users(addr: SocketAddr, channel: &str, want: &[&str]) {
     let path = format!("/channels/{channel}/users");
     eventually(addr, &path, &[], |v| {
         let mut got: Vec<&str> = v["users"]

@@ -326,6 +326,18 @@ impl Socket {
         assert_eq!(m["channel"], channel, "{m}");
     }
 
+    /// Reads until the server closes the socket (bounded); the close
+    /// code, if a close frame came.
+    #[allow(dead_code, reason = "only the cluster tests use it")]
+    pub(crate) async fn close_code(&mut self) -> Option<u16> {
+        for _ in 0..32 {
+            if let Err(frame) = next_json(&mut self.ws).await {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        panic!("the socket never closed");
+    }
+
     /// Closes the WebSocket (a client leaving).
     pub(crate) async fn close(mut self) {
         let _ = within("close", self.ws.close(None)).await;

@@ -15,6 +15,7 @@ use crate::phoenix::fanout::Broadcast;
 use crate::phoenix::join;
 use crate::phoenix::jwt::{Claims, Verifier};
 use crate::phoenix::policy::Grants;
+use crate::phoenix::presence::add_entries;
 use crate::phoenix::state::{Budget, hub_channel, unix_now};
 use crate::phoenix::upstream;
 use crate::phoenix::wire::{self, ChannelEnd, JoinRefusal, ReplyStatus, SocketClose};
@@ -215,12 +216,43 @@ impl Session {
         // without presence when no presence listener exists yet and tracks
         // later; its Presence buffers every diff until a `presence_state`
         // for the current join ref arrives.
-        let state = self
-            .shared
-            .presences
-            .with(&chan.hub_channel, |pr| pr.state());
-        if let Ok(state) = RawValue::from_string(state.to_string()) {
-            self.push(&topic, Some(&join_ref), None, "presence_state", &state);
+        // In a cluster it holds every node's metas: the cluster answers
+        // once this node's are written.
+        match self.shared.cluster.get() {
+            Some(c) => {
+                let (tx, vsn, shared) = (self.conn.tx.clone(), self.vsn, self.shared.clone());
+                let (t, jr, hc) = (topic.clone(), join_ref.clone(), chan.hub_channel.clone());
+                let answer = move |all: Option<Vec<bytes::Bytes>>| {
+                    let state = match all {
+                        Some(all) => {
+                            let mut m = Map::new();
+                            add_entries(&mut m, &all);
+                            Value::Object(m)
+                        }
+                        None => shared.presences.with(&hc, |pr| pr.state()),
+                    };
+                    if let Ok(p) = RawValue::from_string(state.to_string()) {
+                        let out = Outgoing {
+                            join_ref: Some(&jr),
+                            r#ref: None,
+                            topic: &t,
+                            event: "presence_state",
+                            payload: &p,
+                        };
+                        let _ = tx.send_reply(Frame::from(encode_text(vsn, &out)));
+                    }
+                };
+                c.entries_state(self.shared.app.id(), &chan.hub_channel, Box::new(answer));
+            }
+            None => {
+                let state = self
+                    .shared
+                    .presences
+                    .with(&chan.hub_channel, |pr| pr.state());
+                if let Ok(state) = RawValue::from_string(state.to_string()) {
+                    self.push(&topic, Some(&join_ref), None, "presence_state", &state);
+                }
+            }
         }
         tracing::debug!(peer = %self.peer, topic = %topic, private = chan.private, "supabase join");
         self.chans.insert(topic, chan);
@@ -394,6 +426,7 @@ impl Session {
         self.reply(p, ReplyStatus::Ok, &wire::empty_object());
         if let Some(d) = diff {
             self.shared.presence_diff(&topic, &hub_ch, &d);
+            self.shared.presence_changed(&hub_ch);
         }
     }
 
