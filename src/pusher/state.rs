@@ -385,6 +385,7 @@ mod tests {
             counts: Default::default(),
             rest_windows: Default::default(),
             cluster: OnceLock::new(),
+            removals: Default::default(),
         };
         let hub = shared.app_hub(&app);
         let name: Arc<str> = Arc::from("big");
