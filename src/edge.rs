@@ -233,6 +233,17 @@ impl Edge {
     /// Builds the edge for `config`: TLS material is loaded (dev certs are
     /// created if missing), upstream clients are built.
     pub fn new(config: Config, shutdown: Shutdown) -> Result<Edge, EdgeError> {
+        Self::with_cluster_node(config, shutdown, None)
+    }
+
+    /// Like [`new`](Self::new); with `[cluster]`, the node id is `node`
+    /// when given (the id of the process this one replaces in a binary
+    /// upgrade) instead of a fresh random one.
+    pub fn with_cluster_node(
+        config: Config,
+        shutdown: Shutdown,
+        node: Option<&str>,
+    ) -> Result<Edge, EdgeError> {
         let config = Arc::new(config);
         let tls = TlsState::new(&config, &shutdown)?;
         // One hub for both fronts; the Pusher↔Supabase bridge observes its
@@ -241,7 +252,13 @@ impl Edge {
         // the other nodes.
         let bridge = Arc::new(Bridge::default());
         let cluster = match &config.cluster {
-            Some(c) => Some(Arc::new(Cluster::new(c.clone())?)),
+            Some(c) => {
+                let cluster = Cluster::new(c.clone())?;
+                Some(Arc::new(match node {
+                    Some(n) => cluster.with_node_id(n),
+                    None => cluster,
+                }))
+            }
             None => None,
         };
         let mut observers: Vec<Arc<dyn crate::hub::Observer>> = vec![bridge.clone()];

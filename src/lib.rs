@@ -33,14 +33,17 @@
 //! [`shutdown`] is the one drain/abort signal; [`workers`] runs
 //! connections on per-core event loops and [`io::movable`] moves a hub
 //! socket off them; [`sd_notify`] tells systemd when portico is ready
-//! and when it stops; [`cli`] is the banner, `keygen` and `status`.
+//! and when it stops; [`upgrade`] hands the listening sockets to a new
+//! binary on SIGUSR2 (fds over a private unix socket, then a `ready`
+//! line) so an upgrade refuses no connection; [`cli`] is the banner,
+//! `keygen` and `status`.
 //! [`metrics`] counts events (handshake failures, REST calls, upstream
 //! latency, …) for [`admin`], the `[admin]` listener serving Prometheus
 //! `/metrics` and `/status` from those counters and the edge's live state.
 //!
 //! # Layers (bottom to top; `tests/layering.rs` keeps them)
 //!
-//! `shutdown`, `workers`, `io`, `sd_notify`, `metrics` → `http` → `config` → `tls`, `supervise`,
+//! `shutdown`, `workers`, `io`, `sd_notify`, `metrics`, `upgrade` → `http` → `config` → `tls`, `supervise`,
 //! `files` → `ws` → `hub` → `proxy`, `cluster` → `pusher`, `phoenix` →
 //! `bridge` → `server` → `edge` → `listener`, `admin` → `cli`. A module imports only
 //! lower layers.
@@ -67,6 +70,7 @@ pub mod server;
 pub mod shutdown;
 pub mod supervise;
 pub mod tls;
+pub mod upgrade;
 pub mod workers;
 pub mod ws;
 
@@ -138,7 +142,9 @@ pub async fn serve_with(
     }
     shutdown.await;
     let delay = edge.config().server.shutdown_delay;
-    if !delay.is_zero() {
+    // A hand-over leaves the listeners open in the new process: nothing to
+    // wait for before draining.
+    if !delay.is_zero() && !sd.is_handover() {
         tracing::info!(delay = ?delay, "shutting down: health endpoint unready, still serving");
         sd.begin_unready();
         tokio::time::sleep(delay).await;

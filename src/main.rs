@@ -1,12 +1,15 @@
 //! The `portico` command: parse the CLI, load config, bind, forward signals.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 use portico::config::{Config, LogFormat};
+use portico::upgrade::{Exe, Inherited};
 use portico::workers::Mode;
 use portico::{Edge, Listeners, Shutdown, Workers};
 
@@ -122,6 +125,32 @@ fn main() -> ExitCode {
                 }
             };
             init_tracing(&cfg);
+            // Recorded now, before anything can change the directory: what
+            // SIGUSR2 starts.
+            let exe = portico::upgrade::Exe::at_start()
+                .map_err(|e| tracing::warn!(error = %e, "cannot tell this binary's path; SIGUSR2 upgrades are off"))
+                .ok();
+            // Started by an upgrade: take the listeners over from the
+            // running portico instead of binding.
+            let inherited = match std::env::var_os(portico::upgrade::SOCKET_ENV) {
+                Some(p) if !p.is_empty() => {
+                    match portico::upgrade::Inherited::receive(
+                        Path::new(&p),
+                        portico::upgrade::TIMEOUT,
+                    ) {
+                        Ok(i) => {
+                            tracing::info!(listeners = ?i.names(), "upgrade: took the listeners over from the running portico");
+                            Some(i)
+                        }
+                        Err(e) => {
+                            tracing::error!("{e}");
+                            eprintln!("error: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
+                }
+                _ => None,
+            };
             let mode = match Mode::parse(std::env::var("PORTICO_WORKERS").ok().as_deref()) {
                 Ok(m) => m,
                 Err(e) => {
@@ -139,7 +168,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(run(cfg, path, mode)) {
+            match rt.block_on(run(cfg, path, mode, exe, inherited)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -260,10 +289,37 @@ fn colour_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-async fn run(cfg: Config, path: Option<PathBuf>, mode: Mode) -> anyhow::Result<()> {
-    let listeners = Listeners::bind(&cfg.server)?;
-    let admin = cfg.admin.as_ref().map(portico::admin::bind).transpose()?;
-    let edge = Edge::new(cfg, Shutdown::new())?;
+async fn run(
+    cfg: Config,
+    path: Option<PathBuf>,
+    mode: Mode,
+    exe: Option<Exe>,
+    mut inherited: Option<Inherited>,
+) -> anyhow::Result<()> {
+    let listeners = match inherited.as_mut() {
+        Some(i) => Listeners::bind_or_adopt(&cfg.server, |k| i.take(k))?,
+        None => Listeners::bind(&cfg.server)?,
+    };
+    let admin = match &cfg.admin {
+        Some(a) => {
+            let adopted = inherited
+                .as_mut()
+                .and_then(|i| i.take("admin"))
+                .and_then(|l| portico::listener::adopt("admin", l, a.listen));
+            Some(match adopted {
+                Some(l) => l,
+                None => portico::admin::bind(a)?,
+            })
+        }
+        None => None,
+    };
+    // The node id of the process this one replaces, kept so the cluster
+    // sees one node throughout.
+    let node = inherited
+        .as_ref()
+        .and_then(|_| std::env::var(portico::upgrade::CLUSTER_NODE_ENV).ok())
+        .filter(|n| !n.is_empty());
+    let edge = Edge::with_cluster_node(cfg, Shutdown::new(), node.as_deref())?;
     let workers = Arc::new(Workers::start(mode)?);
     if !workers.is_empty() {
         tracing::info!(
@@ -272,23 +328,139 @@ async fn run(cfg: Config, path: Option<PathBuf>, mode: Mode) -> anyhow::Result<(
         );
     }
     print_banner(&edge, &listeners);
+    // What a later upgrade hands over: copies of the listening fds
+    // (close-on-exec, like every fd here).
+    let fds = handover_fds(&listeners, admin.as_ref());
     if let Some(p) = &path {
         spawn_config_watch(edge.clone(), p.clone());
     }
     if let Some(admin) = admin {
         start_admin(admin, &edge, &listeners);
     }
-    let signals = signals(edge.clone(), path)?;
-    // Listeners are bound (connections queue from now on): tell systemd.
-    match portico::sd_notify::ready() {
-        Ok(true) => tracing::debug!("told the service manager we are ready"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!(error = %e, "could not tell the service manager we are ready"),
+    let upgrader = Upgrader {
+        exe,
+        fds: Arc::new(fds),
+        edge: edge.clone(),
+        busy: Arc::default(),
+    };
+    let signals = signals(edge.clone(), path, upgrader)?;
+    match inherited {
+        // Started by an upgrade: the old process is main for systemd until
+        // it hands over; say `ready` to it once this one serves.
+        Some(i) => spawn_ready_for_upgrade(edge.clone(), i),
+        // Listeners are bound (connections queue from now on): tell systemd.
+        None => match portico::sd_notify::ready() {
+            Ok(true) => tracing::debug!("told the service manager we are ready"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not tell the service manager we are ready"),
+        },
     }
     portico::serve_with(edge, listeners, workers.clone(), signals).await;
     // Joining threads blocks: off the async thread.
     let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
     Ok(())
+}
+
+/// Copies of the listening sockets by name, for a later upgrade.
+fn handover_fds(
+    listeners: &Listeners,
+    admin: Option<&tokio::net::TcpListener>,
+) -> Vec<(&'static str, OwnedFd)> {
+    let mut fds = Vec::new();
+    let named = [
+        ("https", listeners.https.as_ref()),
+        ("http", listeners.http.as_ref()),
+        ("plain", listeners.plain.as_ref()),
+        ("admin", admin),
+    ];
+    for (name, l) in named {
+        let Some(l) = l else { continue };
+        match l.as_fd().try_clone_to_owned() {
+            Ok(fd) => fds.push((name, fd)),
+            Err(e) => {
+                tracing::warn!(listener = name, error = %e, "cannot keep a copy of the listener for upgrades")
+            }
+        }
+    }
+    fds
+}
+
+/// Waits until the supervised processes are ready (bounded by the
+/// upgrade timeout), then tells the old process this one serves.
+fn spawn_ready_for_upgrade(edge: Edge, inherited: Inherited) {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + portico::upgrade::TIMEOUT;
+        loop {
+            let procs = edge.inner().supervisor().status();
+            if procs.iter().all(|p| p.ready) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let waiting: Vec<_> = procs
+                    .iter()
+                    .filter(|p| !p.ready)
+                    .map(|p| p.name.clone())
+                    .collect();
+                tracing::error!(processes = ?waiting, "upgrade: processes not ready in time; not taking over");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        match tokio::task::spawn_blocking(move || inherited.ready()).await {
+            Ok(Ok(())) => tracing::info!("upgrade: serving; the old process drains"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "upgrade: could not tell the old process we are ready")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "upgrade: could not tell the old process we are ready")
+            }
+        }
+    });
+}
+
+/// What SIGUSR2 needs: the binary, the listeners' fds, the edge (for the
+/// cluster node id), and whether an upgrade is under way.
+struct Upgrader {
+    exe: Option<Exe>,
+    fds: Arc<Vec<(&'static str, OwnedFd)>>,
+    edge: Edge,
+    busy: Arc<AtomicBool>,
+}
+
+impl Upgrader {
+    /// Starts an upgrade in the background; the new process's pid is sent
+    /// on `done` once it serves.
+    fn start(&self, done: tokio::sync::mpsc::Sender<u32>) {
+        let Some(exe) = self.exe.clone() else {
+            tracing::error!(
+                "upgrade failed: this binary's path is unknown; this process keeps serving"
+            );
+            return;
+        };
+        if self.busy.swap(true, Ordering::AcqRel) {
+            tracing::warn!("{}", portico::upgrade::UpgradeError::Busy);
+            return;
+        }
+        let fds = self.fds.clone();
+        let busy = self.busy.clone();
+        let mut env = Vec::new();
+        if let Some(c) = self.edge.inner().cluster() {
+            env.push((portico::upgrade::CLUSTER_NODE_ENV, c.node_id().to_string()));
+        }
+        tokio::spawn(async move {
+            let named: Vec<(&str, BorrowedFd<'_>)> =
+                fds.iter().map(|(n, fd)| (*n, fd.as_fd())).collect();
+            match portico::upgrade::start(&exe, &named, &env, portico::upgrade::TIMEOUT).await {
+                Ok(pid) => {
+                    let _ = done.send(pid).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, exe = %exe.path().display(), "upgrade failed; this process keeps serving");
+                    busy.store(false, Ordering::Release);
+                }
+            }
+        });
+    }
 }
 
 fn print_banner(edge: &Edge, listeners: &Listeners) {
@@ -329,29 +501,52 @@ fn start_admin(listener: tokio::net::TcpListener, edge: &Edge, listeners: &Liste
     tokio::spawn(portico::admin::serve(listener, edge.inner().clone(), cx));
 }
 
-/// Resolves on SIGTERM or SIGINT (telling systemd portico is stopping);
-/// reloads on SIGHUP.
+/// Resolves on SIGTERM or SIGINT (telling systemd portico is stopping),
+/// or once a new process started by SIGUSR2 serves (telling systemd it is
+/// the main process now); reloads on SIGHUP.
 fn signals(
     edge: Edge,
     path: Option<PathBuf>,
+    upgrader: Upgrader,
 ) -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let (done, mut upgraded) = tokio::sync::mpsc::channel(1);
     Ok(async move {
-        loop {
+        let handed_to = loop {
             tokio::select! {
-                _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
-                _ = int.recv() => { tracing::info!("SIGINT received"); break; }
+                _ = term.recv() => { tracing::info!("SIGTERM received"); break None; }
+                _ = int.recv() => { tracing::info!("SIGINT received"); break None; }
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP received: reloading configuration");
                     reload(&edge, path.as_deref());
                 }
+                _ = usr2.recv() => {
+                    tracing::info!("SIGUSR2 received: starting the new binary");
+                    upgrader.start(done.clone());
+                }
+                Some(pid) = upgraded.recv() => break Some(pid),
             }
-        }
-        if let Err(e) = portico::sd_notify::stopping() {
-            tracing::warn!(error = %e, "could not tell the service manager we are stopping");
+        };
+        match handed_to {
+            Some(pid) => {
+                tracing::info!(
+                    pid,
+                    "upgrade: the new process serves; this one stops accepting and drains"
+                );
+                edge.shutdown().begin_handover();
+                if let Err(e) = portico::sd_notify::main_pid(pid) {
+                    tracing::warn!(error = %e, "could not tell the service manager the new main pid");
+                }
+            }
+            None => {
+                if let Err(e) = portico::sd_notify::stopping() {
+                    tracing::warn!(error = %e, "could not tell the service manager we are stopping");
+                }
+            }
         }
     })
 }

@@ -3,7 +3,7 @@
 //! once its listeners are bound, and sees it stopping when it drains.
 //!
 //! Owns: nothing but the send. Receives: a state line (`READY=1`,
-//! `STOPPING=1`). Hands on: one datagram to the unix socket named by
+//! `STOPPING=1`, `MAINPID=` after a binary upgrade). Hands on: one datagram to the unix socket named by
 //! `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace). Without
 //! the variable (not under systemd) it does nothing.
 //!
@@ -27,6 +27,13 @@ pub fn ready() -> io::Result<bool> {
 /// Tells the service manager that portico is shutting down (`STOPPING=1`).
 pub fn stopping() -> io::Result<bool> {
     send(std::env::var_os(NOTIFY_SOCKET), "STOPPING=1\n")
+}
+
+/// Tells the service manager that the process `pid` is now the main
+/// process (`MAINPID=`): after a binary upgrade, the new portico. Sent by
+/// the current main process, so `NotifyAccess=main` accepts it.
+pub fn main_pid(pid: u32) -> io::Result<bool> {
+    send(std::env::var_os(NOTIFY_SOCKET), &format!("MAINPID={pid}\n"))
 }
 
 /// Sends `state` to the socket `addr` names; `Ok(false)` when it names none.

@@ -20,6 +20,9 @@ use tokio_util::task::TaskTracker;
 pub struct Shutdown {
     /// Set first on SIGTERM: the health endpoint turns 503.
     unready: Arc<AtomicBool>,
+    /// Set before the drain when a new process has taken the listeners
+    /// over (binary upgrade): see [`Shutdown::begin_handover`].
+    handover: Arc<AtomicBool>,
     drain: CancellationToken,
     abort: CancellationToken,
     tracker: TaskTracker,
@@ -38,6 +41,21 @@ impl Shutdown {
     /// True once shutdown has started (unready or draining).
     pub fn is_unready(&self) -> bool {
         self.unready.load(Ordering::Relaxed) || self.drain.is_cancelled()
+    }
+
+    /// Marks the coming drain as a hand-over to a new process (binary
+    /// upgrade): the listeners stay open in the new process, so the drain
+    /// skips `shutdown_delay`, a connection accepted but not yet served
+    /// gets its first request answered (it was a client of the listener,
+    /// not of this process), and the cluster node keeps its state for the
+    /// new process (same node id). Call before [`begin_drain`](Self::begin_drain).
+    pub fn begin_handover(&self) {
+        self.handover.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`begin_handover`](Self::begin_handover) was called.
+    pub fn is_handover(&self) -> bool {
+        self.handover.load(Ordering::Relaxed)
     }
 
     /// Starts draining: stop accepting, finish what is in flight.

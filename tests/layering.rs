@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("io", 0),
     ("sd_notify", 0), // readiness datagrams to systemd: imports no one
     ("metrics", 0),   // event counters for `/metrics`; imports no one
+    ("upgrade", 0),   // SIGUSR2 hand-over of the listening fds; imports no one
     ("http", 1),
     ("config", 2),
     ("tls", 3),       // `acme` lives inside

@@ -44,7 +44,9 @@
 //!   gone; the first to take `reap:{n}` (`SET NX PX`) reaps that node:
 //!   removes its fields below (one script per channel) and announces the
 //!   resulting `member_removed`s and vacated channels once. A draining
-//!   node gives up its lease and reaps itself.
+//!   node gives up its lease and reaps itself, unless it hands over to a
+//!   new process of the same node id (binary upgrade): that one keeps
+//!   the lease and writes its own fields over the old ones.
 //! - `subs:{a}:{c}` — hash `{n}` → that node's subscription count: REST
 //!   `subscription_count`/`occupied`; the occupied/vacated webhooks at
 //!   0 → 1 and 1 → 0 of the sum, decided by one script.
@@ -177,6 +179,14 @@ impl Cluster {
             entries: Default::default(),
             state_conn: Default::default(),
         })
+    }
+
+    /// The same, with the node id `node` instead of a fresh one: the id
+    /// of the process this one replaces (binary upgrade), so the other
+    /// nodes see one node throughout and presence does not flap.
+    pub fn with_node_id(mut self, node: &str) -> Cluster {
+        self.node = Arc::from(node);
+        self
     }
 
     /// This node's id.

@@ -220,6 +220,12 @@ impl State {
                     backoff.reset();
                     *self.conn.lock() = Some(conn.clone());
                     match self.serve(&mut conn).await {
+                        // A hand-over (binary upgrade) leaves the node's
+                        // state to the new process of the same node id.
+                        Ok(()) if self.shutdown.is_handover() => {
+                            *self.conn.lock() = None;
+                            return;
+                        }
                         Ok(()) => {
                             let _ = tokio::time::timeout(TIMEOUT, self.leave(&mut conn)).await;
                             *self.conn.lock() = None;

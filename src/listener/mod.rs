@@ -47,6 +47,29 @@ impl Listeners {
         })
     }
 
+    /// Like [`bind`](Self::bind), but each listener is first looked for
+    /// among those handed over by the process being upgraded: `take` gives
+    /// the one named `https`, `http` or `plain`, adopted when it is bound to
+    /// the configured address (or the configured port is 0 on the same IP);
+    /// the others are bound.
+    pub fn bind_or_adopt(
+        server: &Server,
+        mut take: impl FnMut(&'static str) -> Option<std::net::TcpListener>,
+    ) -> Result<Listeners, BindError> {
+        let mut one = |key: &'static str, addr: Option<SocketAddr>| {
+            addr.map(|a| match take(key).and_then(|l| adopt(key, l, a)) {
+                Some(l) => Ok(l),
+                None => bind_one(key, a),
+            })
+            .transpose()
+        };
+        Ok(Listeners {
+            https: one("https", server.https)?,
+            http: one("http", server.http)?,
+            plain: one("plain", server.plain)?,
+        })
+    }
+
     /// The bound addresses (useful after binding port 0).
     pub fn addrs(&self) -> [(ListenerKind, Option<SocketAddr>); 3] {
         let a = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
@@ -55,6 +78,37 @@ impl Listeners {
             (ListenerKind::Http, a(&self.http)),
             (ListenerKind::Plain, a(&self.plain)),
         ]
+    }
+}
+
+/// An inherited listener (binary upgrade) as the one for `want`: `None`,
+/// with a warning, when it is bound elsewhere (the config changed) or
+/// cannot be used; the caller binds `want` then.
+pub fn adopt(key: &str, l: std::net::TcpListener, want: SocketAddr) -> Option<TcpListener> {
+    let have = match l.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(listener = key, error = %e, "inherited listener unusable; binding anew");
+            return None;
+        }
+    };
+    let same = have == want || (want.port() == 0 && have.ip() == want.ip());
+    if !same {
+        tracing::warn!(listener = key, inherited = %have, configured = %want, "the inherited listener is bound elsewhere; binding the configured address");
+        return None;
+    }
+    match l
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(l))
+    {
+        Ok(l) => {
+            tracing::debug!(listener = key, addr = %have, "adopted the inherited listener");
+            Some(l)
+        }
+        Err(e) => {
+            tracing::warn!(listener = key, error = %e, "inherited listener unusable; binding anew");
+            None
+        }
     }
 }
 
@@ -179,9 +233,18 @@ impl Conn {
                 // finish: draining cuts it instead of waiting out the
                 // handshake deadline (a silent client would otherwise
                 // hold up every shutdown for `handshake_timeout`).
+                // In a hand-over (binary upgrade) the client connected to
+                // a listener that lives on: its handshake finishes.
+                let sd = edge.shutdown().clone();
+                let cut = async move {
+                    sd.draining().await;
+                    if sd.is_handover() {
+                        std::future::pending::<()>().await;
+                    }
+                };
                 let tls = tokio::select! {
                     tls = handshake(io, &edge, peer, handshake_timeout) => tls,
-                    _ = edge.shutdown().draining() => None,
+                    _ = cut => None,
                 };
                 if let Some(mut tls) = tls {
                     if tls.info.is_acme_challenge() {

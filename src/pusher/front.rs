@@ -90,6 +90,7 @@ impl PusherFront {
                 counts: Default::default(),
                 rest_windows: Default::default(),
                 cluster: Default::default(),
+                removals: Default::default(),
             }),
         }
     }
@@ -105,12 +106,16 @@ impl PusherFront {
     }
 
     /// Applies a reloaded `[[apps]]` set. Live sockets keep the settings
-    /// they connected with; channels and members are kept.
+    /// they connected with; channels and members are kept. The sockets of
+    /// an app no longer in the set (by id) close with 4200, spread at
+    /// random over `[pusher] drain_spread`; the other apps' stay open.
     pub fn reload(&self, apps: &Apps) {
-        self.shared.apps.store(Arc::new(registry(apps)));
+        let registry = Arc::new(registry(apps));
         self.shared
             .settings
             .store(Arc::new(FrontSettings::from(&apps.front)));
+        self.shared.apps.store(registry.clone());
+        self.shared.retire_removed(&registry);
     }
 
     /// Publishes `event` with the data string `data` on `channel` of app

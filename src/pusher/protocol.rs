@@ -285,6 +285,10 @@ pub enum SessionError {
     /// The server is shutting down; reconnect.
     #[error("Server is shutting down")]
     ShuttingDown,
+    /// The socket's app was removed from the configuration (reload);
+    /// reconnect (with a key the server still knows).
+    #[error("App removed from the server's configuration")]
+    AppRemoved,
     /// No pong within the grace period after our ping.
     #[error("Pong reply not received in time")]
     PongTimeout,
@@ -427,6 +431,7 @@ impl SessionError {
             SessionError::SigninTimeout => "signin_timeout",
             SessionError::SlowConsumer => "slow_consumer",
             SessionError::ShuttingDown => "shutting_down",
+            SessionError::AppRemoved => "app_removed",
             SessionError::PongTimeout => "pong_timeout",
             SessionError::Terminated => "terminated",
             SessionError::MessageTooLarge { .. } => "message_too_large",
@@ -494,7 +499,7 @@ impl SessionError {
             E::OriginNotAllowed => Action::Close(4009),
             E::SigninTimeout => Action::Close(4009),
             E::SlowConsumer => Action::Close(4100),
-            E::ShuttingDown => Action::Close(4200),
+            E::ShuttingDown | E::AppRemoved => Action::Close(4200),
             E::PongTimeout => Action::Close(4201),
             E::Terminated => Action::Close(4009),
             E::MessageTooLarge { .. } => Action::Close(1009),

@@ -147,6 +147,14 @@ pub(crate) async fn run<S>(
     let drain = sleep_until(Instant::now());
     tokio::pin!(drain);
     let mut draining = false;
+    // Why the spread close comes: the drain, or a reload removing the app.
+    let mut closing = SessionError::ShuttingDown;
+    let removed = shared.removal(&app.id);
+    let spread_close = |drain: std::pin::Pin<&mut tokio::time::Sleep>| {
+        let spread = shared.settings.load().drain_spread;
+        let jitter = spread.mul_f64(rand::random::<f64>());
+        drain.reset(Instant::now() + jitter);
+    };
 
     let end: Option<SessionError> = loop {
         tokio::select! {
@@ -155,11 +163,14 @@ pub(crate) async fn run<S>(
             _ = shared.shutdown.aborted() => break Some(SessionError::ShuttingDown),
             _ = shared.shutdown.draining(), if !draining => {
                 draining = true;
-                let spread = shared.settings.load().drain_spread;
-                let jitter = spread.mul_f64(rand::random::<f64>());
-                drain.as_mut().reset(Instant::now() + jitter);
+                spread_close(drain.as_mut());
             }
-            _ = &mut drain, if draining => break Some(SessionError::ShuttingDown),
+            _ = removed.cancelled(), if !draining => {
+                draining = true;
+                closing = SessionError::AppRemoved;
+                spread_close(drain.as_mut());
+            }
+            _ = &mut drain, if draining => break Some(std::mem::replace(&mut closing, SessionError::ShuttingDown)),
             _ = &mut signin, if signin_deadline.is_some() && s.user.is_none() => {
                 break Some(SessionError::SigninTimeout);
             }

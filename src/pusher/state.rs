@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::app::{App, AppRegistry, WebhookKind};
 use super::channel::{Access, ChannelKind};
@@ -81,9 +82,39 @@ pub(crate) struct Shared {
     /// occupied/vacated and member added/removed cluster-wide
     /// ([`ClusterTransitions`]) and answers presence joins.
     pub(crate) cluster: OnceLock<Arc<Cluster>>,
+    /// Per app id: cancelled when a reload removes the app, so its
+    /// sockets (and only its) close with 4200, spread over `drain_spread`.
+    pub(crate) removals: Mutex<HashMap<Arc<str>, CancellationToken>>,
 }
 
 impl Shared {
+    /// The token a socket of app `id` watches: cancelled when a reload
+    /// removes the app. Already cancelled when the app is gone from the
+    /// current registry (a socket that raced the reload).
+    pub(crate) fn removal(&self, id: &Arc<str>) -> CancellationToken {
+        let token = self.removals.lock().entry(id.clone()).or_default().clone();
+        if self.apps.load().by_id(id).is_none() {
+            token.cancel();
+        }
+        token
+    }
+
+    /// After a reload swapped in `apps`: the sockets of every app no
+    /// longer in it are told to close. Returns how many apps were removed.
+    pub(crate) fn retire_removed(&self, apps: &AppRegistry) -> usize {
+        let mut removals = self.removals.lock();
+        let before = removals.len();
+        removals.retain(|id, token| {
+            let keep = apps.by_id(id).is_some();
+            if !keep {
+                tracing::info!(app = %id, "app removed from the config; closing its sockets (4200, spread)");
+                token.cancel();
+            }
+            keep
+        });
+        before - removals.len()
+    }
+
     /// The app hub of `app`.
     pub(crate) fn app_hub(&self, app: &App) -> Arc<AppHub> {
         self.hub.app(&app.id)
@@ -370,6 +401,7 @@ mod tests {
             counts: Default::default(),
             rest_windows: Default::default(),
             cluster: OnceLock::new(),
+            removals: Default::default(),
         };
         let hub = shared.app_hub(&app);
         let name: Arc<str> = Arc::from("big");

@@ -39,6 +39,7 @@ pub async fn serve_hyper<I>(
     let conn = Arc::new(conn);
     let peer = conn.peer;
     let first = HandedOver::new(first);
+    let handed = first.clone();
     // Every HTTP/1.1 head hyper reads is also seen raw, for the rules
     // hyper's parsed request hides.
     let sniffed = Sniffed::new();
@@ -86,7 +87,22 @@ pub async fn serve_hyper<I>(
             tracing::debug!(peer = %peer, failure = "timeout", "no request within the header timeout");
             Ok(())
         }
-        _ = shutdown.draining() => {
+        _ = shutdown.draining() => 'drain: {
+            // In a hand-over (binary upgrade) the request the hand-written
+            // path read for hyper is served before the graceful stop, which
+            // would otherwise drop a request hyper has not parsed yet.
+            if shutdown.is_handover() {
+                let parsed = async {
+                    while !handed.is_taken() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                };
+                tokio::select! {
+                    r = conn_fut.as_mut() => break 'drain r,
+                    _ = parsed => {}
+                    _ = shutdown.aborted() => break 'drain Ok(()),
+                }
+            }
             conn_fut.as_mut().graceful_shutdown();
             tokio::select! {
                 r = conn_fut.as_mut() => r,
@@ -114,6 +130,11 @@ impl HandedOver {
             taken: AtomicBool::new(decision.is_none()),
             decision,
         })
+    }
+
+    /// Whether hyper has parsed the handed-over request (or there was none).
+    fn is_taken(&self) -> bool {
+        self.taken.load(Ordering::Acquire)
     }
 
     fn take(&self, req: &Request<Incoming>) -> Option<Decision> {

@@ -26,6 +26,9 @@
 //! - `processes`: `[[processes]]` with real `sh` and `php -S` processes:
 //!   output logging, restart backoff, `wait_for` 503s, graceful stop on
 //!   SIGTERM, SIGHUP add/remove/change/keep.
+//! - `upgrade`: SIGUSR2 binary upgrade under load (no refused connection,
+//!   no failed request, 4200 for the old process's sockets), a failed
+//!   upgrade keeping the old process, and a reload removing one app.
 
 mod binary;
 mod cli;
@@ -50,6 +53,7 @@ mod streaming;
 mod strict;
 mod support;
 mod tls;
+mod upgrade;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../common/wait.rs"]
 mod wait;

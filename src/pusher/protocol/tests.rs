@@ -301,6 +301,7 @@ fn action_slow_consumer() {
 #[test]
 fn action_shutting_down() {
     check(SessionError::ShuttingDown, Action::Close(4200));
+    check(SessionError::AppRemoved, Action::Close(4200));
 }
 #[test]
 fn action_pong_timeout() {

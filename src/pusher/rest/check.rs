@@ -44,6 +44,7 @@ fn shared() -> Shared {
         counts: Default::default(),
         rest_windows: Default::default(),
         cluster: Default::default(),
+        removals: Default::default(),
     }
 }
 

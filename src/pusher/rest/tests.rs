@@ -24,6 +24,7 @@ fn shared() -> Shared {
         counts: Default::default(),
         rest_windows: Default::default(),
         cluster: Default::default(),
+        removals: Default::default(),
     }
 }
 

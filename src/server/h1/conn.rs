@@ -137,6 +137,10 @@ where
     let aborted = shutdown.aborted();
     tokio::pin!(deadline, draining, aborted);
     let mut first = true;
+    // No request read yet: in a hand-over drain (binary upgrade) such a
+    // connection is a client of the listener, which lives on in the new
+    // process, so it gets its request answered instead of a close.
+    let mut fresh = true;
     loop {
         // As hyper does: each head, and the idle time before it, must fit
         // in the header timeout.
@@ -175,9 +179,10 @@ where
                 }
                 // An idle connection closes at once; one mid-head finishes
                 // its request first.
-                _ = &mut draining, if buf.is_empty() => return None,
+                _ = &mut draining, if buf.is_empty() && !(fresh && shutdown.is_handover()) => return None,
             }
         };
+        fresh = false;
 
         let rt = edge.runtime();
         let cfg = &rt.config;
