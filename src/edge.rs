@@ -294,6 +294,7 @@ impl Edge {
         let fronts = Fronts {
             pusher: pusher.clone(),
             supabase: supabase.clone(),
+            publish: pusher.clone(),
         };
         let stack = Arc::new(Stack::new(runtime, fronts, tls, shutdown));
         let inner = Arc::new(EdgeInner {

@@ -10,7 +10,9 @@
 //!    request it does not serve it hands the connection, and its routing
 //!    decision, to hyper ([`server::hyper_conn`], HTTP/1.1 + HTTP/2).
 //!    [`server::strict`] refuses malformed heads; [`server::router`]
-//!    decides once per request: health, ACME, redirect, or a route.
+//!    decides once per request: health, ACME, redirect, the diagnostics
+//!    page (`server::diag`, `/.portico/`, which publishes through
+//!    [`http::Publish`]), or a route.
 //! 3. A route's target: [`proxy`] (keep-alive upstream pool, streaming,
 //!    WebSocket tunnels; [`proxy::fastcgi`] for php-fpm, with Laravel's
 //!    front-controller rules), static files from a document root

@@ -14,7 +14,7 @@
 //! Parts: `error` (the error type and the TOML stage), `ctx` (the
 //! validation context and value readers every section uses), `validate`
 //! (the entry point, `[server]`, `[tls]`, `[log]`), `routes` (`[upstream]`,
-//! `routes`), [`acme`], [`admin`], [`apps`], [`supabase`], [`processes`], [`cluster`]
+//! `routes`), [`acme`], [`admin`], [`apps`], [`diagnostics`], [`supabase`], [`processes`], [`cluster`]
 //! (their sections), `show`
 //! (the `portico check` summary), `units` and `expand` (value syntax),
 //! [`watch`] (reloading when the file changes).
@@ -24,6 +24,7 @@ pub mod admin;
 pub mod apps;
 pub mod cluster;
 mod ctx;
+pub mod diagnostics;
 mod error;
 mod expand;
 pub mod processes;
@@ -78,6 +79,8 @@ pub struct Config {
     pub cluster: Option<Arc<cluster::Cluster>>,
     /// `[admin]`: the `/metrics` and `/status` listener; `None` when off.
     pub admin: Option<admin::Admin>,
+    /// `[diagnostics]`: the `/.portico/` page; on by default in dev mode.
+    pub diagnostics: diagnostics::Diagnostics,
 }
 
 /// `[server]`: listeners, limits and timeouts that apply to every connection.

@@ -12,6 +12,7 @@ use super::admin::RawAdmin;
 use super::apps::{RawApp, RawPusher};
 use super::cluster::RawCluster;
 use super::ctx::SpStr;
+use super::diagnostics::RawDiagnostics;
 use super::processes::RawProcess;
 use super::supabase::RawSupabase;
 
@@ -41,6 +42,8 @@ pub(crate) struct RawConfig {
     pub(crate) cluster: Option<Spanned<RawCluster>>,
     #[serde(default)]
     pub(crate) admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub(crate) diagnostics: Option<RawDiagnostics>,
 }
 
 /// `[server]` as written, marked present (absent, it takes the defaults).

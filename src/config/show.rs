@@ -110,6 +110,15 @@ impl fmt::Display for Effective<'_> {
                 }
             }
         }
+        let d = &c.diagnostics;
+        match (d.enabled, &d.token) {
+            (false, _) => writeln!(
+                f,
+                "diagnostics: off (set [diagnostics] enabled and token for /.portico/)"
+            )?,
+            (true, None) => writeln!(f, "diagnostics: /.portico/ (dev mode, no token)")?,
+            (true, Some(_)) => writeln!(f, "diagnostics: /.portico/?token=<hidden>")?,
+        }
         writeln!(f, "health: {}", c.server.health_path)?;
         writeln!(f, "routes (first match wins):")?;
         for (i, r) in c.routes.iter().enumerate() {

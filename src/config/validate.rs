@@ -13,8 +13,8 @@ use super::ctx::{Ctx, SpStr};
 use super::error::ConfigError;
 use super::raw::RawConfig;
 use super::{
-    CertPair, Config, Log, LogFormat, Server, Tls, acme, admin, apps, cluster, processes, routes,
-    supabase,
+    CertPair, Config, EMBEDDED_NAME, Log, LogFormat, Server, Tls, acme, admin, apps, cluster,
+    diagnostics, processes, routes, supabase,
 };
 
 const DEFAULT_MAX_BODY: u64 = 64 << 20;
@@ -61,6 +61,8 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
     let log = log(&raw, cx)?;
     let cluster = cluster::validate(raw.cluster.as_ref(), cx)?;
     let admin = admin::validate(raw.admin.as_ref(), cx)?;
+    let dev = matches!(tls, Tls::Dev { .. }) || cx.file() == EMBEDDED_NAME;
+    let diagnostics = diagnostics::validate(raw.diagnostics.as_ref(), dev, cx)?;
     Ok(Config {
         source: Arc::from(cx.file()),
         server,
@@ -73,6 +75,7 @@ pub(crate) fn validate(raw: RawConfig, cx: &Ctx<'_>) -> Result<Config, ConfigErr
         processes,
         cluster,
         admin,
+        diagnostics,
     })
 }
 

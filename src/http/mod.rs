@@ -59,3 +59,13 @@ pub trait Front: Send + Sync + 'static {
     fn handle(&self, req: http::Request<hyper::body::Incoming>, ctx: RequestCtx)
     -> FrontFuture<'_>;
 }
+
+/// Publishing one event into the hub from above the fronts without
+/// importing them: the diagnostics page's `/.portico/publish` reaches the
+/// Pusher front only through this.
+pub trait Publish: Send + Sync + 'static {
+    /// Publishes `event` with the data string `data` on `channel` of the app
+    /// with id `app_id`, as a REST publish would (observers, other nodes
+    /// included). Returns how many sockets on this node it was queued for.
+    fn publish(&self, app_id: &str, channel: &str, event: &str, data: String) -> usize;
+}

@@ -333,6 +333,13 @@ impl crate::http::Front for PusherFront {
     }
 }
 
+impl crate::http::Publish for PusherFront {
+    fn publish(&self, app_id: &str, channel: &str, event: &str, data: String) -> usize {
+        self.publish_event(app_id, channel, event, data, Origin::Rest)
+            .delivered
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,13 +5,14 @@
 //! connection to hyper ([`hyper_conn`]: HTTP/1.1 with upgrades, HTTP/2) at
 //! the first request it does not serve; [`service`] handles each request
 //! hyper serves. Both ask [`router::dispatch`] where a request goes, once
-//! per request: health, ACME challenge, port-80 redirect, or a route, then
-//! the proxy or a built-in front ([`waiting`] answers for a route whose
-//! process is not ready yet).
-//! the proxy, a document root ([`site`]: php-fpm or static files) or a
-//! built-in front.
+//! per request: health, ACME challenge, port-80 redirect, the diagnostics
+//! page (`diag`, `/.portico/`, before any route), or a route, then the
+//! proxy, a document root ([`site`]: php-fpm or static files) or a
+//! built-in front ([`waiting`] answers for a route whose process is not
+//! ready yet).
 
 pub mod access_log;
+mod diag;
 mod h1;
 pub mod hyper_conn;
 pub mod redirect;

@@ -77,6 +77,9 @@ pub enum Dispatch {
     Acme,
     /// Port 80 with https on: a redirect to this https port.
     Redirect(u16),
+    /// The diagnostics page and its endpoints under `/.portico/`
+    /// (`[diagnostics]` on), answered before routing.
+    Diagnostics,
     /// The route at this index in `config.routes`.
     Route(usize),
 }
@@ -95,8 +98,18 @@ pub fn dispatch(cfg: &Config, kind: ListenerKind, host: Option<&str>, path: &str
             return Dispatch::Redirect(https.port());
         }
     }
+    // Before the routes, so a document root's dotfile rule never hides it.
+    if cfg.diagnostics.enabled && is_diagnostics(path) {
+        return Dispatch::Diagnostics;
+    }
     // A validated config ends with a catch-all route.
     Dispatch::Route(find(&cfg.routes, host, path).unwrap_or(cfg.routes.len() - 1))
+}
+
+/// Whether `path` is the diagnostics page (`/.portico`, `/.portico/…`).
+pub fn is_diagnostics(path: &str) -> bool {
+    let prefix = crate::config::diagnostics::PATH;
+    path.starts_with(prefix) || path == prefix.trim_end_matches('/')
 }
 
 /// The token of an ACME HTTP-01 challenge path.
@@ -122,7 +135,9 @@ impl Decision {
                 self.rt.config.routes[idx].target,
                 Target::Pusher | Target::Supabase
             ),
-            Dispatch::Health | Dispatch::Acme | Dispatch::Redirect(_) => false,
+            Dispatch::Health | Dispatch::Acme | Dispatch::Redirect(_) | Dispatch::Diagnostics => {
+                false
+            }
         }
     }
 }

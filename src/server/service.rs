@@ -1,4 +1,5 @@
-//! Per-request handling: health → port-80 redirect → route → proxy,
+//! Per-request handling: health → port-80 redirect → the diagnostics page
+//! → route → proxy,
 //! php-fpm or files, or a built-in front, with one access-log line per request.
 
 use std::convert::Infallible;
@@ -73,6 +74,11 @@ pub async fn handle(
                 };
                 (resp, "acme".into(), "portico".into())
             }
+            Dispatch::Diagnostics => (
+                super::diag::answer(req, &edge, &rt, &conn).await,
+                "diagnostics".into(),
+                "portico".into(),
+            ),
             Dispatch::Redirect(https) => {
                 let host = host.as_deref().unwrap_or("localhost");
                 (

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::{Config, Target};
 use crate::files::{Root, ServeOpts};
-use crate::http::Front;
+use crate::http::{Front, Publish};
 use crate::metrics::RouteUpstream;
 use crate::proxy::Upstream;
 use crate::proxy::fastcgi::FastCgi;
@@ -113,6 +113,8 @@ impl Runtime {
 pub struct Fronts {
     pub pusher: Arc<dyn Front>,
     pub supabase: Arc<dyn Front>,
+    /// The Pusher front's publish, for the diagnostics page.
+    pub publish: Arc<dyn Publish>,
 }
 
 /// Shared state of the request stack; every connection task holds an
@@ -162,6 +164,11 @@ impl Stack {
             Target::Supabase => Some(&*self.fronts.supabase),
             Target::Proxy(_) | Target::FastCgi(_) | Target::Files(_) => None,
         }
+    }
+
+    /// Publishes into the Pusher front's hub (the diagnostics page).
+    pub fn publisher(&self) -> &dyn Publish {
+        &*self.fronts.publish
     }
 
     /// The bound https port, when a https listener is being served.

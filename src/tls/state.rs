@@ -137,6 +137,14 @@ impl TlsState {
         Ok(r?)
     }
 
+    /// The certificate a handshake naming `sni` gets (`None` for an IP
+    /// address or no name), if TLS is on and one matches.
+    pub fn certificate_for(&self, sni: Option<&str>) -> Option<crate::tls::store::CertInfo> {
+        let installed = self.current.load_full()?;
+        let store = installed.shared.load();
+        store.info_for(sni).cloned()
+    }
+
     /// The certificates being served (empty with TLS off).
     pub fn certificates(&self) -> Vec<crate::tls::store::CertInfo> {
         self.current

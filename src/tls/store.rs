@@ -158,6 +158,8 @@ pub struct CertInfo {
     pub ip_addrs: Vec<IpAddr>,
     /// The subject common name, if any.
     pub common_name: Option<String>,
+    /// The issuer's distinguished name, as `CN=…, O=…` (who signed it).
+    pub issuer: String,
     /// Start of validity.
     pub not_before: SystemTime,
     /// End of validity.
@@ -201,11 +203,13 @@ impl CertInfo {
             .next()
             .and_then(|cn| cn.as_str().ok())
             .map(str::to_owned);
+        let issuer = cert.issuer().to_string();
         Ok(Self {
             source: source.to_path_buf(),
             dns_names,
             ip_addrs,
             common_name,
+            issuer,
             not_before: asn1_to_system(cert.validity().not_before.timestamp()),
             not_after: asn1_to_system(cert.validity().not_after.timestamp()),
         })

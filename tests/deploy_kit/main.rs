@@ -66,5 +66,6 @@ fn deploy_env(app: &Path) -> Vec<(&'static str, String)> {
             "super-secret-jwt-token-with-at-least-32-characters-long".into(),
         ),
         ("PORT", "8080".into()),
+        ("PORTICO_DIAGNOSTICS_TOKEN", "diagnostics-token".into()),
     ]
 }

@@ -13,6 +13,8 @@
 //!   kept alive and bounded.
 //! - `files`: a route with `root` and no upstream.
 //! - `downloads`: `X-Accel-Redirect` hand-overs from `downloads` dirs only.
+//! - `diagnostics`: the `/.portico/` page answered before the root's
+//!   dotfile rule in dev mode, absent outside it, behind its token.
 //! - `supervised`: php-fpm as a `[[processes]]` entry: killed, restarted,
 //!   stopped gracefully.
 //!
@@ -28,6 +30,7 @@ mod client;
 #[allow(dead_code, reason = "shared by several test crates; each uses a part")]
 #[path = "../common/config.rs"]
 mod config;
+mod diagnostics;
 mod downloads;
 mod failures;
 mod files;
