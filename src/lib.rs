@@ -6,7 +6,8 @@
 //! 1. [`listener`]: bind, accept, connection caps ([`listener::limits`]),
 //!    then the TLS handshake ([`tls`]) on `https`.
 //! 2. [`server`]: the connection. First the hand-written HTTP/1.1 path
-//!    (`server::h1`), which relays proxied requests itself; at the first
+//!    (`server::h1`), which relays proxied requests and sends a document
+//!    root's static files itself; at the first
 //!    request it does not serve it hands the connection, and its routing
 //!    decision, to hyper ([`server::hyper_conn`], HTTP/1.1 + HTTP/2).
 //!    [`server::strict`] refuses malformed heads; [`server::router`]
