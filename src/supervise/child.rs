@@ -58,7 +58,6 @@ pub(super) async fn supervise(
         // signalled.
         let pid = child.id().unwrap_or(0);
         shared.started(Some(pid));
-        tracing::info!(process = %spec.name, pid, command = %spec.command_line(), "process started");
         match run(&mut child, &mut spec, &mut spec_rx, &shared, &stop).await {
             Ended::Exited(status) => {
                 let deadline = Instant::now() + spec.grace;
@@ -120,6 +119,10 @@ fn spawn(spec: &ProcessSpec) -> std::io::Result<(Child, Output)> {
         cmd.current_dir(dir);
     }
     let mut child = cmd.spawn()?;
+    // Logged before the output readers exist, so the process's first line
+    // can never come before it in the log.
+    let pid = child.id().unwrap_or(0);
+    tracing::info!(process = %spec.name, pid, command = %spec.command_line(), "process started");
     // The readers end at end of file, when the last writer of the pipe
     // (the process, or what it left behind) is gone.
     let mut readers = Vec::with_capacity(2);
