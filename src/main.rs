@@ -296,6 +296,10 @@ async fn run(
     exe: Option<Exe>,
     mut inherited: Option<Inherited>,
 ) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM while the supervised processes start must
+    // drain and stop them, not kill portico with the default action and
+    // leave them running.
+    let caught = Caught::install()?;
     let listeners = match inherited.as_mut() {
         Some(i) => Listeners::bind_or_adopt(&cfg.server, |k| i.take(k))?,
         None => Listeners::bind(&cfg.server)?,
@@ -343,7 +347,7 @@ async fn run(
         edge: edge.clone(),
         busy: Arc::default(),
     };
-    let signals = signals(edge.clone(), path, upgrader)?;
+    let signals = signals(caught, edge.clone(), path, upgrader);
     match inherited {
         // Started by an upgrade: the old process is main for systemd until
         // it hands over; say `ready` to it once this one serves.
@@ -505,17 +509,19 @@ fn start_admin(listener: tokio::net::TcpListener, edge: &Edge, listeners: &Liste
 /// or once a new process started by SIGUSR2 serves (telling systemd it is
 /// the main process now); reloads on SIGHUP.
 fn signals(
+    caught: Caught,
     edge: Edge,
     path: Option<PathBuf>,
     upgrader: Upgrader,
-) -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
+) -> impl std::future::Future<Output = ()> {
+    let Caught {
+        mut term,
+        mut int,
+        mut hup,
+        mut usr2,
+    } = caught;
     let (done, mut upgraded) = tokio::sync::mpsc::channel(1);
-    Ok(async move {
+    async move {
         let handed_to = loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM received"); break None; }
@@ -548,7 +554,27 @@ fn signals(
                 }
             }
         }
-    })
+    }
+}
+
+/// The signals portico handles, caught from the start of `run`.
+struct Caught {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Caught {
+    fn install() -> std::io::Result<Caught> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Caught {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
 }
 
 /// What SIGHUP does, and a config file change: load the file again and swap
